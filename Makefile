@@ -1,0 +1,56 @@
+# The project's verbs. `make` alone prints this list.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run check test unit lint typecheck fmt schemas readme bench clean
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the stage with its development tools
+
+run: $(STAMP) ## the main job: decide the example stream in batch (schemas/examples/encounters.jsonl)
+	$(BIN)/claims-stage check schemas/examples/encounters.jsonl --out out/example
+
+check: run ## alias of run
+
+test: $(STAMP) ## the whole test suite: lint, types, unit and integration tests
+	$(BIN)/ruff check stream tests
+	$(BIN)/ruff format --check stream tests
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+unit: $(STAMP) ## unit tests only (no broker, no external programs)
+	$(BIN)/pytest -m "not integration and not ops"
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check stream tests
+	$(BIN)/ruff format --check stream tests
+
+typecheck: $(STAMP) ## mypy strict on stream/
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## format and autofix
+	$(BIN)/ruff format stream tests
+	$(BIN)/ruff check --fix stream tests
+
+schemas: $(STAMP) ## export the JSON Schema of every contract into schemas/
+	$(BIN)/claims-stage schemas --out schemas
+
+readme: $(STAMP) ## regenerate the rule table in README.md from the rule metadata
+	$(BIN)/claims-stage rules --markdown --update README.md
+
+bench: $(STAMP) ## benchmark decide(): decisions per second on one core, peak memory
+	$(BIN)/python -m stream.bench
+
+clean: ## remove outputs and caches (keeps .venv)
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache
