@@ -1,0 +1,112 @@
+"""The enriched claim: an encounter event with every code described, as the rules read it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from stream.codeset import CodeSet
+from stream.contracts import EncounterEvent, PrimaryStatus, Setting, TreatmentTarget
+from stream.cpt import CptCatalog, ProcedureCodes, ProcedureInfo
+from stream.icd10cm import CodeInfo, Icd10cmCatalog
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDiagnosis:
+    sequence: int
+    code: str  # normalised: dotted, upper case
+    info: CodeInfo
+
+    @property
+    def label(self) -> str:
+        """`C79.51 (secondary malignant neoplasm of bone)`, for messages."""
+        description = self.info.description
+        if not description:
+            return self.code
+        return f"{self.code} ({description[0].lower()}{description[1:]})"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimProcedure:
+    line: int
+    code: str  # as received
+    units: int
+    info: ProcedureInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What the rules see. Diagnoses are in sequence order; `valid` holds the real codes.
+
+    Rules other than MET-001 and MET-002 look only at valid codes: a code that does not
+    exist says nothing reliable about the claim, and MET-001 already rejects it.
+    """
+
+    setting: Setting
+    date_of_service: dt.date
+    reason_for_encounter: str | None
+    treatment_directed_at: TreatmentTarget | None
+    primary_status: PrimaryStatus | None
+    tnm: str | None
+    diagnoses: tuple[ClaimDiagnosis, ...]
+    valid: tuple[ClaimDiagnosis, ...]
+    first: ClaimDiagnosis | None
+    """The principal or first-listed diagnosis (sequence 1) when its code is valid."""
+    traits: int
+    """OR of the traits of every valid code: `claim.traits & Trait.X` asks "any X?"."""
+    codes: frozenset[str]
+    """The valid codes."""
+    procedures: tuple[ClaimProcedure, ...]
+    procedure_codes: frozenset[str]
+
+    def has(self, traits: int) -> bool:
+        """Whether any valid code has any of these traits."""
+        return bool(self.traits & traits)
+
+    def with_traits(self, traits: int) -> list[ClaimDiagnosis]:
+        return [d for d in self.valid if d.info.traits & traits]
+
+    def in_set(self, codes: CodeSet) -> list[ClaimDiagnosis]:
+        return [d for d in self.valid if d.code in codes]
+
+    def first_has(self, traits: int) -> bool:
+        return self.first is not None and bool(self.first.info.traits & traits)
+
+    def first_in(self, codes: CodeSet) -> bool:
+        return self.first is not None and self.first.code in codes
+
+    def procedures_in(self, codes: ProcedureCodes) -> list[ClaimProcedure]:
+        return [p for p in self.procedures if p.code in codes]
+
+
+def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog) -> Claim:
+    """Enrich an event: describe every code once, and fold the diagnoses' traits."""
+    diagnoses = tuple(
+        ClaimDiagnosis(d.sequence, d.code, icd10cm.lookup(d.code))
+        for d in sorted(event.diagnoses, key=lambda d: d.sequence)
+    )
+    valid = tuple(d for d in diagnoses if d.info.valid)
+    traits = 0
+    for diagnosis in valid:
+        traits |= diagnosis.info.traits
+    first = diagnoses[0] if diagnoses[0].info.valid else None
+    procedures = tuple(
+        ClaimProcedure(p.line, p.code, p.units, cpt.lookup(p.code))
+        for p in sorted(event.procedures or (), key=lambda p: p.line)
+    )
+    context = event.context
+    return Claim(
+        setting=event.setting,
+        date_of_service=event.date_of_service,
+        reason_for_encounter=context.reason_for_encounter if context else None,
+        treatment_directed_at=context.treatment_directed_at if context else None,
+        primary_status=context.primary_status if context else None,
+        tnm=context.tnm if context else None,
+        diagnoses=diagnoses,
+        valid=valid,
+        first=first,
+        traits=traits,
+        codes=frozenset(d.code for d in valid),
+        procedures=procedures,
+        procedure_codes=frozenset(p.code for p in procedures),
+    )

@@ -1,0 +1,100 @@
+"""What a rule is: a small pure function over the enriched claim, with its metadata.
+
+A rule's docstring is its documentation (`claims-stage explain MET-0xx`), its metadata
+feeds the rule table of the README and `claims-stage rules`, and its ID is the catalogue's.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from stream.claim import Claim, ClaimDiagnosis, ClaimProcedure
+from stream.contracts import Severity
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A rule's verdict on one claim: how severe, why, and which lines it concerns."""
+
+    severity: Severity
+    message: str
+    diagnosis_sequences: tuple[int, ...] = ()
+    procedure_lines: tuple[int, ...] = ()
+
+
+def hit(
+    severity: Severity,
+    message: str,
+    diagnoses: Iterable[ClaimDiagnosis] = (),
+    procedures: Iterable[ClaimProcedure] = (),
+) -> Hit:
+    return Hit(
+        severity,
+        message,
+        tuple(sorted({d.sequence for d in diagnoses})),
+        tuple(sorted({p.line for p in procedures})),
+    )
+
+
+Check = Callable[[Claim], Hit | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    rule_id: str
+    title: str
+    severity: Severity
+    """The rule's highest severity: its error branch when it has one."""
+    citation: str
+    carc: str
+    rarc: str | None
+    check: Check = field(repr=False)
+    warning_branches: bool = False
+    """An error rule with branches the catalogue keeps at warning level."""
+
+    @property
+    def severity_label(self) -> str:
+        if self.severity == "error" and self.warning_branches:
+            return "error (warning as stated)"
+        return self.severity
+
+    @property
+    def documentation(self) -> str:
+        return inspect.cleandoc(self.check.__doc__ or "")
+
+    @property
+    def summary(self) -> str:
+        """The first paragraph of the documentation."""
+        return self.documentation.split("\n\n", 1)[0].replace("\n", " ")
+
+
+def rule(
+    rule_id: str,
+    *,
+    title: str,
+    severity: Severity,
+    citation: str,
+    carc: str,
+    rarc: str | None,
+    warning_branches: bool = False,
+) -> Callable[[Check], Rule]:
+    """Declare a rule: `@rule("MET-005", title=..., ...)` over its check function."""
+
+    def declare(check: Check) -> Rule:
+        if not check.__doc__:
+            raise TypeError(f"{rule_id} needs a docstring: it is the rule's documentation")
+        return Rule(rule_id, title, severity, citation, carc, rarc, check, warning_branches)
+
+    return declare
+
+
+def codes_of(diagnoses: Iterable[ClaimDiagnosis]) -> str:
+    """`C78.7, C79.51` for messages."""
+    return ", ".join(d.code for d in diagnoses)
+
+
+def labels_of(diagnoses: Iterable[ClaimDiagnosis]) -> str:
+    """`C78.7 (secondary …), C79.51 (secondary …)` for messages."""
+    return ", ".join(d.label for d in diagnoses)
