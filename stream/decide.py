@@ -111,6 +111,8 @@ class Stage:
                 f"the record is {len(value):,} bytes; the limit is {MAX_RECORD_BYTES:,} "
                 "bytes (1 MiB, the broker's default message size)",
             )
+        if not value.strip():
+            return dead_letter(value, source, key, now, "invalid_json", "the record is empty")
         try:
             value.decode("utf-8")
         except UnicodeDecodeError as error:

@@ -1,0 +1,77 @@
+"""Settings from the environment: one typed object, prefix `CLAIMS_`.
+
+Built where the application is built (`Settings()`), never at import time, so tests and
+commands can pass their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLAIMS_", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092",
+        description="Kafka bootstrap servers. When unset, `claims-stage run` starts the "
+        "project's local broker on this default address.",
+    )
+    input_topic: str = "encounters"
+    validated_topic: str = "claims.validated"
+    rejected_topic: str = "claims.rejected"
+    dlq_topic: str = "encounters.dlq"
+    app_id: str = Field(default="claims-stage", description="Faust app id: the consumer group.")
+    web_host: str = Field(default="127.0.0.1", description="Where /metrics and /healthz listen.")
+    web_port: int = 6066
+    partitions: int = Field(default=6, ge=1, description="Partitions of topics we create.")
+    replication_factor: int = Field(default=1, ge=1)
+    rules_config: Path | None = Field(
+        default=None, description="TOML file that disables rules or changes their severity."
+    )
+    local_broker_home: Path | None = Field(
+        default=None, description="State folder of the local broker (default <repo>/var/kafka)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # Production clusters: passed through to aiokafka (worker) and librdkafka (tools).
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    @property
+    def broker_configured(self) -> bool:
+        """Whether the operator named a broker, as opposed to relying on the local default."""
+        return "kafka_bootstrap" in self.model_fields_set
+
+    def librdkafka_config(self) -> dict[str, Any]:
+        """Connection settings for confluent-kafka clients (admin, send, tail, benchmarks)."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": self.security_protocol.lower(),
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_cafile:
+            config["ssl.ca.location"] = str(self.ssl_cafile)
+        if self.ssl_certfile:
+            config["ssl.certificate.location"] = str(self.ssl_certfile)
+        if self.ssl_keyfile:
+            config["ssl.key.location"] = str(self.ssl_keyfile)
+        return config

@@ -1,0 +1,190 @@
+"""The command line: batch check, rule listings, schema export."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from stream.cli import app
+from stream.contracts import DeadLetter, Decision
+from stream.rules import CATALOGUE
+from stream.rules.listing import README_END, README_START, markdown_table
+from tests.claims import encode, encounter
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def good(n: int) -> bytes:
+    return encode(
+        encounter(["C34.11", "C79.51"], primary_status="active", event_id=f"e{n}", claim_id=f"c{n}")
+    )
+
+
+def _event(**changes: Any) -> bytes:
+    event = encounter(["C34.11", "C79.51"], ["71260"], event_id="bad", claim_id="CLM-BAD")
+    event.update(changes)
+    return encode(event)
+
+
+BAD_LINES: dict[str, tuple[bytes, str]] = {
+    "not utf-8": (b'{"schema_version": 1, "event_id": "\xff\xfe"}', "not_utf8"),
+    "not json": (b"this is not json", "invalid_json"),
+    "truncated": (b'{"schema_version": 1, "event_id": "e', "invalid_json"),
+    "not an object": (b"[1, 2, 3]", "contract_violation"),
+    "missing field": (
+        _event(claim_id=None).replace(b'"claim_id": null, ', b""),
+        "contract_violation",
+    ),
+    "unknown field": (_event(diagnosis=[]), "contract_violation"),
+    "sequence gap": (
+        _event(diagnoses=[{"sequence": 1, "code": "C34.11"}, {"sequence": 3, "code": "C79.51"}]),
+        "contract_violation",
+    ),
+    "dangling pointer": (
+        _event(procedures=[{"line": 1, "code": "71260", "diagnosis_pointers": [9]}]),
+        "contract_violation",
+    ),
+    "impossible date": (_event(date_of_service="2026-02-30"), "contract_violation"),
+    "wrong schema version": (_event(schema_version=2), "contract_violation"),
+    "3 MB line": (_event(payer_id="x" * 3_000_000), "too_large"),
+}
+
+
+def test_check_gives_one_dead_letter_per_bad_line_and_decides_the_rest(tmp_path: Path) -> None:
+    lines: list[bytes] = []
+    expected_kinds: dict[int, str] = {}
+    for n, (raw, kind) in enumerate(BAD_LINES.values()):
+        lines.append(good(n))
+        lines.append(raw)
+        expected_kinds[len(lines)] = kind
+    lines.append(good(99))
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+
+    result = runner.invoke(app, ["check", str(source), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+
+    outputs = {
+        name: (tmp_path / "out" / f"{name}.jsonl").read_bytes().splitlines()
+        for name in ("validated", "rejected", "dead-letter")
+    }
+    assert len(outputs["validated"]) == len(BAD_LINES) + 1
+    assert outputs["rejected"] == []
+    letters = [DeadLetter.model_validate_json(line) for line in outputs["dead-letter"]]
+    assert {letter.source.line: letter.error.kind for letter in letters} == expected_kinds  # type: ignore[union-attr]
+    for letter in letters:
+        raw = lines[letter.source.line - 1]  # type: ignore[union-attr]
+        kept = (
+            letter.raw_value.encode()
+            if letter.raw_value_encoding == "utf-8"
+            else base64.b64decode(letter.raw_value)
+        )
+        assert kept == raw
+        assert len(letter.error.message) > 20
+    decided = [Decision.model_validate_json(line) for line in outputs["validated"]]
+    assert {d.source.line for d in decided} == set(range(1, len(lines) + 1, 2))  # type: ignore[union-attr]
+    assert "lines decided" in result.output
+    assert "contract_violation 7" in result.output
+
+
+def test_check_reads_stdin(tmp_path: Path) -> None:
+    data = good(1) + b"\n" + encode(encounter(["C79.51"])) + b"\n"
+    result = runner.invoke(app, ["check", "-", "--out", str(tmp_path)], input=data)
+    assert result.exit_code == 0, result.output
+    rejected = (tmp_path / "rejected.jsonl").read_bytes().splitlines()
+    assert [json.loads(r)["source"] for r in rejected] == [{"file": "-", "line": 2}]
+    assert "MET-005" in result.output
+
+
+def test_check_usage_errors_exit_2(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["check", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path)])
+    assert missing.exit_code == 2
+    assert "cannot read" in missing.output
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(good(1))
+    unwritable = runner.invoke(app, ["check", str(source), "--out", str(blocker / "out")])
+    assert unwritable.exit_code == 2
+    assert "cannot write" in unwritable.output
+    no_out = runner.invoke(app, ["check", str(source)])
+    assert no_out.exit_code == 2
+
+
+def test_check_with_a_rules_configuration(tmp_path: Path) -> None:
+    config = tmp_path / "rules.toml"
+    config.write_text('[rules.MET-005]\nseverity = "warning"\n')
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(encode(encounter(["C79.51"])) + b"\n")
+    result = runner.invoke(
+        app, ["check", str(source), "--out", str(tmp_path / "o"), "--rules-config", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    decision = json.loads((tmp_path / "o" / "validated.jsonl").read_bytes())
+    assert decision["findings"][0]["severity"] == "warning"
+    assert decision["ruleset_version"].startswith("2026.11.0+cfg.")
+
+
+def test_check_refuses_a_broken_rules_configuration(tmp_path: Path) -> None:
+    config = tmp_path / "rules.toml"
+    config.write_text("[rules.MET-999]\nenabled = false\n")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(good(1))
+    result = runner.invoke(
+        app, ["check", str(source), "--out", str(tmp_path), "--rules-config", str(config)]
+    )
+    assert result.exit_code == 2
+    assert "MET-999" in result.output
+
+
+def test_rules_lists_every_rule() -> None:
+    result = runner.invoke(app, ["rules"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for rule in CATALOGUE:
+        assert rule.rule_id in result.output
+
+
+def test_explain_prints_the_rule_documentation() -> None:
+    result = runner.invoke(app, ["explain", "met-5"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "MET-005" in result.output
+    assert "CARC 16, RARC M76" in result.output
+    assert "Example that fails: C79.51 alone" in result.output
+    assert runner.invoke(app, ["explain", "MET-099"]).exit_code == 2
+
+
+def test_code_lookup() -> None:
+    result = runner.invoke(app, ["code", "c7951"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "C79.51" in result.output
+    assert "secondary_malignancy" in result.output
+    assert runner.invoke(app, ["code", "10006"]).exit_code == 0
+    assert runner.invoke(app, ["code", "Q99999"]).exit_code == 1
+
+
+def test_schemas_on_disk_match_the_models(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["schemas", "--out", str(ROOT / "schemas"), "--check"])
+    assert result.exit_code == 0, "schemas/ drifted from the contracts: run `make schemas`"
+    (tmp_path / "decision.schema.json").write_text("{}")
+    drifted = runner.invoke(app, ["schemas", "--out", str(tmp_path), "--check"])
+    assert drifted.exit_code == 1
+
+
+def test_readme_rule_table_is_generated_from_the_metadata() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    section = readme[readme.index(README_START) + len(README_START) : readme.index(README_END)]
+    assert section.strip() == markdown_table(), "README rule table drifted: run `make readme`"
+
+
+@pytest.mark.parametrize("rule", CATALOGUE, ids=lambda r: r.rule_id)
+def test_every_rule_is_documented(rule: Any) -> None:
+    assert rule.documentation.count("\n\n") >= 1
+    assert "Example" in rule.documentation
+    assert rule.citation
+    assert rule.carc

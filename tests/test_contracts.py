@@ -1,0 +1,307 @@
+"""The wire contract: what is an encounter event, and the dead letter each violation gives."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from stream.contracts import (
+    MAX_RECORD_BYTES,
+    DeadLetter,
+    Decision,
+    EncounterEvent,
+    FileSource,
+    KafkaSource,
+    normalize_icd10cm,
+)
+from stream.decide import Stage
+from tests.claims import encode, encounter
+
+SOURCE = KafkaSource(topic="encounters", partition=3, offset=18422)
+
+
+def good() -> dict[str, Any]:
+    event = encounter(["C34.11", "C79.51"], ["71260"], primary_status="active")
+    event["procedures"][0]["diagnosis_pointers"] = [1, 2]
+    return event
+
+
+def dead(stage: Stage, raw: bytes, key: bytes | None = b"CLM-1") -> DeadLetter:
+    output = stage.decide(raw, SOURCE, key=key)
+    assert output.route == "dead_letter", output.value
+    letter = DeadLetter.model_validate_json(output.value)
+    assert output.dead_letter_kind == letter.error.kind
+    assert output.key == key  # the input record's key, unchanged
+    headers = dict(output.headers)
+    assert headers["error_kind"] == letter.error.kind.encode()
+    assert headers["source_topic"] == b"encounters"
+    assert headers["source_partition"] == b"3"
+    assert headers["source_offset"] == b"18422"
+    # nothing of the input is lost
+    if letter.raw_value_encoding == "utf-8":
+        assert letter.raw_value.encode() == raw
+    else:
+        assert base64.b64decode(letter.raw_value) == raw
+    return letter
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("c3411", "C34.11"),
+        (" C34.11 ", "C34.11"),
+        ("C3.411", "C34.11"),
+        ("c61", "C61"),
+        ("m84551a", "M84.551A"),
+        ("Z85.3", "Z85.3"),
+        ("", ""),
+    ],
+)
+def test_codes_are_normalised_to_dotted_upper_case(raw: str, expected: str) -> None:
+    assert normalize_icd10cm(raw) == expected
+
+
+def test_a_good_event_is_decided_with_key_and_headers(stage: Stage) -> None:
+    raw = encode(good())
+    output = stage.decide(raw, SOURCE, key=b"ignored-for-decisions")
+    assert output.route == "validated"
+    assert output.key == b"CLM-TEST-1"
+    assert dict(output.headers) == {
+        "event_id": b"evt-test-1",
+        "outcome": b"validated",
+        "ruleset_version": stage.ruleset.version.encode(),
+    }
+    decision = Decision.model_validate_json(output.value)
+    assert decision.source == SOURCE
+    assert decision.code_sets.icd10cm == "2026-04-01"
+    assert [d.code for d in decision.diagnoses] == ["C34.11", "C79.51"]
+    assert decision.diagnoses[1].kind == "secondary_malignancy"
+    assert decision.procedures[0].description == "chest CT, contrast"
+    # the encounter is carried as received, not as re-serialised
+    assert json.loads(output.value)["encounter"] == json.loads(raw)
+
+
+def test_dotless_lower_case_codes_come_out_dotted(stage: Stage) -> None:
+    event = encounter(["c3411", "C7951"], primary_status="active")
+    decision = Decision.model_validate_json(stage.decide(encode(event), SOURCE).value)
+    assert [d.code for d in decision.diagnoses] == ["C34.11", "C79.51"]
+    assert decision.findings == ()
+    assert json.loads(decision.model_dump_json())["encounter"]["diagnoses"][0]["code"] == "C34.11"
+
+
+def test_diagnoses_out_of_array_order_are_read_by_sequence(stage: Stage) -> None:
+    event = encounter(["C18.7", "C78.7"], treatment_directed_at="secondary")
+    event["diagnoses"] = list(reversed(event["diagnoses"]))
+    decision = Decision.model_validate_json(stage.decide(encode(event), SOURCE).value)
+    assert [d.sequence for d in decision.diagnoses] == [1, 2]
+    assert [f.rule_id for f in decision.findings] == ["MET-013"]
+
+
+def test_a_code_that_does_not_exist_is_a_claim_not_a_dead_letter(stage: Stage) -> None:
+    output = stage.decide(encode(encounter(["XYZ"])), SOURCE)
+    assert output.route == "rejected"
+    assert [f.rule_id for f in output.findings] == ["MET-001"]
+
+
+def test_not_utf8(stage: Stage) -> None:
+    raw = encode(good()).replace(b"C34.11", b"C34.\xff1")
+    letter = dead(stage, raw)
+    assert letter.error.kind == "not_utf8"
+    assert letter.raw_value_encoding == "base64"
+    assert "0xff" in letter.error.message
+
+
+@pytest.mark.parametrize("raw", [b"{", b"not json", b'{"a": 1,}', b"   "])
+def test_invalid_json(stage: Stage, raw: bytes) -> None:
+    letter = dead(stage, raw)
+    assert letter.error.kind == "invalid_json"
+    assert letter.error.message.startswith(("the record is not valid JSON", "the record is empty"))
+
+
+def test_a_tombstone_is_a_dead_letter(stage: Stage) -> None:
+    output = stage.decide(None, SOURCE, key=b"CLM-1")
+    letter = DeadLetter.model_validate_json(output.value)
+    assert letter.error.kind == "invalid_json"
+    assert "tombstone" in letter.error.message
+
+
+@pytest.mark.parametrize("raw", [b"[1, 2]", b'"an event"', b"42", b"null"])
+def test_json_but_not_an_object(stage: Stage, raw: bytes) -> None:
+    letter = dead(stage, raw)
+    assert letter.error.kind == "contract_violation"
+    assert letter.error.message == (
+        "the record is JSON but not an object: an encounter event is a JSON object"
+    )
+
+
+def _violation(stage: Stage, event: dict[str, Any]) -> DeadLetter:
+    letter = dead(stage, encode(event))
+    assert letter.error.kind == "contract_violation"
+    return letter
+
+
+def test_missing_required_field(stage: Stage) -> None:
+    event = good()
+    del event["claim_id"]
+    letter = _violation(stage, event)
+    assert letter.error.message == "claim_id: required field is missing"
+    assert letter.error.details[0].loc == ("claim_id",)
+
+
+def test_unknown_field_is_rejected_so_that_typos_surface(stage: Stage) -> None:
+    event = good()
+    event["patient"] = {"id": "PT-1", "ssn": "000-00-0000"}
+    letter = _violation(stage, event)
+    assert letter.error.message == "patient.ssn: unknown field: the contract does not have it"
+
+
+def test_sequence_gap(stage: Stage) -> None:
+    event = good()
+    event["diagnoses"][1]["sequence"] = 3
+    event["procedures"][0]["diagnosis_pointers"] = [1]
+    letter = _violation(stage, event)
+    assert letter.error.message == "diagnoses.1.sequence: sequences must run 1..2 without gaps"
+    assert letter.error.details[0].loc == ("diagnoses", 1, "sequence")
+
+
+def test_duplicate_sequence(stage: Stage) -> None:
+    event = good()
+    event["diagnoses"][1]["sequence"] = 1
+    letter = _violation(stage, event)
+    assert letter.error.message == "diagnoses.1.sequence: sequence 1 is used twice"
+
+
+def test_dangling_diagnosis_pointer(stage: Stage) -> None:
+    event = good()
+    event["procedures"][0]["diagnosis_pointers"] = [1, 4]
+    letter = _violation(stage, event)
+    assert letter.error.details[0].loc == ("procedures", 0, "diagnosis_pointers", 1)
+    assert "points at diagnosis sequence 4" in letter.error.message
+
+
+def test_duplicate_procedure_line(stage: Stage) -> None:
+    event = good()
+    event["procedures"].append({"line": 1, "code": "78815"})
+    letter = _violation(stage, event)
+    assert letter.error.message == "procedures.1.line: line 1 is used twice"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "where"),
+    [
+        ("date_of_service", "2026-02-30", "date_of_service"),
+        ("date_of_service", "20260406", "date_of_service"),
+        ("discharge_date", "2026-13-01", "discharge_date"),
+        ("occurred_at", "yesterday", "occurred_at"),
+        ("schema_version", 2, "schema_version"),
+        ("schema_version", "1", "schema_version"),
+        ("setting", "emergency", "setting"),
+        ("event_id", "", "event_id"),
+        ("event_id", "   ", "event_id"),
+        ("event_type", "encounter.deleted", "event_type"),
+        ("diagnoses", [], "diagnoses"),
+    ],
+)
+def test_field_violations(stage: Stage, field: str, value: Any, where: str) -> None:
+    event = good()
+    event[field] = value
+    letter = _violation(stage, event)
+    assert letter.error.details[0].loc[0] == where
+    assert letter.error.message.startswith(f"{where}: ")
+
+
+def test_too_many_diagnoses(stage: Stage) -> None:
+    event = encounter(["C34.11"] * 26)
+    letter = _violation(stage, event)
+    assert letter.error.details[0].loc == ("diagnoses",)
+
+
+@pytest.mark.parametrize(
+    ("procedure", "where"),
+    [
+        ({"line": 1, "code": "71260", "units": 0}, ("procedures", 0, "units")),
+        ({"line": 1, "code": "71260", "modifiers": ["RT", "L"]}, ("procedures", 0, "modifiers", 1)),
+        (
+            {"line": 1, "code": "71260", "modifiers": ["26", "TC", "59", "RT", "LT"]},
+            ("procedures", 0, "modifiers"),
+        ),
+        ({"line": 0, "code": "71260"}, ("procedures", 0, "line")),
+    ],
+)
+def test_procedure_violations(
+    stage: Stage, procedure: dict[str, Any], where: tuple[Any, ...]
+) -> None:
+    event = good()
+    event["procedures"] = [procedure]
+    assert _violation(stage, event).error.details[0].loc == where
+
+
+def test_optional_fields_may_be_absent_or_null(stage: Stage) -> None:
+    minimal = {
+        "schema_version": 1,
+        "event_id": "e",
+        "claim_id": "c",
+        "setting": "professional",
+        "date_of_service": "2026-04-06",
+        "diagnoses": [{"sequence": 1, "code": "C61"}],
+    }
+    assert stage.decide(encode(minimal), SOURCE).route == "validated"
+    nulls = dict(minimal, context=None, patient=None, procedures=None, discharge_date=None)
+    assert stage.decide(encode(nulls), SOURCE).route == "validated"
+    event = EncounterEvent.model_validate_json(encode(minimal))
+    assert event.event_type == "encounter.coded"
+
+
+def test_too_large(stage: Stage) -> None:
+    event = good()
+    event["context"]["reason_for_encounter"] = "x" * MAX_RECORD_BYTES
+    raw = encode(event)
+    letter = dead(stage, raw)
+    assert letter.error.kind == "too_large"
+    assert f"{len(raw):,} bytes" in letter.error.message
+
+
+def test_a_record_of_exactly_the_limit_is_read(stage: Stage) -> None:
+    event = good()
+    event["context"]["reason_for_encounter"] = ""
+    padding = MAX_RECORD_BYTES - len(encode(event))
+    event["context"]["reason_for_encounter"] = "x" * padding
+    raw = encode(event)
+    assert len(raw) == MAX_RECORD_BYTES
+    assert stage.decide(raw, SOURCE).route != "dead_letter"
+
+
+def test_internal_error_keeps_the_input(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(stage.ruleset, "evaluate", broken)
+    raw = encode(good())
+    letter = dead(stage, raw)
+    assert letter.error.kind == "internal_error"
+    assert "RuntimeError" in letter.error.message
+
+
+def test_dead_letter_key_that_is_not_utf8(stage: Stage) -> None:
+    output = stage.decide(b"nope", SOURCE, key=b"\xff\x00")
+    assert output.key == b"\xff\x00"
+    assert DeadLetter.model_validate_json(output.value).raw_key == "base64:/wA="
+
+
+def test_file_source_in_batch_mode(stage: Stage) -> None:
+    output = stage.decide(b"nope", FileSource(file="in.jsonl", line=7))
+    letter = DeadLetter.model_validate_json(output.value)
+    assert letter.source == FileSource(file="in.jsonl", line=7)
+    assert dict(output.headers) == {"error_kind": b"invalid_json"}
+
+
+def test_decision_outcome_must_match_findings(stage: Stage) -> None:
+    stage_output = stage.decide(encode(encounter(["C79.51"])), SOURCE)
+    document = json.loads(stage_output.value)
+    assert document["outcome"] == "rejected"
+    document["outcome"] = "validated"
+    with pytest.raises(ValueError, match="outcome is 'rejected' exactly when"):
+        Decision.model_validate_json(json.dumps(document))
