@@ -50,7 +50,7 @@ readme: $(STAMP) ## regenerate the rule table in README.md from the rule metadat
 	$(BIN)/claims-stage rules --markdown --update README.md
 
 bench: $(STAMP) ## benchmark decide(): decisions per second on one core, peak memory
-	$(BIN)/python -m stream.bench
+	$(BIN)/python -m stream.bench.decide
 
 clean: ## remove outputs and caches (keeps .venv)
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

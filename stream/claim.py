@@ -54,6 +54,8 @@ class Claim:
     """The principal or first-listed diagnosis (sequence 1) when its code is valid."""
     traits: int
     """OR of the traits of every valid code: `claim.traits & Trait.X` asks "any X?"."""
+    memberships: int
+    """OR of the code-set bits of every valid code (see `stream.codeset`)."""
     codes: frozenset[str]
     """The valid codes."""
     procedures: tuple[ClaimProcedure, ...]
@@ -66,16 +68,35 @@ class Claim:
     def with_traits(self, traits: int) -> list[ClaimDiagnosis]:
         return [d for d in self.valid if d.info.traits & traits]
 
+    def any_in(self, codes: CodeSet) -> bool:
+        """Whether any valid code belongs to the set."""
+        if codes.bit:
+            return bool(self.memberships & codes.bit)
+        return any(code in codes for code in self.codes)
+
     def in_set(self, codes: CodeSet) -> list[ClaimDiagnosis]:
+        """The valid diagnoses whose codes belong to the set, in sequence order."""
+        bit = codes.bit
+        if bit:
+            if not self.memberships & bit:
+                return []
+            return [d for d in self.valid if d.info.memberships & bit]
         return [d for d in self.valid if d.code in codes]
 
     def first_has(self, traits: int) -> bool:
         return self.first is not None and bool(self.first.info.traits & traits)
 
     def first_in(self, codes: CodeSet) -> bool:
-        return self.first is not None and self.first.code in codes
+        first = self.first
+        if first is None:
+            return False
+        if codes.bit:
+            return bool(first.info.memberships & codes.bit)
+        return first.code in codes
 
     def procedures_in(self, codes: ProcedureCodes) -> list[ClaimProcedure]:
+        if not self.procedures:
+            return []
         return [p for p in self.procedures if p.code in codes]
 
 
@@ -86,9 +107,10 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
         for d in sorted(event.diagnoses, key=lambda d: d.sequence)
     )
     valid = tuple(d for d in diagnoses if d.info.valid)
-    traits = 0
+    traits = sets = 0
     for diagnosis in valid:
         traits |= diagnosis.info.traits
+        sets |= diagnosis.info.memberships
     first = diagnoses[0] if diagnoses[0].info.valid else None
     procedures = tuple(
         ClaimProcedure(p.line, p.code, p.units, cpt.lookup(p.code))
@@ -106,6 +128,7 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
         valid=valid,
         first=first,
         traits=traits,
+        memberships=sets,
         codes=frozenset(d.code for d in valid),
         procedures=procedures,
         procedure_codes=frozenset(p.code for p in procedures),

@@ -9,6 +9,12 @@ after the first question about a code. The spec is a space-separated list of ite
   catalogue reads ranges of categories;
 - `C50.?1`: `?` matches any one character (C50.x1x, the female-breast codes);
 - `!C7A.026`: removes what the item would match.
+
+Speed: every code set made before the first code is described (the rules' and the site
+families' sets, all built at import or start-up) gets a bit, and each code's description
+carries the bits of every set that holds it (`memberships`). "Does the claim have any code
+of this set?" is then one AND on the claim's folded bits. A set made later gets no bit and
+is answered code by code, which is slower but equally right.
 """
 
 from __future__ import annotations
@@ -40,10 +46,14 @@ def _parse(token: str) -> _Item:
     return _Item(low, high)
 
 
+_INDEXED: list[CodeSet] = []
+_sealed = False
+
+
 class CodeSet:
     """A set of normalised (dotted, upper-case) ICD-10-CM codes."""
 
-    __slots__ = ("_excluded", "_included", "_known", "spec")
+    __slots__ = ("_excluded", "_included", "_known", "bit", "spec")
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -54,6 +64,9 @@ class CodeSet:
         self._excluded = tuple(_parse(t[1:]) for t in tokens if t.startswith("!"))
         # Remembered answers: rules ask about the same few hundred codes all day long.
         self._known: dict[str, bool] = {}
+        self.bit = 0 if _sealed else 1 << len(_INDEXED)
+        if self.bit:
+            _INDEXED.append(self)
 
     def __contains__(self, code: object) -> bool:
         if not isinstance(code, str):
@@ -82,3 +95,18 @@ class CodeSet:
 
     def __repr__(self) -> str:
         return f"CodeSet({self.spec!r})"
+
+
+def memberships(code: str) -> int:
+    """The bits of every indexed code set that holds `code`.
+
+    The first call closes the index: sets made afterwards get no bit, because codes
+    already described would not carry it.
+    """
+    global _sealed
+    _sealed = True
+    mask = 0
+    for codes in _INDEXED:
+        if code in codes:
+            mask |= codes.bit
+    return mask

@@ -32,7 +32,7 @@ class ProcedureCodes:
     only five-digit codes, so a Category II code such as 1234F is never in `10021-69990`.
     """
 
-    __slots__ = ("_exact", "_excluded", "_ranges", "spec")
+    __slots__ = ("_exact", "_excluded", "_known", "_ranges", "spec")
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -50,9 +50,20 @@ class ProcedureCodes:
         self._exact = frozenset(exact)
         self._excluded = frozenset(excluded)
         self._ranges = tuple(ranges)
+        self._known: dict[str, bool] = {}
 
     def __contains__(self, code: object) -> bool:
-        if not isinstance(code, str) or code in self._excluded:
+        if not isinstance(code, str):
+            return False
+        known = self._known.get(code)
+        if known is None:
+            known = self._matches(code)
+            if len(self._known) < 100_000:  # bounded: arbitrary strings cannot grow it forever
+                self._known[code] = known
+        return known
+
+    def _matches(self, code: str) -> bool:
+        if code in self._excluded:
             return False
         if code in self._exact:
             return True

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
-from stream.codeset import CodeSet
+from stream.codeset import CodeSet, memberships
 from stream.contracts import DiagnosisKind, Severity, normalize_icd10cm
 
 CODE_FORMAT = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
@@ -126,6 +126,8 @@ class CodeInfo:
     """The description names an organ of a pair without its side (MET-025)."""
     side_specified: bool
     """The description names right, left or bilateral (MET-025)."""
+    memberships: int
+    """Bits of the indexed code sets that hold this code (see `stream.codeset`)."""
 
 
 def _kind(code: str, traits: int) -> DiagnosisKind:
@@ -209,6 +211,7 @@ class Icd10cmCatalog:
                 family=None,
                 side_unspecified=False,
                 side_specified=False,
+                memberships=0,
             )
         traits = 0 if code.startswith("Z") else Trait.NOT_Z
         for bit, members in _TRAIT_SETS:
@@ -231,6 +234,7 @@ class Icd10cmCatalog:
             family=self._family(code, traits),
             side_unspecified=bool(_SIDE_UNSPECIFIED.search(description)),
             side_specified=bool(_SIDE_SPECIFIED.search(description)),
+            memberships=memberships(code),
         )
 
     def _family(self, code: str, traits: int) -> SiteFamily | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from stream.claim import Claim
-from stream.contracts import Finding, Severity
+from stream.contracts import Severity
 from stream.rules import CATALOGUE, RULES_BY_ID, RULESET_VERSION, Rule
 
 
@@ -70,6 +70,24 @@ def load_rules_config(path: Path) -> RulesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleFinding:
+    """A finding as the stage produces it: the fields of the contract's `Finding`, in order.
+
+    A plain dataclass rather than the pydantic model because it is made on the hot path
+    and serialised by orjson; a test keeps the two field lists identical.
+    """
+
+    rule_id: str
+    severity: Severity
+    message: str
+    citation: str
+    diagnosis_sequences: tuple[int, ...]
+    procedure_lines: tuple[int, ...]
+    carc: str
+    rarc: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ActiveRule:
     rule: Rule
     severity: Severity | None
@@ -88,6 +106,8 @@ class Ruleset:
             for rule in CATALOGUE
             if rule.rule_id not in config.rules or config.rules[rule.rule_id].enabled
         )
+        # Flat tuples for the per-claim loop: it runs 41 times on every decision.
+        self._checks = tuple((a.rule.check, a.rule, a.severity) for a in self.active)
         effective = {
             rule_id: override.model_dump(exclude_defaults=True)
             for rule_id, override in sorted(config.rules.items())
@@ -103,19 +123,16 @@ class Ruleset:
     def from_file(cls, path: Path | None) -> Ruleset:
         return cls(load_rules_config(path) if path else None)
 
-    def evaluate(self, claim: Claim) -> tuple[Finding, ...]:
-        findings: list[Finding] = []
-        for active in self.active:
-            found = active.rule.check(claim)
+    def evaluate(self, claim: Claim) -> tuple[RuleFinding, ...]:
+        findings: list[RuleFinding] = []
+        for check, rule, severity in self._checks:
+            found = check(claim)
             if found is None:
                 continue
-            rule = active.rule
-            # model_construct: the values come from the rule's own metadata and types,
-            # and validating them again on every finding would only cost time.
             findings.append(
-                Finding.model_construct(
+                RuleFinding(
                     rule_id=rule.rule_id,
-                    severity=active.severity or found.severity,
+                    severity=severity or found.severity,
                     message=found.message,
                     citation=rule.citation,
                     diagnosis_sequences=found.diagnosis_sequences,

@@ -305,3 +305,12 @@ def test_decision_outcome_must_match_findings(stage: Stage) -> None:
     document["outcome"] = "validated"
     with pytest.raises(ValueError, match="outcome is 'rejected' exactly when"):
         Decision.model_validate_json(json.dumps(document))
+
+
+def test_the_hot_path_finding_has_the_contract_fields_in_order() -> None:
+    from dataclasses import fields
+
+    from stream.contracts import Finding
+    from stream.ruleset import RuleFinding
+
+    assert [f.name for f in fields(RuleFinding)] == list(Finding.model_fields)

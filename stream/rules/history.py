@@ -11,6 +11,8 @@ from stream.rules.base import Hit, codes_of, hit, rule
 
 def shared_families(claim: Claim) -> list[tuple[SiteFamily, list[ClaimDiagnosis]]]:
     """Site families (Appendix A) present both as an active primary and as a Z85 code."""
+    if not claim.has(Trait.HISTORY) or not claim.has(Trait.ACTIVE_PRIMARY):
+        return []
     active: dict[str, list[ClaimDiagnosis]] = {}
     history: dict[str, list[ClaimDiagnosis]] = {}
     families: dict[str, SiteFamily] = {}
@@ -53,7 +55,9 @@ def met010_history_and_active_same_site(claim: Claim) -> Hit | None:
     shared = shared_families(claim)
     if not shared:
         return None
-    severity: Severity = "error" if any(f.met010_severity == "error" for f, _ in shared) else "warning"
+    severity: Severity = (
+        "error" if any(f.met010_severity == "error" for f, _ in shared) else "warning"
+    )
     involved = [d for _, diagnoses in shared for d in diagnoses]
     names = ", ".join(f.name for f, _ in shared)
     advice = (

@@ -152,6 +152,9 @@ def met007_unknown_primary_beside_known(claim: Claim) -> Hit | None:
     return None
 
 
+_UNKNOWN_SITES = CodeSet("C80.1 C79.9")
+
+
 @rule(
     "MET-008",
     title="C80.1 and C79.9 are mutually exclusive",
@@ -168,7 +171,7 @@ def met008_unknown_primary_and_unknown_secondary(claim: Claim) -> Hit | None:
 
     Example that fails: C79.9, C80.1. Passes: C78.7, C80.1.
     """
-    pair = [d for d in claim.valid if d.code in ("C80.1", "C79.9")]
+    pair = claim.in_set(_UNKNOWN_SITES)
     if {d.code for d in pair} != {"C80.1", "C79.9"}:
         return None
     return hit(
@@ -212,6 +215,9 @@ def met009_disseminated_with_known_sites(claim: Claim) -> Hit | None:
     )
 
 
+_SECONDARY_SITE_UNKNOWN = CodeSet("C79.9")
+
+
 @rule(
     "MET-041",
     title="C79.9 (secondary, unspecified site) together with a specified secondary site",
@@ -228,7 +234,7 @@ def met041_unspecified_secondary_beside_specified(claim: Claim) -> Hit | None:
 
     Example that warns: C34.11, C78.7, C79.9. Passes: C34.11, C78.7.
     """
-    unspecified = [d for d in claim.valid if d.code == "C79.9"]
+    unspecified = claim.in_set(_SECONDARY_SITE_UNKNOWN)
     if not unspecified:
         return None
     specified = [d for d in claim.with_traits(Trait.SECONDARY) if d.code != "C79.9"]

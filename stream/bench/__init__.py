@@ -1,0 +1,1 @@
+"""Benchmarks that print figures. Speed targets live here, never in timed tests."""
