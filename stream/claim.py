@@ -59,7 +59,10 @@ class Claim:
     codes: frozenset[str]
     """The valid codes."""
     procedures: tuple[ClaimProcedure, ...]
+    """The procedures the rules read: none on an inpatient claim (see `build_claim`)."""
     procedure_codes: frozenset[str]
+    billed_procedures: tuple[ClaimProcedure, ...]
+    """Every procedure on the claim, enriched, as the decision reports them."""
 
     def has(self, traits: int) -> bool:
         """Whether any valid code has any of these traits."""
@@ -112,10 +115,14 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
         traits |= diagnosis.info.traits
         sets |= diagnosis.info.memberships
     first = diagnoses[0] if diagnoses[0].info.valid else None
-    procedures = tuple(
+    billed = tuple(
         ClaimProcedure(p.line, p.code, p.units, cpt.lookup(p.code))
         for p in sorted(event.procedures or (), key=lambda p: p.line)
     )
+    # Inpatient facility claims carry ICD-10-PCS, not CPT, so the catalogue applies its
+    # CPT rules (and the CPT branches of MET-013 and MET-015) to outpatient and
+    # professional claims only: CPT codes on an inpatient claim are reported, not judged.
+    procedures = () if event.setting == "inpatient" else billed
     context = event.context
     return Claim(
         setting=event.setting,
@@ -132,4 +139,5 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
         codes=frozenset(d.code for d in valid),
         procedures=procedures,
         procedure_codes=frozenset(p.code for p in procedures),
+        billed_procedures=billed,
     )

@@ -62,6 +62,11 @@ class ProcedureCodes:
                 self._known[code] = known
         return known
 
+    def codes(self) -> frozenset[str]:
+        """Every code in the set, ranges spelled out (for small, explicit sets)."""
+        spelled = {f"{n:05d}" for low, high in self._ranges for n in range(low, high + 1)}
+        return frozenset((self._exact | spelled) - self._excluded)
+
     def _matches(self, code: str) -> bool:
         if code in self._excluded:
             return False

@@ -169,7 +169,7 @@ class Stage:
                         "add_on": p.info.add_on,
                         "known": p.info.known,
                     }
-                    for p in claim.procedures
+                    for p in claim.billed_procedures
                 ],
                 "encounter": orjson.Fragment(raw.strip()),
                 "source": source_document(source),

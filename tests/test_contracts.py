@@ -314,3 +314,11 @@ def test_the_hot_path_finding_has_the_contract_fields_in_order() -> None:
     from stream.ruleset import RuleFinding
 
     assert [f.name for f in fields(RuleFinding)] == list(Finding.model_fields)
+
+
+def test_inpatient_procedures_are_reported_but_not_judged(stage: Stage) -> None:
+    event = encounter(["C34.11"], ["32405"], setting="inpatient", primary_status="active")
+    output = stage.decide(encode(event), SOURCE)
+    decision = Decision.model_validate_json(output.value)
+    assert decision.findings == ()  # MET-003 reads outpatient and professional claims only
+    assert [p.code for p in decision.procedures] == ["32405"]

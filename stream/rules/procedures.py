@@ -182,6 +182,11 @@ _SUPPORT: tuple[tuple[ProcedureCodes, CodeSet | int, str], ...] = (
 )
 
 
+_SUPPORT_BY_CODE = {
+    code: (support, needs) for procedures, support, needs in _SUPPORT for code in procedures.codes()
+}
+
+
 @rule(
     "MET-032",
     title="Site-specific biopsy/imaging/nodal/CTC procedures should carry a supporting diagnosis",
@@ -208,14 +213,14 @@ def met032_procedure_support(claim: Claim) -> Hit | None:
     biopsy 20225.
     """
     unsupported: list[tuple[ClaimProcedure, str]] = []
-    for procedures, support, needs in _SUPPORT:
-        for procedure in claim.procedures_in(procedures):
-            if isinstance(support, int):
-                supported = claim.has(support)
-            else:
-                supported = bool(claim.in_set(support))
-            if not supported:
-                unsupported.append((procedure, needs))
+    for procedure in claim.procedures:
+        listed = _SUPPORT_BY_CODE.get(procedure.code)
+        if listed is None:
+            continue
+        support, needs = listed
+        supported = claim.has(support) if isinstance(support, int) else claim.any_in(support)
+        if not supported:
+            unsupported.append((procedure, needs))
     if not unsupported:
         return None
     described = "; ".join(f"{p.code} needs {needs}" for p, needs in unsupported)

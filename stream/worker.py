@@ -1,0 +1,417 @@
+"""The stream worker: the Faust layer around `decide`.
+
+It reads the input topic as raw bytes, calls the same `decide` as batch mode, and sends
+the output with the contract's key and headers. Delivery is at least once and nothing is
+lost on the way:
+
+- The stream does not acknowledge a record when the loop moves past it (`noack`). A
+  record is acknowledged, and so becomes committable, only in the callback that sees the
+  broker acknowledge its output. Faust commits the contiguous acknowledged prefix of each
+  partition, so an offset is never committed past a record whose output is not stored.
+- A failed delivery is sent again, with backoff, until the broker takes it; meanwhile the
+  committed offset stays before it, and a restart would decide it again.
+- `decide` never raises, and the per-record work sits in its own error boundary, so no
+  record stops the agent (an exception leaving a Faust agent skips the record).
+- Sends are pipelined: the loop does not wait for one acknowledgement before the next
+  record, so throughput is bounded by the producer's batching, not by round trips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import faust
+from confluent_kafka import Consumer, TopicPartition
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.web import Request, Response, View
+from prometheus_client import CollectorRegistry
+
+from stream.contracts import KafkaSource
+from stream.decide import Route, Stage, StageOutput
+from stream.logs import logging_config
+from stream.metrics import StageMetrics
+from stream.settings import Settings
+from stream.topics import DEAD_LETTER_MAX_BYTES
+
+log = logging.getLogger("claims_stage.worker")
+
+STALL_SECONDS = 30.0
+"""No decision for this long while records wait: the worker is stalled (health 503)."""
+LAG_INTERVAL = 5.0
+REDELIVERY_MAX_BACKOFF = 30.0
+
+
+@dataclass
+class WorkerState:
+    """What the health check, the lag gauges and the logs need to know."""
+
+    started: float = field(default_factory=time.time)
+    last_progress: float = field(default_factory=time.time)
+    decided: int = 0
+    routes: dict[str, int] = field(default_factory=dict)
+    last_input_timestamp: dict[int, float] = field(default_factory=dict)
+    lag: dict[int, int] = field(default_factory=dict)
+    lag_error: str | None = None
+    failing_since: dict[tuple[int, int], float] = field(default_factory=dict)
+    """Records whose output the broker has not taken yet: (partition, offset) -> first failure."""
+    assigned_at: float | None = None
+
+    def health(self, partitions: set[int], now: float) -> tuple[bool, str]:
+        if not partitions:
+            return False, "no partitions assigned to this worker"
+        waiting = sum(self.lag.get(p, 0) for p in partitions)
+        if self.failing_since:
+            oldest = now - min(self.failing_since.values())
+            if oldest > STALL_SECONDS:
+                return False, (
+                    f"{len(self.failing_since)} outputs not accepted by the broker for "
+                    f"{oldest:.0f} s"
+                )
+        since = now - max(self.last_progress, self.assigned_at or 0.0)
+        if waiting and since > STALL_SECONDS:
+            return False, f"stalled: {waiting} records waiting, nothing decided for {since:.0f} s"
+        return True, f"ok: {len(partitions)} partitions, {waiting} records waiting"
+
+
+class ClaimsAgent:
+    """Decide, send, and acknowledge each input record once its output is stored."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        stage: Stage,
+        metrics: StageMetrics,
+        state: WorkerState,
+    ) -> None:
+        self.app = app
+        self.stage = stage
+        self.metrics = metrics
+        self.state = state
+        self._retries: set[asyncio.Task[None]] = set()
+        topic = partial(app.topic, key_serializer="raw", value_serializer="raw")
+        self.input = topic(settings.input_topic, allow_empty=True)
+        self.outputs: dict[Route, Any] = {
+            "validated": topic(settings.validated_topic),
+            "rejected": topic(settings.rejected_topic),
+            "dead_letter": topic(settings.dlq_topic),
+        }
+
+    async def process(self, stream: Any) -> None:
+        """The agent body: never lets an exception out, so no record is ever skipped."""
+        async for event in stream.noack().events():
+            try:
+                await self.handle(event, stream)
+            except Exception:  # the boundary: decide() does not raise, sending might
+                log.exception(
+                    "could not hand a record to the producer; it stays unacknowledged "
+                    "and is retried",
+                    extra=_where(event),
+                )
+                self.retry(event, stream, None, 0.0)
+
+    async def handle(self, event: Any, stream: Any) -> None:
+        message = event.message
+        source = KafkaSource.model_construct(
+            topic=message.topic, partition=message.partition, offset=message.offset
+        )
+        started = time.perf_counter()
+        output = self.stage.decide(message.value, source, key=message.key)
+        seconds = time.perf_counter() - started
+        delivery = await self.outputs[output.route].send(
+            key=output.key, value=output.value, headers=list(output.headers)
+        )
+        delivery.add_done_callback(partial(self.delivered, event, stream, output, seconds))
+
+    def delivered(
+        self, event: Any, stream: Any, output: StageOutput, seconds: float, delivery: Any
+    ) -> None:
+        """Producer callback: the broker answered for this record's output."""
+        if delivery.cancelled() or delivery.exception() is not None:
+            error = "cancelled" if delivery.cancelled() else type(delivery.exception()).__name__
+            log.warning(
+                "output not accepted by the broker (%s); sending it again",
+                error,
+                extra=_where(event, output),
+            )
+            self.retry(event, stream, output, seconds)
+            return
+        self.acknowledge(event, stream, output, seconds)
+
+    def acknowledge(self, event: Any, stream: Any, output: StageOutput, seconds: float) -> None:
+        message = event.message
+        # What `Stream.ack` does, without a task per record: mark the offset committable
+        # and keep Faust's event sensors balanced.
+        if event.ack():
+            self.app.sensors.on_message_out(message.tp, message.offset, message)
+        self.app.sensors.on_stream_event_out(message.tp, message.offset, stream, event, None)
+        now = time.time()
+        state = self.state
+        state.failing_since.pop((message.partition, message.offset), None)
+        state.last_progress = now
+        state.decided += 1
+        state.routes[output.route] = state.routes.get(output.route, 0) + 1
+        if message.timestamp:
+            state.last_input_timestamp[message.partition] = message.timestamp
+            self.metrics.end_to_end_seconds.observe(max(now - message.timestamp, 0.0))
+        self.metrics.last_decision.set(now)
+        self.metrics.record(output, seconds)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s", output.route, extra=_where(event, output))
+
+    def retry(self, event: Any, stream: Any, output: StageOutput | None, seconds: float) -> None:
+        task = asyncio.ensure_future(self.redeliver(event, stream, output, seconds))
+        self._retries.add(task)  # a reference, so the task is not collected mid-flight
+        task.add_done_callback(self._retries.discard)
+
+    async def redeliver(
+        self, event: Any, stream: Any, output: StageOutput | None, seconds: float
+    ) -> None:
+        """Send an output again until the broker takes it. The record stays uncommitted."""
+        message = event.message
+        self.state.failing_since.setdefault((message.partition, message.offset), time.time())
+        backoff = 0.5
+        while True:
+            await asyncio.sleep(backoff)
+            try:
+                if output is None:
+                    started = time.perf_counter()
+                    output = self.stage.decide(
+                        message.value,
+                        KafkaSource(
+                            topic=message.topic, partition=message.partition, offset=message.offset
+                        ),
+                        key=message.key,
+                    )
+                    seconds = time.perf_counter() - started
+                delivery = await self.outputs[output.route].send(
+                    key=output.key, value=output.value, headers=list(output.headers)
+                )
+                await delivery
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning(
+                    "output still not accepted (%s); next try in %.0f s",
+                    type(error).__name__,
+                    min(backoff * 2, REDELIVERY_MAX_BACKOFF),
+                    extra=_where(event, output),
+                )
+                backoff = min(backoff * 2, REDELIVERY_MAX_BACKOFF)
+                continue
+            self.acknowledge(event, stream, output, seconds)
+            log.info("output accepted after a retry", extra=_where(event, output))
+            return
+
+
+def _where(event: Any, output: StageOutput | None = None) -> dict[str, object]:
+    """Log context that identifies a record without any of its content."""
+    message = event.message
+    context: dict[str, object] = {
+        "partition": message.partition,
+        "offset": message.offset,
+    }
+    if output is not None:
+        context["event_id"] = output.event_id
+        context["claim_id"] = output.claim_id
+        context["route"] = output.route
+    return context
+
+
+class LagReader:
+    """End offset minus committed offset per partition, read from the broker itself."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = settings.input_topic
+        self.consumer = Consumer(
+            {
+                **settings.librdkafka_config(),
+                "group.id": settings.app_id,  # reads the group's commits; never joins it
+                "enable.auto.commit": False,
+            }
+        )
+
+    def read(self, partitions: set[int]) -> dict[int, int]:
+        wanted = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        committed = {tp.partition: tp.offset for tp in self.consumer.committed(wanted, timeout=5)}
+        lag: dict[int, int] = {}
+        for partition in sorted(partitions):
+            low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), timeout=5, cached=False
+            )
+            position = committed.get(partition, -1)
+            lag[partition] = max(high - (position if position >= 0 else low), 0)
+        return lag
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def _broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    ssl_context = None
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        ssl_context = faust.SSLCredentials(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+        ).context
+        if settings.ssl_certfile:
+            ssl_context.load_cert_chain(
+                str(settings.ssl_certfile),
+                str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+            )
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(ssl_context)
+    return faust.SASLCredentials(
+        username=settings.sasl_username,
+        password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
+        ssl_context=ssl_context,
+        mechanism=settings.sasl_mechanism or "PLAIN",
+    )
+
+
+@dataclass
+class WorkerApp:
+    app: faust.App
+    state: WorkerState
+    metrics: StageMetrics
+    registry: CollectorRegistry
+    agent: ClaimsAgent
+
+
+def create_app(
+    settings: Settings, stage: Stage, registry: CollectorRegistry | None = None
+) -> WorkerApp:
+    """Build the Faust app around a stage. Nothing connects until the worker starts."""
+    registry = registry or CollectorRegistry()
+    app = faust.App(
+        settings.app_id,
+        broker=_broker_urls(settings.kafka_bootstrap),
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        # No tables: the plain assignor, no standby replicas, no leader topic, and no
+        # topic creation (the stage's topics are created on purpose, beforehand).
+        table_standby_replicas=0,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_request_size=DEAD_LETTER_MAX_BYTES,
+        stream_wait_empty=True,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+    )
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry)
+    metrics = StageMetrics(registry, stage.ruleset.version, stage.icd10cm.release)
+    state = WorkerState()
+    agent = ClaimsAgent(app, settings, stage, metrics, state)
+    app.agent(agent.input, name="decide")(agent.process)
+
+    def held_partitions() -> set[int]:
+        try:
+            return {
+                tp.partition for tp in app.consumer.assignment() if tp.topic == settings.input_topic
+            }
+        except Exception:  # the consumer is not started yet
+            return set()
+
+    lag_reader: list[LagReader] = []
+
+    async def measure_lag() -> None:
+        partitions = held_partitions()
+        if partitions != set(state.lag):
+            # A new assignment: the stall clock starts here, not at the last decision.
+            state.assigned_at = time.time()
+        if not lag_reader:
+            lag_reader.append(LagReader(settings))
+        try:
+            lag = await asyncio.to_thread(lag_reader[0].read, partitions)
+        except Exception as error:
+            state.lag_error = type(error).__name__
+            log.warning("could not read consumer lag (%s)", state.lag_error)
+            return
+        state.lag_error = None
+        now = time.time()
+        for partition in set(state.lag) - set(lag):
+            metrics.consumer_lag.remove(str(partition))
+            metrics.consumer_lag_seconds.remove(str(partition))
+        state.lag = lag
+        for partition, waiting in lag.items():
+            metrics.consumer_lag.labels(str(partition)).set(waiting)
+            behind = 0.0
+            if waiting:
+                newest = state.last_input_timestamp.get(partition) or state.assigned_at or now
+                behind = max(now - newest, 0.0)
+            metrics.consumer_lag_seconds.labels(str(partition)).set(behind)
+
+    app.timer(LAG_INTERVAL, name="consumer-lag")(measure_lag)
+    summary = {"decided": 0}
+
+    async def log_summary() -> None:
+        done = state.decided - summary["decided"]
+        summary["decided"] = state.decided
+        if done:
+            routes = ", ".join(f"{route} {n}" for route, n in sorted(state.routes.items()))
+            log.info(
+                "decided %d records in the last 10 s (totals: %s); %d waiting",
+                done,
+                routes,
+                sum(state.lag.values()),
+            )
+
+    app.timer(10.0, name="summary-log")(log_summary)
+
+    @app.page("/healthz")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            ok, reason = state.health(held_partitions(), time.time())
+            return self.json(
+                {
+                    "status": "ok" if ok else "unhealthy",
+                    "reason": reason,
+                    "partitions": sorted(held_partitions()),
+                    "lag": {str(p): n for p, n in sorted(state.lag.items())},
+                    "decided": state.decided,
+                },
+                status=200 if ok else 503,
+            )
+
+    return WorkerApp(app, state, metrics, registry, agent)
+
+
+def run_worker(settings: Settings, stage_factory: Callable[[], Stage]) -> None:
+    """Start the worker in this process; returns when it has stopped (SIGTERM, Ctrl-C)."""
+    import mode.loop
+
+    mode.loop.use("uvloop")
+    stage = stage_factory()
+    worker_app = create_app(settings, stage)
+    worker = faust.Worker(
+        worker_app.app,
+        loglevel=settings.log_level,
+        quiet=True,
+        logging_config=logging_config(settings.log_level, settings.log_format),
+    )
+    log.info(
+        "worker %s starting: %s -> %s | %s | %s; metrics http://%s:%d/metrics",
+        settings.app_id,
+        settings.input_topic,
+        settings.validated_topic,
+        settings.rejected_topic,
+        settings.dlq_topic,
+        settings.web_host,
+        settings.web_port,
+    )
+    worker.execute_from_commandline()
