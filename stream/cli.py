@@ -379,7 +379,8 @@ def send(
 
     settings = Settings()
     try:
-        lines = list(read_lines(input_path.open("rb")))
+        with input_path.open("rb") as source:
+            lines = list(read_lines(source))
     except OSError as error:
         raise _fail(f"cannot read {input_path}: {error.strerror}") from error
     if err.is_terminal and len(lines) > 1000:
@@ -464,7 +465,8 @@ def run(
         for state in create_topics(settings):
             out.print(f"topic {state.name} ({state.role}): {state.partitions} partitions")
         if examples.exists():
-            report = send_lines(settings, read_lines(examples.open("rb")))
+            with examples.open("rb") as source:
+                report = send_lines(settings, read_lines(source))
             out.print(f"sent {report.delivered:,} example records from {examples}")
         base = f"http://{settings.web_host}:{settings.web_port}"
         out.print(

@@ -122,8 +122,10 @@ class CodeInfo:
     traits: int
     family: SiteFamily | None
     """Appendix A family of an active primary or a Z85 code (longer prefixes win)."""
-    side_unspecified: bool
-    """The description names an organ of a pair without its side (MET-025)."""
+    unspecified_paired_organ: bool
+    """The description says 'unspecified' lung, kidney, ovary, breast ... (MET-025 a)."""
+    unspecified_side: bool
+    """A sibling code says right, left or bilateral where this one says unspecified (MET-025 b)."""
     side_specified: bool
     """The description names right, left or bilateral (MET-025)."""
     memberships: int
@@ -209,7 +211,8 @@ class Icd10cmCatalog:
                 parent=None,
                 traits=0,
                 family=None,
-                side_unspecified=False,
+                unspecified_paired_organ=False,
+                unspecified_side=False,
                 side_specified=False,
                 memberships=0,
             )
@@ -232,10 +235,32 @@ class Icd10cmCatalog:
             parent=cm.get_parent(code) or None,
             traits=traits,
             family=self._family(code, traits),
-            side_unspecified=bool(_SIDE_UNSPECIFIED.search(description)),
+            unspecified_paired_organ=bool(_SIDE_UNSPECIFIED.search(description)),
+            unspecified_side=self._has_sided_siblings(code, description),
             side_specified=bool(_SIDE_SPECIFIED.search(description)),
             memberships=memberships(code),
         )
+
+    def _has_sided_siblings(self, code: str, description: str) -> bool:
+        """Whether `code` is the unspecified-side member of a right/left family.
+
+        True when a sibling's description is this one's with one 'unspecified' replaced
+        by right, left or bilateral: C40.00 (unspecified upper limb) beside C40.01 (right
+        upper limb), C78.00 beside C78.01, C64.9 beside C64.1.
+        """
+        if _SIDE_SPECIFIED.search(description) or "unspecified" not in description.lower():
+            return False
+        cm = self._cm
+        parent = cm.get_parent(code)
+        if not parent:
+            return False
+        siblings = {cm.get_description(s).lower() for s in cm.get_children(parent) if s != code}
+        text = description.lower()
+        for found in re.finditer("unspecified", text):
+            for side in ("right", "left", "bilateral"):
+                if f"{text[: found.start()]}{side}{text[found.end() :]}" in siblings:
+                    return True
+        return False
 
     def _family(self, code: str, traits: int) -> SiteFamily | None:
         if traits & Trait.ACTIVE_PRIMARY:

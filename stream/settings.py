@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     local_broker_home: Path | None = Field(
         default=None, description="State folder of the local broker (default <repo>/var/kafka)."
     )
+    session_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds before the group gives a silent worker's partitions to the others.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -305,6 +305,8 @@ def create_app(
         topic_disable_leader=True,
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         producer_acks=-1,
         producer_max_request_size=DEAD_LETTER_MAX_BYTES,
         stream_wait_empty=True,
@@ -313,7 +315,8 @@ def create_app(
         web_bind=settings.web_host,
         web_port=settings.web_port,
     )
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry)
+    # A fixed prefix, so dashboards need not know the app id: faust_messages_received_total.
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
     metrics = StageMetrics(registry, stage.ruleset.version, stage.icd10cm.release)
     state = WorkerState()
     agent = ClaimsAgent(app, settings, stage, metrics, state)

@@ -73,21 +73,22 @@ def met024_lymphoma_organs(claim: Claim) -> Hit | None:
     )
 
 
-_REMISSION_DIGITS = CodeSet("C88 C90-C95")
-_REMISSION_LETTER = CodeSet("C81-C86 C96")
-_DIGIT_READINGS = {"0": "not in remission", "1": "in remission", "2": "in relapse"}
-
-
 def _remission_reading(diagnosis: ClaimDiagnosis) -> str | None:
-    code = diagnosis.code
-    if len(code) != 6:  # exactly two characters after the dot
+    """The remission status a code states, read from its official description.
+
+    The catalogue reads the final character (0/1/2 for C88 and C90-C95, A for lymphoma).
+    The description says the same for every code but three groups, where the final
+    character misleads: C84.7A is ALK-negative ALCL of the breast (not 'in remission';
+    that is C84.7B), and C86.x1 are 'in remission' with a digit.
+    """
+    if len(diagnosis.code) != 6:  # exactly two characters after the dot
         return None
-    last = code[-1]
-    if code in _REMISSION_DIGITS:
-        return _DIGIT_READINGS.get(last, f"status {last}")
-    if code in _REMISSION_LETTER:
-        return "in remission" if last == "A" else "not in remission"
-    return None
+    description = (diagnosis.info.description or "").lower()
+    if "in relapse" in description:
+        return "in relapse"
+    if "in remission" in description:
+        return "in remission"
+    return "not in remission"
 
 
 @rule(
@@ -101,11 +102,14 @@ def _remission_reading(diagnosis: ClaimDiagnosis) -> str | None:
 def met036_remission_conflict(claim: Claim) -> Hit | None:
     """'Not in remission', 'in remission' and 'in relapse' exclude each other for one disease.
 
-    Codes with exactly two characters after the dot are grouped by their first five
-    characters (C90.0, C83.3, ...). For C88 and C90-C95 the last character reads 0 not
-    in remission, 1 in remission, 2 in relapse; for C81-C86 and C96 it reads 'in
-    remission' when it is A and 'not in remission' otherwise. Two readings in one group
-    is an error. Longer codes (C83.390, C83.398) take no part.
+    Codes of C81-C96 with exactly two characters after the dot are grouped by their
+    first five characters (C90.0, C83.3, ...), and each reads 'in relapse', 'in
+    remission' or, when its description says neither, 'not in remission'. For C88 and
+    C90-C95 that is the final character 0, 1 or 2, and for most lymphoma codes a final A
+    is 'in remission', as the catalogue puts it; the description is used because it is
+    right where the final character misleads (C84.7A is ALK-negative ALCL of the breast,
+    C84.7B its remission; C86.x1 are 'in remission'). Two readings in one group is an
+    error. Longer codes (C83.390, C83.398) take no part.
 
     Example that fails: C90.01, C90.00, Z94.84. Passes: C90.01, Z94.84.
     """

@@ -27,16 +27,16 @@ def met025_laterality(claim: Claim) -> Hit | None:
     gland, breast, testis, eye, ear, fallopian tube, ureter or renal pelvis, on a claim
     whose reason for the encounter says right, left or bilateral, warns. (b) An
     unspecified-side code beside a specified-side code of the same subcategory (C78.00
-    with C78.01) warns. (a) is a free-text heuristic, so a warning only.
+    with C78.01, C40.00 with C40.01) warns. An unspecified-side code is one whose
+    sibling codes name the side where it says 'unspecified'; so (b) covers limbs and
+    eyelids as well as the organs of (a). (a) is a free-text heuristic, so a warning only.
 
     Example that warns: C64.2, C78.00 with the reason "right lower lobe metastasis from
     left renal cell carcinoma". Passes: C64.2, C78.01 with the same reason.
     """
-    unspecified = [d for d in claim.valid if d.info.side_unspecified]
-    if not unspecified:
-        return None
+    unspecified = [d for d in claim.valid if d.info.unspecified_paired_organ]
     reason = claim.reason_for_encounter
-    if reason is not None and _SIDE_IN_TEXT.search(reason):
+    if unspecified and reason is not None and _SIDE_IN_TEXT.search(reason):
         return hit(
             "warning",
             f"{codes_of(unspecified)} has an unspecified side, but the reason for the "
@@ -44,16 +44,15 @@ def met025_laterality(claim: Claim) -> Hit | None:
             diagnoses=unspecified,
         )
     mixed: list[ClaimDiagnosis] = []
-    for diagnosis in unspecified:
-        siblings = [
-            d
-            for d in claim.valid
-            if d.info.side_specified
-            and not d.info.side_unspecified
-            and d.info.parent == diagnosis.info.parent
-        ]
-        if siblings:
-            mixed += [diagnosis, *siblings]
+    for diagnosis in claim.valid:
+        family = diagnosis.info.parent
+        if not diagnosis.info.unspecified_side or not family:
+            continue
+        # The specified-side codes anywhere below the same subcategory: C43.10 (unspecified
+        # eyelid) and C43.111 (right upper eyelid) both belong to C43.1.
+        sided = [d for d in claim.valid if d.info.side_specified and d.code.startswith(family)]
+        if sided:
+            mixed += [diagnosis, *sided]
     if not mixed:
         return None
     return hit(

@@ -1,0 +1,5 @@
+"""`python -m stream` is `claims-stage`."""
+
+from stream.cli import main
+
+main()
