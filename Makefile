@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run check test unit lint typecheck fmt schemas readme bench clean
+.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,10 +18,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install the stage with its development tools
 
-run: $(STAMP) ## the main job: decide the example stream in batch (schemas/examples/encounters.jsonl)
+run: $(STAMP) ## the main job: local broker (unless CLAIMS_KAFKA_BOOTSTRAP is set), topics, example stream, worker
+	$(BIN)/claims-stage run
+
+check: $(STAMP) ## decide the example stream in batch, no broker (out/example/)
 	$(BIN)/claims-stage check schemas/examples/encounters.jsonl --out out/example
 
-check: run ## alias of run
+worker: $(STAMP) ## run the stream worker alone (topics must exist)
+	$(BIN)/claims-stage worker
+
+broker: $(STAMP) ## start the local Kafka broker (claims-stage broker stop|status)
+	$(BIN)/claims-stage broker start
 
 test: $(STAMP) ## the whole test suite: lint, types, unit and integration tests
 	$(BIN)/ruff check stream tests
@@ -31,6 +38,9 @@ test: $(STAMP) ## the whole test suite: lint, types, unit and integration tests
 
 unit: $(STAMP) ## unit tests only (no broker, no external programs)
 	$(BIN)/pytest -m "not integration and not ops"
+
+integration: $(STAMP) ## integration tests against a real broker the run starts itself
+	$(BIN)/pytest -m integration
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check stream tests

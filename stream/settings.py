@@ -6,6 +6,7 @@ commands can pass their own.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +67,10 @@ class Settings(BaseSettings):
         config: dict[str, Any] = {
             "bootstrap.servers": self.kafka_bootstrap,
             "security.protocol": self.security_protocol.lower(),
+            # librdkafka narrates retries it recovers from on its own (a coordinator still
+            # loading, a broker restarting); errors still reach the log, through ours.
+            "log_level": 3,
+            "logger": logging.getLogger("claims_stage.kafka"),
         }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism

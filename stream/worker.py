@@ -224,33 +224,31 @@ def _where(event: Any, output: StageOutput | None = None) -> dict[str, object]:
     return context
 
 
-class LagReader:
-    """End offset minus committed offset per partition, read from the broker itself."""
+def read_lag(settings: Settings, partitions: set[int]) -> dict[int, int]:
+    """End offset minus committed offset per partition, read from the broker itself.
 
-    def __init__(self, settings: Settings) -> None:
-        self.topic = settings.input_topic
-        self.consumer = Consumer(
-            {
-                **settings.librdkafka_config(),
-                "group.id": settings.app_id,  # reads the group's commits; never joins it
-                "enable.auto.commit": False,
-            }
-        )
-
-    def read(self, partitions: set[int]) -> dict[int, int]:
-        wanted = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        committed = {tp.partition: tp.offset for tp in self.consumer.committed(wanted, timeout=5)}
+    A short-lived client each time: it reads the group's commits without joining the
+    group, and leaves nothing behind when the worker stops.
+    """
+    if not partitions:
+        return {}
+    topic = settings.input_topic
+    consumer = Consumer(
+        {**settings.librdkafka_config(), "group.id": settings.app_id, "enable.auto.commit": False}
+    )
+    try:
+        wanted = [TopicPartition(topic, p) for p in sorted(partitions)]
+        committed = {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=5)}
         lag: dict[int, int] = {}
         for partition in sorted(partitions):
-            low, high = self.consumer.get_watermark_offsets(
-                TopicPartition(self.topic, partition), timeout=5, cached=False
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=5, cached=False
             )
             position = committed.get(partition, -1)
             lag[partition] = max(high - (position if position >= 0 else low), 0)
         return lag
-
-    def close(self) -> None:
-        self.consumer.close()
+    finally:
+        consumer.close()
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -330,17 +328,13 @@ def create_app(
         except Exception:  # the consumer is not started yet
             return set()
 
-    lag_reader: list[LagReader] = []
-
     async def measure_lag() -> None:
         partitions = held_partitions()
         if partitions != set(state.lag):
             # A new assignment: the stall clock starts here, not at the last decision.
             state.assigned_at = time.time()
-        if not lag_reader:
-            lag_reader.append(LagReader(settings))
         try:
-            lag = await asyncio.to_thread(lag_reader[0].read, partitions)
+            lag = await asyncio.to_thread(read_lag, settings, partitions)
         except Exception as error:
             state.lag_error = type(error).__name__
             log.warning("could not read consumer lag (%s)", state.lag_error)
