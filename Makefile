@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench clean
+.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench ops-tools dashboard clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,9 +30,9 @@ worker: $(STAMP) ## run the stream worker alone (topics must exist)
 broker: $(STAMP) ## start the local Kafka broker (claims-stage broker stop|status)
 	$(BIN)/claims-stage broker start
 
-test: $(STAMP) ## the whole test suite: lint, types, unit and integration tests
-	$(BIN)/ruff check stream tests
-	$(BIN)/ruff format --check stream tests
+test: $(STAMP) ops-tools ## the whole test suite: lint, types, unit, integration and ops tests
+	$(BIN)/ruff check stream tests deploy/grafana schemas/examples
+	$(BIN)/ruff format --check stream tests deploy/grafana schemas/examples
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -43,15 +43,15 @@ integration: $(STAMP) ## integration tests against a real broker the run starts 
 	$(BIN)/pytest -m integration
 
 lint: $(STAMP) ## ruff lint and format check
-	$(BIN)/ruff check stream tests
-	$(BIN)/ruff format --check stream tests
+	$(BIN)/ruff check stream tests deploy/grafana schemas/examples
+	$(BIN)/ruff format --check stream tests deploy/grafana schemas/examples
 
 typecheck: $(STAMP) ## mypy strict on stream/
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## format and autofix
-	$(BIN)/ruff format stream tests
-	$(BIN)/ruff check --fix stream tests
+	$(BIN)/ruff format stream tests deploy/grafana schemas/examples
+	$(BIN)/ruff check --fix stream tests deploy/grafana schemas/examples
 
 schemas: $(STAMP) ## export the JSON Schema of every contract into schemas/
 	$(BIN)/claims-stage schemas --out schemas
@@ -61,6 +61,12 @@ readme: $(STAMP) ## regenerate the rule table in README.md from the rule metadat
 
 bench: $(STAMP) ## benchmark decide(): decisions per second on one core, peak memory
 	$(BIN)/python -m stream.bench.decide
+
+ops-tools: ## install promtool, prometheus, amtool, alertmanager and chromium when missing (apt)
+	bash deploy/ops-tools.sh
+
+dashboard: $(STAMP) ## regenerate the Grafana dashboard from deploy/grafana/generate_dashboard.py
+	$(BIN)/python deploy/grafana/generate_dashboard.py
 
 clean: ## remove outputs and caches (keeps .venv)
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

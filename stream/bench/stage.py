@@ -1,0 +1,427 @@
+"""The stage against the physical limit of this broker and this Python.
+
+    python -m stream.bench.stage [--records 200000] [--repeats 3] [--workers 1 2]
+
+On the local broker (started if it is not running), preloads a realistic mix of records
+(the example stream, every event with unique IDs, malformed lines included) into a fresh
+input topic of 6 partitions, then measures, each measure repeated and the median kept:
+
+(a) passthrough: a raw confluent-kafka consume-then-produce loop, no decoding: the limit
+    for a Python stage on this broker;
+(b) decide-only: `decide` over the same records in one process, no Kafka;
+(c) the stage: worker processes draining the topic (one, then more in one consumer
+    group), records/s from the first output's timestamp to the last, and peak RSS;
+(d) latency: one worker fed at half of (c)'s rate, end-to-end p50/p95/p99 from each input
+    record's Kafka timestamp to its output's.
+
+It prints a table with the ratios stage/passthrough and stage/decide-only and writes the
+figures to a JSON file. Nothing here asserts a speed: it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from stream.batch import read_lines
+from stream.contracts import KafkaSource
+from stream.decide import Stage
+from stream.feed import key_of
+from stream.localbroker import LocalBroker, default_home
+from stream.settings import Settings
+from stream.topics import create_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "schemas" / "examples" / "encounters.jsonl"
+PARTITIONS = 6
+
+
+def realistic_records(count: int) -> list[bytes]:
+    """The example stream, cycled: events get unique IDs, malformed lines stay as they are."""
+    with EXAMPLES.open("rb") as source:
+        lines = list(read_lines(source))
+    records: list[bytes] = []
+    n = 0
+    while len(records) < count:
+        for line in lines:
+            if len(records) >= count:
+                break
+            try:
+                document = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                records.append(line)
+                continue
+            if isinstance(document, dict) and "event_id" in document:
+                document["event_id"] = f"{document['event_id']}-{n}"
+                if isinstance(document.get("claim_id"), str):
+                    document["claim_id"] = f"{document['claim_id']}-{n}"
+                records.append(orjson.dumps(document))
+            else:
+                records.append(line)
+            n += 1
+    return records
+
+
+@dataclass
+class Topics:
+    prefix: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:6]}")
+
+    def settings(self, bootstrap: str, run: str) -> Settings:
+        return Settings(
+            kafka_bootstrap=bootstrap,
+            input_topic=f"{self.prefix}-in",
+            validated_topic=f"{self.prefix}-{run}-validated",
+            rejected_topic=f"{self.prefix}-{run}-rejected",
+            dlq_topic=f"{self.prefix}-{run}-dlq",
+            app_id=f"{self.prefix}-{run}",
+            partitions=PARTITIONS,
+        )
+
+
+def preload(settings: Settings, records: list[bytes]) -> dict[tuple[int, int], float]:
+    """Produce every record; returns (partition, offset) -> Kafka timestamp in seconds."""
+    stamps: dict[tuple[int, int], float] = {}
+
+    def delivered(error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            stamps[(message.partition() or 0, message.offset() or 0)] = (
+                message.timestamp()[1] / 1000
+            )
+
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "partitioner": "murmur2_random",
+            "linger.ms": 20,
+            "batch.size": 1_000_000,
+            "log_level": 3,
+        }
+    )
+    for record in records:
+        while True:
+            try:
+                producer.produce(
+                    settings.input_topic, value=record, key=key_of(record), on_delivery=delivered
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush()
+    return stamps
+
+
+def passthrough(bootstrap: str, topic: str, count: int) -> float:
+    """(a) consume every record and produce it unchanged: records/s, first read to last ack."""
+    target = f"{topic}-passthrough-{uuid.uuid4().hex[:6]}"
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"passthrough-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.size": 1_000_000, "log_level": 3}
+    )
+    consumer.subscribe([topic])
+    done = 0
+    started: float | None = None
+    while done < count:
+        for message in consumer.consume(num_messages=1000, timeout=1.0):
+            if message.error():
+                continue
+            if started is None:
+                started = time.perf_counter()
+            while True:
+                try:
+                    producer.produce(target, value=message.value(), key=message.key())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            done += 1
+        producer.poll(0)
+    producer.flush()
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return count / elapsed
+
+
+def decide_only(records: Sequence[bytes]) -> float:
+    """(b) decide every record in this process: records/s."""
+    stage = Stage()
+    source = KafkaSource(topic="bench", partition=0, offset=0)
+    for record in records[:2000]:  # warm the code caches, as a running worker has them
+        stage.decide(record, source)
+    started = time.perf_counter()
+    for record in records:
+        stage.decide(record, source)
+    return len(records) / (time.perf_counter() - started)
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _worker_env(settings: Settings, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CLAIMS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "CLAIMS_INPUT_TOPIC": settings.input_topic,
+        "CLAIMS_VALIDATED_TOPIC": settings.validated_topic,
+        "CLAIMS_REJECTED_TOPIC": settings.rejected_topic,
+        "CLAIMS_DLQ_TOPIC": settings.dlq_topic,
+        "CLAIMS_APP_ID": settings.app_id,
+        "CLAIMS_WEB_PORT": str(port),
+        "CLAIMS_LOG_LEVEL": "WARNING",
+    }
+
+
+def start_workers(settings: Settings, count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    workers = []
+    for n in range(count):
+        with (log_dir / f"{settings.app_id}-{n}.log").open("wb") as log:
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "stream", "worker"],
+                    env=_worker_env(settings, _free_port()),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> list[float]:
+    peaks = [_peak_rss_mib(w.pid) for w in workers]
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(timeout=60)
+    return peaks
+
+
+def collect_outputs(
+    settings: Settings, count: int, timeout: float
+) -> list[tuple[float, dict[str, Any]]]:
+    """Read the three output topics until `count` records: (output timestamp s, source)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"collect-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    consumer.subscribe([settings.validated_topic, settings.rejected_topic, settings.dlq_topic])
+    outputs: list[tuple[float, dict[str, Any]]] = []
+    seen: set[tuple[int, int]] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(seen) < count and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=2000, timeout=1.0):
+                if message.error():
+                    continue
+                value = message.value() or b"{}"
+                # The source sits at the end of a decision and inside a dead letter; a
+                # full parse is fine here: this is the measuring side, not the stage.
+                source = orjson.loads(value)["source"]
+                seen.add((source["partition"], source["offset"]))
+                outputs.append((message.timestamp()[1] / 1000, source))
+    finally:
+        consumer.close()
+    if len(seen) < count:
+        raise RuntimeError(f"only {len(seen)} of {count} records came out in {timeout:.0f} s")
+    return outputs
+
+
+def stage_rate(
+    bootstrap: str, topics: Topics, count: int, workers: int, log_dir: Path
+) -> tuple[float, list[float]]:
+    """(c) workers drain the preloaded topic: records/s from first to last output, peak RSS."""
+    settings = topics.settings(bootstrap, f"stage{workers}-{uuid.uuid4().hex[:4]}")
+    create_topics(settings)
+    processes = start_workers(settings, workers, log_dir)
+    try:
+        outputs = collect_outputs(settings, count, timeout=1800)
+    finally:
+        peaks = stop_workers(processes)
+    stamps = sorted(t for t, _ in outputs)
+    return count / (stamps[-1] - stamps[0]), peaks
+
+
+def latency(
+    bootstrap: str, topics: Topics, records: list[bytes], rate: float, log_dir: Path
+) -> dict[str, float]:
+    """(d) one caught-up worker fed at `rate` records/s: end-to-end quantiles in ms."""
+    settings = topics.settings(bootstrap, f"latency-{uuid.uuid4().hex[:4]}")
+    settings = settings.model_copy(update={"input_topic": f"{settings.app_id}-in"})
+    create_topics(settings)
+    processes = start_workers(settings, 1, log_dir)
+    try:
+        # Wait until the worker holds its partitions: one record through and out.
+        preload(settings, records[:1])
+        collect_outputs(settings, 1, timeout=120)
+        stamps: dict[tuple[int, int], float] = {}
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            if error is None:
+                stamps[(message.partition() or 0, message.offset() or 0)] = (
+                    message.timestamp()[1] / 1000
+                )
+
+        producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "partitioner": "murmur2_random",
+                "linger.ms": 1,
+                "log_level": 3,
+            }
+        )
+        started = time.perf_counter()
+        for n, record in enumerate(records):
+            ahead = started + n / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+            producer.produce(
+                settings.input_topic, value=record, key=key_of(record), on_delivery=delivered
+            )
+            producer.poll(0)
+        producer.flush()
+        outputs = collect_outputs(settings, len(records) + 1, timeout=600)
+        peaks = stop_workers(processes)
+    except BaseException:
+        stop_workers(processes)
+        raise
+    delays = sorted(
+        (stamp - stamps[(s["partition"], s["offset"])]) * 1000
+        for stamp, s in outputs
+        if (s["partition"], s["offset"]) in stamps
+    )
+    quantile = statistics.quantiles(delays, n=100)
+    return {
+        "input_rate_per_s": round(rate),
+        "records": len(delays),
+        "p50_ms": round(quantile[49], 1),
+        "p95_ms": round(quantile[94], 1),
+        "p99_ms": round(quantile[98], 1),
+        "max_ms": round(delays[-1], 1),
+        "worker_peak_rss_mib": round(peaks[0], 1),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d"])
+    parser.add_argument("--json", type=Path, default=Path("out/bench-stage.json"))
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    if not settings.broker_configured:
+        LocalBroker(settings.local_broker_home or default_home()).start()
+    bootstrap = settings.kafka_bootstrap
+    log_dir = Path("out/bench-logs")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    topics = Topics()
+    records = realistic_records(args.records)
+    input_settings = topics.settings(bootstrap, "input")
+    create_topics(input_settings)
+    started = time.perf_counter()
+    preload(input_settings, records)
+    print(
+        f"preloaded {len(records):,} records into {input_settings.input_topic} "
+        f"({PARTITIONS} partitions) in {time.perf_counter() - started:.1f} s"
+    )
+
+    results: dict[str, Any] = {"records": len(records), "repeats": args.repeats}
+
+    def median_of(name: str, runs: list[float]) -> float:
+        median = statistics.median(runs)
+        results[name] = {"median_per_s": round(median), "runs": [round(r) for r in runs]}
+        print(f"  {name}: median {median:,.0f}/s  runs {', '.join(f'{r:,.0f}' for r in runs)}")
+        return median
+
+    a = b = 0.0
+    if "a" not in args.skip:
+        a = median_of(
+            "a_passthrough",
+            [
+                passthrough(bootstrap, input_settings.input_topic, len(records))
+                for _ in range(args.repeats)
+            ],
+        )
+    if "b" not in args.skip:
+        b = median_of("b_decide_only", [decide_only(records) for _ in range(args.repeats)])
+    stage: dict[int, float] = {}
+    if "c" not in args.skip:
+        for workers in args.workers:
+            runs, peaks = [], []
+            for _ in range(args.repeats):
+                rate, peak = stage_rate(bootstrap, topics, len(records), workers, log_dir)
+                runs.append(rate)
+                peaks.extend(peak)
+            stage[workers] = median_of(f"c_stage_{workers}_worker", runs)
+            results[f"c_stage_{workers}_worker"]["peak_rss_mib"] = round(max(peaks), 1)
+    if "d" not in args.skip:
+        rate = (stage.get(1) or 2000.0) / 2
+        count = int(rate * args.latency_seconds)
+        results["d_latency"] = latency(bootstrap, topics, records[:count], rate, log_dir)
+        print(f"  d_latency: {results['d_latency']}")
+
+    print("\n| measure | median records/s |")
+    print("|---|---|")
+    for name in ("a_passthrough", "b_decide_only", *[f"c_stage_{w}_worker" for w in stage]):
+        if name in results:
+            print(f"| {name} | {results[name]['median_per_s']:,} |")
+    if 1 in stage and a and b:
+        results["ratio_stage_to_passthrough"] = round(stage[1] / a, 3)
+        results["ratio_stage_to_decide_only"] = round(stage[1] / b, 3)
+        print(
+            f"\nstage/passthrough {stage[1] / a:.2f}   stage/decide-only {stage[1] / b:.2f}   "
+            f"worker peak RSS {results['c_stage_1_worker']['peak_rss_mib']} MiB"
+        )
+    if "d_latency" in results:
+        d = results["d_latency"]
+        print(
+            f"latency at {d['input_rate_per_s']:,}/s: p50 {d['p50_ms']} ms, p95 {d['p95_ms']} ms, "
+            f"p99 {d['p99_ms']} ms"
+        )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"figures written to {args.json}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
