@@ -71,6 +71,7 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
         "root": {"level": level, "handlers": ["default"]},
         # Faust and the Kafka client narrate every rebalance step at INFO.
         "loggers": {
+            "claims_stage": {"level": level},
             "faust": {"level": quiet},
             "mode": {"level": quiet},
             "aiokafka": {"level": quiet},

@@ -45,6 +45,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds before the group gives a silent worker's partitions to the others.",
     )
+    commit_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between offset commits: what a crash can make the stage redo.",
+    )
+    producer_linger_ms: float = Field(
+        default=5.0, ge=0, description="How long the output producer waits to fill a batch."
+    )
+    producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="lz4", description="Compression of output batches (done in librdkafka's threads)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -19,6 +19,7 @@ lost on the way:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -27,13 +28,14 @@ from functools import partial
 from typing import Any
 
 import faust
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
 from stream.contracts import KafkaSource
 from stream.decide import Route, Stage, StageOutput
+from stream.feed import PARTITIONER
 from stream.logs import logging_config
 from stream.metrics import StageMetrics
 from stream.settings import Settings
@@ -45,6 +47,8 @@ STALL_SECONDS = 30.0
 """No decision for this long while records wait: the worker is stalled (health 503)."""
 LAG_INTERVAL = 5.0
 REDELIVERY_MAX_BACKOFF = 30.0
+POLL_INTERVAL = 0.002
+"""How often delivery reports are collected when no record arrives to do it."""
 
 
 @dataclass
@@ -79,6 +83,79 @@ class WorkerState:
         return True, f"ok: {len(partitions)} partitions, {waiting} records waiting"
 
 
+class OutputProducer:
+    """The stage's outputs go out through librdkafka (confluent-kafka), not Faust's producer.
+
+    Faust's aiokafka producer costs tens of microseconds of Python per record (building
+    futures, encoding batches under the GIL); librdkafka batches, compresses and retries
+    in its own C threads. Delivery reports are served by `poll()` on the event loop's
+    thread, so the callbacks that acknowledge input records run where Faust expects them.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.topics: dict[Route, str] = {
+            "validated": settings.validated_topic,
+            "rejected": settings.rejected_topic,
+            "dead_letter": settings.dlq_topic,
+        }
+        self.producer = Producer(
+            {
+                **settings.librdkafka_config(),
+                "acks": "all",
+                "enable.idempotence": True,  # the producer's own retries never duplicate
+                "partitioner": PARTITIONER,
+                "linger.ms": settings.producer_linger_ms,
+                "compression.type": settings.producer_compression,
+                "message.max.bytes": DEAD_LETTER_MAX_BYTES,
+            }
+        )
+        self._poller: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._poller is None:
+            self._poller = asyncio.ensure_future(self._poll_forever())
+
+    async def _poll_forever(self) -> None:
+        # Not a Faust timer: it must keep serving delivery reports while Faust shuts
+        # down and waits for the last records to be acknowledged.
+        while True:
+            self.producer.poll(0)
+            await asyncio.sleep(POLL_INTERVAL)
+
+    async def send(self, output: StageOutput, on_delivery: Callable[[Any, Any], None]) -> None:
+        """Queue one output; waits only while librdkafka's local queue is full."""
+        while True:
+            try:
+                self.producer.produce(
+                    self.topics[output.route],
+                    value=output.value,
+                    key=output.key,
+                    headers=list(output.headers),
+                    on_delivery=on_delivery,
+                )
+                break
+            except BufferError:
+                self.producer.poll(0)
+                await asyncio.sleep(POLL_INTERVAL)
+        self.producer.poll(0)
+
+    async def send_and_wait(self, output: StageOutput) -> None:
+        """Send one output and wait for the broker's answer; raises on failure."""
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def report(error: Any, _: Any) -> None:
+            if error is not None:
+                answered.set_exception(KafkaException(error))
+            else:
+                answered.set_result(None)
+
+        await self.send(output, report)
+        await answered
+
+    def flush(self, timeout: float = 30.0) -> int:
+        return int(self.producer.flush(timeout))
+
+
 class ClaimsAgent:
     """Decide, send, and acknowledge each input record once its output is stored."""
 
@@ -94,17 +171,15 @@ class ClaimsAgent:
         self.stage = stage
         self.metrics = metrics
         self.state = state
+        self.outputs = OutputProducer(settings)
         self._retries: set[asyncio.Task[None]] = set()
-        topic = partial(app.topic, key_serializer="raw", value_serializer="raw")
-        self.input = topic(settings.input_topic, allow_empty=True)
-        self.outputs: dict[Route, Any] = {
-            "validated": topic(settings.validated_topic),
-            "rejected": topic(settings.rejected_topic),
-            "dead_letter": topic(settings.dlq_topic),
-        }
+        self.input = app.topic(
+            settings.input_topic, key_serializer="raw", value_serializer="raw", allow_empty=True
+        )
 
     async def process(self, stream: Any) -> None:
         """The agent body: never lets an exception out, so no record is ever skipped."""
+        self.outputs.start()
         async for event in stream.noack().events():
             try:
                 await self.handle(event, stream)
@@ -124,20 +199,16 @@ class ClaimsAgent:
         started = time.perf_counter()
         output = self.stage.decide(message.value, source, key=message.key)
         seconds = time.perf_counter() - started
-        delivery = await self.outputs[output.route].send(
-            key=output.key, value=output.value, headers=list(output.headers)
-        )
-        delivery.add_done_callback(partial(self.delivered, event, stream, output, seconds))
+        await self.outputs.send(output, partial(self.delivered, event, stream, output, seconds))
 
     def delivered(
-        self, event: Any, stream: Any, output: StageOutput, seconds: float, delivery: Any
+        self, event: Any, stream: Any, output: StageOutput, seconds: float, error: Any, _: Any
     ) -> None:
-        """Producer callback: the broker answered for this record's output."""
-        if delivery.cancelled() or delivery.exception() is not None:
-            error = "cancelled" if delivery.cancelled() else type(delivery.exception()).__name__
+        """Delivery report: the broker answered for this record's output."""
+        if error is not None:
             log.warning(
                 "output not accepted by the broker (%s); sending it again",
-                error,
+                error.name(),
                 extra=_where(event, output),
             )
             self.retry(event, stream, output, seconds)
@@ -153,7 +224,8 @@ class ClaimsAgent:
         self.app.sensors.on_stream_event_out(message.tp, message.offset, stream, event, None)
         now = time.time()
         state = self.state
-        state.failing_since.pop((message.partition, message.offset), None)
+        if state.failing_since:
+            state.failing_since.pop((message.partition, message.offset), None)
         state.last_progress = now
         state.decided += 1
         state.routes[output.route] = state.routes.get(output.route, 0) + 1
@@ -190,10 +262,7 @@ class ClaimsAgent:
                         key=message.key,
                     )
                     seconds = time.perf_counter() - started
-                delivery = await self.outputs[output.route].send(
-                    key=output.key, value=output.value, headers=list(output.headers)
-                )
-                await delivery
+                await self.outputs.send_and_wait(output)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -304,6 +373,7 @@ def create_app(
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout,
+        broker_commit_interval=settings.commit_interval,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         producer_acks=-1,
         producer_max_request_size=DEAD_LETTER_MAX_BYTES,
@@ -394,6 +464,10 @@ def run_worker(settings: Settings, stage_factory: Callable[[], Stage]) -> None:
 
     mode.loop.use("uvloop")
     stage = stage_factory()
+    # The code tables are millions of long-lived objects; without this every full
+    # garbage collection walks all of them again.
+    gc.collect()
+    gc.freeze()
     worker_app = create_app(settings, stage)
     worker = faust.Worker(
         worker_app.app,
@@ -411,4 +485,7 @@ def run_worker(settings: Settings, stage_factory: Callable[[], Stage]) -> None:
         settings.web_host,
         settings.web_port,
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        worker_app.agent.outputs.flush()

@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream.batch import read_lines
 from stream.contracts import KafkaSource
@@ -128,6 +129,17 @@ def preload(settings: Settings, records: list[bytes]) -> dict[tuple[int, int], f
 def passthrough(bootstrap: str, topic: str, count: int) -> float:
     """(a) consume every record and produce it unchanged: records/s, first read to last ack."""
     target = f"{topic}-passthrough-{uuid.uuid4().hex[:6]}"
+    # The broker does not auto-create topics; an unknown topic would stall every send.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(target, num_partitions=PARTITIONS, replication_factor=1)])[
+        target
+    ].result()
+    failures: list[KafkaError] = []
+
+    def delivered(error: KafkaError | None, _: Message) -> None:
+        if error is not None:
+            failures.append(error)
+
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -151,7 +163,9 @@ def passthrough(bootstrap: str, topic: str, count: int) -> float:
                 started = time.perf_counter()
             while True:
                 try:
-                    producer.produce(target, value=message.value(), key=message.key())
+                    producer.produce(
+                        target, value=message.value(), key=message.key(), on_delivery=delivered
+                    )
                     break
                 except BufferError:
                     producer.poll(0.05)
@@ -160,6 +174,8 @@ def passthrough(bootstrap: str, topic: str, count: int) -> float:
     producer.flush()
     elapsed = time.perf_counter() - (started or time.perf_counter())
     consumer.close()
+    if failures:
+        raise RuntimeError(f"passthrough: {len(failures)} sends failed, first: {failures[0]}")
     return count / elapsed
 
 

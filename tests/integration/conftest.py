@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,10 +185,13 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def read_outputs(
-    deployment: StageDeployment, expected: int, timeout: float = 120.0
+    deployment: StageDeployment,
+    expected: int,
+    timeout: float = 120.0,
+    until: Callable[[list[Record]], bool] | None = None,
 ) -> list[Record]:
-    """Read the three output topics from the start until `expected` records have arrived
-    (and a little longer, so that extra records would show up too)."""
+    """Read the three output topics from the start until `expected` records have arrived,
+    or `until` says so, and a little longer, so that extra records would show up too."""
     settings = deployment.settings
     consumer = Consumer(
         {
@@ -220,7 +223,8 @@ def read_outputs(
                         headers={k: v or b"" for k, v in message.headers() or []},
                     )
                 )
-            if len(records) >= expected and settle_until is None:
+            done = until(records) if until is not None else len(records) >= expected
+            if done and settle_until is None:
                 settle_until = time.monotonic() + 2.0
             if settle_until is not None and time.monotonic() > settle_until:
                 break

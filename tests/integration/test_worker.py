@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,19 @@ def _decided(port: int) -> float:
 RECORDS = 20_000
 
 
+def _covers(identities: set[bytes]) -> Callable[[list[Record]], bool]:
+    """A stop condition for `read_outputs`: every identity has come out at least once."""
+    seen: set[bytes] = set()
+    read = [0]
+
+    def covered(records: list[Record]) -> bool:
+        seen.update(_identity(r) for r in records[read[0] :])
+        read[0] = len(records)
+        return identities <= seen
+
+    return covered
+
+
 def test_sigkill_mid_stream_loses_nothing(deployment: StageDeployment) -> None:
     deployment.create_topics()
     first, port = deployment.start_worker()
@@ -208,7 +222,12 @@ def test_sigkill_mid_stream_loses_nothing(deployment: StageDeployment) -> None:
     decided_before_kill = _decided(port) or RECORDS // 4
 
     second, port = deployment.start_worker()
-    outputs = read_outputs(deployment, RECORDS, timeout=300)
+    outputs = read_outputs(
+        deployment,
+        RECORDS,
+        timeout=300,
+        until=_covers(identities),
+    )
     seen = Counter(_identity(r) for r in outputs)
     lost = identities - set(seen)
     duplicates = sum(seen.values()) - len(seen)
@@ -240,7 +259,12 @@ def test_sigterm_stops_cleanly_with_offsets_committed(deployment: StageDeploymen
     reprocessed = produced - committed
 
     deployment.start_worker()
-    outputs = read_outputs(deployment, RECORDS + reprocessed, timeout=300)
+    outputs = read_outputs(
+        deployment,
+        RECORDS,
+        timeout=300,
+        until=_covers(identities),
+    )
     seen = Counter(_identity(r) for r in outputs)
     duplicates = sum(seen.values()) - len(seen)
     print(
