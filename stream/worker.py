@@ -22,6 +22,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,12 +34,14 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
+from stream import __version__
 from stream.contracts import KafkaSource
 from stream.decide import Route, Stage, StageOutput
 from stream.feed import PARTITIONER
 from stream.logs import logging_config
 from stream.metrics import StageMetrics
 from stream.settings import Settings
+from stream.status import StatusSnapshot, render_status
 from stream.topics import DEAD_LETTER_MAX_BYTES
 
 log = logging.getLogger("claims_stage.worker")
@@ -61,7 +64,13 @@ class WorkerState:
     routes: dict[str, int] = field(default_factory=dict)
     last_input_timestamp: dict[int, float] = field(default_factory=dict)
     lag: dict[int, int] = field(default_factory=dict)
+    lag_seconds: dict[int, float] = field(default_factory=dict)
     lag_error: str | None = None
+    findings: Counter[tuple[str, str]] = field(default_factory=Counter)
+    dead_letter_kinds: Counter[str] = field(default_factory=Counter)
+    progress: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=13))
+    """(time, decided) every few seconds: the last minute's throughput."""
+    last_decision: float | None = None
     failing_since: dict[tuple[int, int], float] = field(default_factory=dict)
     """Records whose output the broker has not taken yet: (partition, offset) -> first failure."""
     assigned_at: float | None = None
@@ -81,6 +90,13 @@ class WorkerState:
         if waiting and since > STALL_SECONDS:
             return False, f"stalled: {waiting} records waiting, nothing decided for {since:.0f} s"
         return True, f"ok: {len(partitions)} partitions, {waiting} records waiting"
+
+    def rate(self) -> float:
+        """Records per second over the last minute or so."""
+        if len(self.progress) < 2:
+            return 0.0
+        (start, first), (end, last) = self.progress[0], self.progress[-1]
+        return (last - first) / (end - start) if end > start else 0.0
 
 
 class OutputProducer:
@@ -226,9 +242,13 @@ class ClaimsAgent:
         state = self.state
         if state.failing_since:
             state.failing_since.pop((message.partition, message.offset), None)
-        state.last_progress = now
+        state.last_progress = state.last_decision = now
         state.decided += 1
         state.routes[output.route] = state.routes.get(output.route, 0) + 1
+        for finding in output.findings:
+            state.findings[(finding.rule_id, finding.severity)] += 1
+        if output.dead_letter_kind is not None:
+            state.dead_letter_kinds[output.dead_letter_kind] += 1
         if message.timestamp:
             state.last_input_timestamp[message.partition] = message.timestamp
             self.metrics.end_to_end_seconds.observe(max(now - message.timestamp, 0.0))
@@ -411,6 +431,7 @@ def create_app(
             return
         state.lag_error = None
         now = time.time()
+        state.progress.append((now, state.decided))
         for partition in set(state.lag) - set(lag):
             metrics.consumer_lag.remove(str(partition))
             metrics.consumer_lag_seconds.remove(str(partition))
@@ -422,6 +443,9 @@ def create_app(
                 newest = state.last_input_timestamp.get(partition) or state.assigned_at or now
                 behind = max(now - newest, 0.0)
             metrics.consumer_lag_seconds.labels(str(partition)).set(behind)
+            state.lag_seconds[partition] = behind
+        for partition in set(state.lag_seconds) - set(lag):
+            del state.lag_seconds[partition]
 
     app.timer(LAG_INTERVAL, name="consumer-lag")(measure_lag)
     summary = {"decided": 0}
@@ -439,6 +463,34 @@ def create_app(
             )
 
     app.timer(10.0, name="summary-log")(log_summary)
+
+    @app.page("/status")
+    class Status(View):
+        async def get(self, request: Request) -> Response:
+            partitions = held_partitions()
+            ok, reason = state.health(partitions, time.time())
+            snapshot = StatusSnapshot(
+                app_id=settings.app_id,
+                version=__version__,
+                ruleset_version=stage.ruleset.version,
+                icd10cm=stage.icd10cm.release,
+                healthy=ok,
+                health_reason=reason,
+                partitions=sorted(partitions),
+                lag=dict(state.lag),
+                lag_seconds=dict(state.lag_seconds),
+                routes=dict(state.routes),
+                rate_per_s=state.rate(),
+                top_rules=[
+                    (rule_id, severity, count)
+                    for (rule_id, severity), count in state.findings.most_common(8)
+                    if severity == "error"
+                ],
+                dead_letter_kinds=dict(state.dead_letter_kinds),
+                started=state.started,
+                last_decision=state.last_decision,
+            )
+            return self.html(render_status(snapshot))
 
     @app.page("/healthz")
     class Health(View):

@@ -1,10 +1,14 @@
-"""Shared fixtures: one Stage per test session (loading ICD-10-CM takes about two seconds)."""
+"""Shared fixtures: one Stage per test session (loading ICD-10-CM takes about two seconds),
+and, for the integration and operations tests, a real Kafka broker and stage deployments."""
 
 from __future__ import annotations
 
 import pytest
 
 from stream.decide import Stage
+from tests.stage_kafka import deployment, kafka
+
+__all__ = ["deployment", "kafka"]
 
 
 @pytest.fixture(scope="session")

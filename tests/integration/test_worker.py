@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from stream.feed import key_of, send_lines
-from tests.integration.conftest import (
+from tests.stage_kafka import (
     EXAMPLES,
     ROOT,
     Record,

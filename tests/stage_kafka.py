@@ -1,4 +1,4 @@
-"""Integration fixtures: a real Kafka broker for the session, real worker processes.
+"""A real Kafka broker for the session and real worker processes (integration, ops tests).
 
 The broker is the project's own local broker, started by the test run on free ports in a
 temporary folder; nothing here is skipped when it is missing: it is started.
