@@ -164,7 +164,7 @@ class LocalBroker:
         home: Path,
         host: str = "127.0.0.1",
         port: int = 9092,
-        controller_port: int = 9093,
+        controller_port: int = 9193,  # not 9093: that is Alertmanager's port
         pom: Path | None = None,
     ) -> None:
         self.home = Path(home).resolve()
