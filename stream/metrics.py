@@ -104,6 +104,7 @@ class StageMetrics:
         # Children looked up once: `labels()` costs more than the increment itself.
         self._decisions = {o: self.decisions.labels(o) for o in ("validated", "rejected")}
         self._dead_letters = {k: self.dead_letters.labels(k) for k in DEAD_LETTER_KINDS}
+        self._findings: dict[tuple[str, str], Counter] = {}
 
     def record(self, output: StageOutput, decide_seconds: float) -> None:
         """Count one decided record (called once its output is acknowledged)."""
@@ -113,4 +114,8 @@ class StageMetrics:
         else:
             self._decisions[output.route].inc()
             for finding in output.findings:
-                self.findings.labels(finding.rule_id, finding.severity).inc()
+                key = (finding.rule_id, finding.severity)
+                child = self._findings.get(key)
+                if child is None:
+                    child = self._findings[key] = self.findings.labels(*key)
+                child.inc()

@@ -29,12 +29,12 @@ from functools import partial
 from typing import Any
 
 import faust
+from aiohttp import web as aiohttp_web
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
-from prometheus_client import CollectorRegistry
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from stream import __version__
+from stream import __version__, sensor
 from stream.contracts import KafkaSource
 from stream.decide import Route, Stage, StageOutput
 from stream.feed import PARTITIONER
@@ -403,8 +403,10 @@ def create_app(
         web_bind=settings.web_host,
         web_port=settings.web_port,
     )
-    # A fixed prefix, so dashboards need not know the app id: faust_messages_received_total.
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    # Faust's transport sensor, and ours, on one registry. A fixed prefix, so dashboards
+    # need not know the app id: faust_messages_received_total.
+    metrics_registry = registry
+    sensor.install(app, metrics_registry, name_prefix="faust")
     metrics = StageMetrics(registry, stage.ruleset.version, stage.icd10cm.release)
     state = WorkerState()
     agent = ClaimsAgent(app, settings, stage, metrics, state)
@@ -463,6 +465,14 @@ def create_app(
             )
 
     app.timer(10.0, name="summary-log")(log_summary)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> aiohttp_web.Response:
+            return aiohttp_web.Response(
+                body=generate_latest(metrics_registry),
+                headers={"Content-Type": CONTENT_TYPE_LATEST},
+            )
 
     @app.page("/status")
     class Status(View):
