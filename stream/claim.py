@@ -6,7 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 from stream.codeset import CodeSet
-from stream.contracts import EncounterEvent, PrimaryStatus, Setting, TreatmentTarget
+from stream.contracts import (
+    EncounterEvent,
+    PrimaryStatus,
+    ProcedureEntry,
+    Setting,
+    TreatmentTarget,
+)
 from stream.cpt import CptCatalog, ProcedureCodes, ProcedureInfo
 from stream.icd10cm import CodeInfo, Icd10cmCatalog
 
@@ -69,6 +75,8 @@ class Claim:
         return bool(self.traits & traits)
 
     def with_traits(self, traits: int) -> list[ClaimDiagnosis]:
+        if not self.traits & traits:
+            return []
         return [d for d in self.valid if d.info.traits & traits]
 
     def any_in(self, codes: CodeSet) -> bool:
@@ -103,21 +111,31 @@ class Claim:
         return [p for p in self.procedures if p.code in codes]
 
 
+def _line(procedure: ProcedureEntry) -> int:
+    return procedure.line
+
+
 def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog) -> Claim:
     """Enrich an event: describe every code once, and fold the diagnoses' traits."""
-    diagnoses = tuple(
-        ClaimDiagnosis(d.sequence, d.code, icd10cm.lookup(d.code))
-        for d in sorted(event.diagnoses, key=lambda d: d.sequence)
-    )
+    # The contract guarantees sequences 1..n, so position n-1 holds sequence n.
+    ordered = [event.diagnoses[0]] * len(event.diagnoses)
+    for entry in event.diagnoses:
+        ordered[entry.sequence - 1] = entry
+    lookup = icd10cm.lookup
+    diagnoses = tuple(ClaimDiagnosis(d.sequence, d.code, lookup(d.code)) for d in ordered)
     valid = tuple(d for d in diagnoses if d.info.valid)
     traits = sets = 0
     for diagnosis in valid:
         traits |= diagnosis.info.traits
         sets |= diagnosis.info.memberships
     first = diagnoses[0] if diagnoses[0].info.valid else None
-    billed = tuple(
-        ClaimProcedure(p.line, p.code, p.units, cpt.lookup(p.code))
-        for p in sorted(event.procedures or (), key=lambda p: p.line)
+    billed = (
+        tuple(
+            ClaimProcedure(p.line, p.code, p.units, cpt.lookup(p.code))
+            for p in sorted(event.procedures, key=_line)
+        )
+        if event.procedures
+        else ()
     )
     # Inpatient facility claims carry ICD-10-PCS, not CPT, so the catalogue applies its
     # CPT rules (and the CPT branches of MET-013 and MET-015) to outpatient and
