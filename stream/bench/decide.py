@@ -80,6 +80,12 @@ def summarise(rates: list[float]) -> dict[str, float]:
     }
 
 
+def write_figures(path: Path, results: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"figures written to {path}")
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--input", type=Path, default=DEFAULT_INPUT)
@@ -136,9 +142,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         f"stage load {load_seconds:.2f} s; RSS {rss_before:.0f} MiB before the stage, "
         f"{rss_loaded:.0f} MiB loaded, peak {results['peak_rss_mib']} MiB"
     )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"figures written to {args.json}")
+    write_figures(args.json, results)
     return results
 
 

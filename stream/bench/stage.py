@@ -21,7 +21,6 @@ figures to a JSON file. Nothing here asserts a speed: it measures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -39,6 +38,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream.batch import read_lines
+from stream.bench.decide import write_figures
 from stream.contracts import KafkaSource
 from stream.decide import Stage
 from stream.feed import key_of
@@ -93,8 +93,13 @@ class Topics:
         )
 
 
-def preload(settings: Settings, records: list[bytes]) -> dict[tuple[int, int], float]:
-    """Produce every record; returns (partition, offset) -> Kafka timestamp in seconds."""
+def preload(
+    settings: Settings, records: list[bytes], rate: float | None = None
+) -> dict[tuple[int, int], float]:
+    """Produce every record, at `rate` records/s if given, else as fast as possible.
+
+    Returns (partition, offset) -> the record's Kafka timestamp in seconds.
+    """
     stamps: dict[tuple[int, int], float] = {}
 
     def delivered(error: KafkaError | None, message: Message) -> None:
@@ -107,12 +112,18 @@ def preload(settings: Settings, records: list[bytes]) -> dict[tuple[int, int], f
         {
             "bootstrap.servers": settings.kafka_bootstrap,
             "partitioner": "murmur2_random",
-            "linger.ms": 20,
+            # Paced records go out at once, so their timestamps measure the stage alone.
+            "linger.ms": 1 if rate else 20,
             "batch.size": 1_000_000,
             "log_level": 3,
         }
     )
-    for record in records:
+    started = time.perf_counter()
+    for n, record in enumerate(records):
+        if rate:
+            ahead = started + n / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
         while True:
             try:
                 producer.produce(
@@ -124,6 +135,27 @@ def preload(settings: Settings, records: list[bytes]) -> dict[tuple[int, int], f
         producer.poll(0)
     producer.flush()
     return stamps
+
+
+def create_bench_topics(settings: Settings) -> None:
+    """The stage's topics; outputs stamped by the broker on arrival (LogAppendTime), so an
+    output's timestamp is when it was stored, not when the worker handed it over."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    outputs = [settings.validated_topic, settings.rejected_topic, settings.dlq_topic]
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                name,
+                num_partitions=PARTITIONS,
+                replication_factor=1,
+                config={"message.timestamp.type": "LogAppendTime"},
+            )
+            for name in outputs
+        ]
+    )
+    for future in futures.values():
+        future.result()
+    create_topics(settings)
 
 
 def passthrough(bootstrap: str, topic: str, count: int) -> float:
@@ -283,7 +315,7 @@ def stage_rate(
 ) -> tuple[float, list[float]]:
     """(c) workers drain the preloaded topic: records/s from first to last output, peak RSS."""
     settings = topics.settings(bootstrap, f"stage{workers}-{uuid.uuid4().hex[:4]}")
-    create_topics(settings)
+    create_bench_topics(settings)
     processes = start_workers(settings, workers, log_dir)
     try:
         outputs = collect_outputs(settings, count, timeout=1800)
@@ -299,38 +331,13 @@ def latency(
     """(d) one caught-up worker fed at `rate` records/s: end-to-end quantiles in ms."""
     settings = topics.settings(bootstrap, f"latency-{uuid.uuid4().hex[:4]}")
     settings = settings.model_copy(update={"input_topic": f"{settings.app_id}-in"})
-    create_topics(settings)
+    create_bench_topics(settings)
     processes = start_workers(settings, 1, log_dir)
     try:
         # Wait until the worker holds its partitions: one record through and out.
         preload(settings, records[:1])
         collect_outputs(settings, 1, timeout=120)
-        stamps: dict[tuple[int, int], float] = {}
-
-        def delivered(error: KafkaError | None, message: Message) -> None:
-            if error is None:
-                stamps[(message.partition() or 0, message.offset() or 0)] = (
-                    message.timestamp()[1] / 1000
-                )
-
-        producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "partitioner": "murmur2_random",
-                "linger.ms": 1,
-                "log_level": 3,
-            }
-        )
-        started = time.perf_counter()
-        for n, record in enumerate(records):
-            ahead = started + n / rate - time.perf_counter()
-            if ahead > 0:
-                time.sleep(ahead)
-            producer.produce(
-                settings.input_topic, value=record, key=key_of(record), on_delivery=delivered
-            )
-            producer.poll(0)
-        producer.flush()
+        stamps = preload(settings, records, rate=rate)
         outputs = collect_outputs(settings, len(records) + 1, timeout=600)
         peaks = stop_workers(processes)
     except BaseException:
@@ -433,9 +440,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"latency at {d['input_rate_per_s']:,}/s: p50 {d['p50_ms']} ms, p95 {d['p95_ms']} ms, "
             f"p99 {d['p99_ms']} ms"
         )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"figures written to {args.json}")
+    write_figures(args.json, results)
     return results
 
 
