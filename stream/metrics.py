@@ -66,6 +66,12 @@ class StageMetrics:
             buckets=END_TO_END_BUCKETS,
             registry=registry,
         )
+        self.output_send_errors = Counter(
+            "claims_output_send_errors_total",
+            "Output deliveries the broker refused or that timed out; each is sent again, and "
+            "its input stays uncommitted until one is accepted.",
+            registry=registry,
+        )
         self.consumer_lag = Gauge(
             "claims_consumer_lag",
             "Input records not yet committed (end offset minus committed offset), per "

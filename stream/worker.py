@@ -68,7 +68,9 @@ class WorkerState:
     lag_error: str | None = None
     findings: Counter[tuple[str, str]] = field(default_factory=Counter)
     dead_letter_kinds: Counter[str] = field(default_factory=Counter)
-    progress: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=13))
+    progress: deque[tuple[float, int]] = field(
+        default_factory=lambda: deque([(time.time(), 0)], maxlen=13)
+    )
     """(time, decided) every few seconds: the last minute's throughput."""
     last_decision: float | None = None
     failing_since: dict[tuple[int, int], float] = field(default_factory=dict)
@@ -222,6 +224,7 @@ class ClaimsAgent:
     ) -> None:
         """Delivery report: the broker answered for this record's output."""
         if error is not None:
+            self.metrics.output_send_errors.inc()
             log.warning(
                 "output not accepted by the broker (%s); sending it again",
                 error.name(),
@@ -286,6 +289,7 @@ class ClaimsAgent:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                self.metrics.output_send_errors.inc()
                 log.warning(
                     "output still not accepted (%s); next try in %.0f s",
                     type(error).__name__,
@@ -491,11 +495,14 @@ def create_app(
                 lag_seconds=dict(state.lag_seconds),
                 routes=dict(state.routes),
                 rate_per_s=state.rate(),
-                top_rules=[
-                    (rule_id, severity, count)
-                    for (rule_id, severity), count in state.findings.most_common(8)
-                    if severity == "error"
-                ],
+                top_rules=sorted(
+                    (
+                        (rule_id, severity, count)
+                        for (rule_id, severity), count in state.findings.items()
+                        if severity == "error"
+                    ),
+                    key=lambda row: (-row[2], row[0]),
+                )[:8],
                 dead_letter_kinds=dict(state.dead_letter_kinds),
                 started=state.started,
                 last_decision=state.last_decision,

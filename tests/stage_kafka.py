@@ -29,7 +29,7 @@ from stream.settings import Settings
 from stream.topics import create_topics
 
 HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "schemas" / "examples" / "encounters.jsonl"
 
 

@@ -131,8 +131,9 @@ PANELS: tuple[Panel, ...] = (
         "High while its partitions have lag: the worker is stalled (ClaimsStageStalled).",
         queries=(
             Query(
+                # > 0: a worker that has decided nothing yet shows no value, not 56 years.
                 "time() - max by (instance) "
-                f"(claims_last_decision_timestamp_seconds{{{SELECTOR}}})",
+                f"(claims_last_decision_timestamp_seconds{{{SELECTOR}}} > 0)",
                 "{{instance}}",
             ),
         ),
@@ -331,22 +332,19 @@ PANELS: tuple[Panel, ...] = (
     ),
     # --- Kafka transport (Faust's own sensors) ------------------------------------------
     Panel(
-        title="Kafka messages per second (Faust)",
+        title="Kafka messages per second",
         kind="timeseries",
         unit="ops",
-        description="Messages the workers received and sent, and failed sends, as counted by "
-        "Faust's Prometheus sensor.",
+        description="Messages the workers received (Faust's sensor), outputs the broker "
+        "acknowledged, and output deliveries the broker refused (each is sent again).",
         queries=(
             Query(
                 f"sum(rate({FAUST_PREFIX}_messages_received_total{{{SELECTOR}}}[5m]))",
                 "received",
             ),
+            Query(f"sum(rate({RECORDS}[5m]))", "sent"),
             Query(
-                f"sum(rate({FAUST_PREFIX}_total_sent_messages_total{{{SELECTOR}}}[5m]))",
-                "sent",
-            ),
-            Query(
-                f"sum(rate({FAUST_PREFIX}_total_error_messages_sent_total{{{SELECTOR}}}[5m]))",
+                f"sum(rate(claims_output_send_errors_total{{{SELECTOR}}}[5m]))",
                 "send errors",
             ),
         ),

@@ -1,0 +1,146 @@
+"""The worker's status page (/status) as a person sees it: rendered by real headless Chromium.
+
+A real worker on the session's broker decides the example stream; Chromium then loads the
+page, takes a screenshot (also kept as docs/status-page.png) and dumps the DOM after
+rendering, which must show what the stream came to.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from stream import __version__
+from stream.feed import send_lines
+from tests.stage_kafka import HOST, StageDeployment, scrape
+
+from .browser import dump_dom, parse_dom, png_size, screenshot
+from .examples import example_lines, expected_counts, metrics_match
+from .support import REPO
+
+pytestmark = [pytest.mark.ops, pytest.mark.integration]
+
+WIDTH, HEIGHT = 1280, 800
+DOCS_SCREENSHOT = REPO / "docs" / "status-page.png"
+RULESET_VERSION = "2026.11.0"
+ICD10CM_RELEASE = "2026-04-01"
+OUTCOME_LABELS = {"validated": "validated", "rejected": "rejected", "dead_letter": "dead letters"}
+
+
+def _wait_for(condition: object, timeout: float, what: str, logs: object = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return
+        time.sleep(0.3)
+    detail = logs() if callable(logs) else logs
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{detail}")
+
+
+def _number(text: str) -> int:
+    match = re.fullmatch(r"([\d,]+)", text)
+    assert match, f"not a count: {text!r}"
+    return int(match.group(1).replace(",", ""))
+
+
+def _input_partitions(deployment: StageDeployment) -> list[int]:
+    """The input topic's partitions, as the broker reports them."""
+    topic = deployment.settings.input_topic
+    metadata = AdminClient({"bootstrap.servers": deployment.bootstrap}).list_topics(topic, 30)
+    return sorted(metadata.topics[topic].partitions)
+
+
+def test_status_page_in_a_real_browser(deployment: StageDeployment, tmp_path: Path) -> None:
+    counts = expected_counts()
+    deployment.create_topics()
+    _, port = deployment.start_worker()
+    deployment.wait_healthy(port)
+    partitions = _input_partitions(deployment)
+    assert len(partitions) == deployment.partitions
+
+    lines = example_lines()
+    assert len(lines) == counts.records
+    report = send_lines(deployment.settings, lines)
+    assert report.delivered == len(lines)
+
+    _wait_for(
+        lambda: metrics_match(scrape(port), counts), 60, "every record decided", deployment.logs
+    )
+
+    def drained() -> bool:  # every partition's lag measured, and nothing waiting
+        lag = {k: v for k, v in scrape(port).items() if k.startswith("claims_consumer_lag{")}
+        return len(lag) == len(partitions) and sum(lag.values()) == 0
+
+    _wait_for(drained, 60, "the lag of every partition to be measured at 0", deployment.logs)
+
+    url = f"http://{HOST}:{port}/status"
+
+    # --- the screenshot ------------------------------------------------------------------
+    shot = tmp_path / "status-page.png"
+    screenshot(url, shot, WIDTH, HEIGHT)
+    assert png_size(shot) == (WIDTH, HEIGHT)
+    assert shot.stat().st_size > 10_000, "a blank page compresses to almost nothing"
+    DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(shot, DOCS_SCREENSHOT)
+    assert png_size(DOCS_SCREENSHOT) == (WIDTH, HEIGHT)
+
+    # --- the DOM after rendering ---------------------------------------------------------
+    document = dump_dom(url)
+    dom = parse_dom(document)
+    for element_id in ("health", "rate", "outcomes", "rules", "dead-letters", "lag", "versions"):
+        assert element_id in dom.text, f"no element #{element_id} in\n{document}"
+
+    assert dom.text["health"] == "healthy", document
+
+    outcomes = {row[0]: _number(row[1]) for row in dom.tables["outcomes"]}
+    assert outcomes == {label: counts.routes[route] for route, label in OUTCOME_LABELS.items()}, (
+        outcomes
+    )
+
+    versions = {row[0]: row[1] for row in dom.tables["versions"]}
+    assert versions == {
+        "claims-stage": __version__,
+        "ruleset": RULESET_VERSION,
+        "ICD-10-CM": ICD10CM_RELEASE,
+    }, versions
+
+    dead_letters = {row[0]: _number(row[1]) for row in dom.tables["dead-letters"]}
+    assert dead_letters == dict(counts.dead_letter_kinds), dead_letters
+
+    lag_rows = {row[0]: row[1:] for row in dom.tables["lag"]}
+    assert set(lag_rows) == {f"partition {p}" for p in partitions}, lag_rows
+    for name, cells in lag_rows.items():
+        assert cells == ["0 waiting", "0.0 s behind"], (name, cells)
+
+    # Top failing rules: error findings only, each with its true count, most frequent first.
+    errors = {rule: n for (rule, severity), n in counts.findings.items() if severity == "error"}
+    shown: list[tuple[str, int]] = []
+    for cells in dom.tables["rules"]:
+        match = re.match(r"(MET-\d{3}) error\b", cells[0])
+        assert match, cells
+        shown.append((match.group(1), _number(cells[1])))
+    assert shown, document
+    for rule, n in shown:
+        assert errors.get(rule) == n, (rule, n, errors.get(rule))
+    assert [n for _, n in shown] == sorted((n for _, n in shown), reverse=True), shown
+    assert shown[0][1] == max(errors.values()), shown
+    assert len(shown) == min(8, len(errors))
+
+    # self-contained: nothing loaded or linked from elsewhere, and it refreshes itself
+    external = [
+        (tag, name, value)
+        for tag, name, value in dom.urls()
+        if "http" in value.lower() or value.strip().startswith("//")
+    ]
+    assert not external, f"external assets or links: {external}"
+    assert not any(re.search(r"url\(|@import", style) for style in dom.styles), dom.styles
+    refresh = [m for m in dom.metas() if m.get("http-equiv", "").lower() == "refresh"]
+    assert len(refresh) == 1, dom.metas()
+    assert re.fullmatch(r"\d+", refresh[0]["content"].strip()), refresh
+    assert int(refresh[0]["content"]) > 0
+    print(f"\nstatus page: {url} -> {DOCS_SCREENSHOT} ({WIDTH}x{HEIGHT})")
