@@ -46,7 +46,9 @@ section{background:#fff;border-radius:8px;padding:14px 18px;box-shadow:0 1px 2px
 h2{font-size:13px;text-transform:uppercase;letter-spacing:.06em;color:#5b6475;margin:0 0 10px}
 .big{font-size:34px;font-weight:600}.muted{color:#5b6475;font-size:13px}
 table{width:100%;border-collapse:collapse}td{padding:3px 0;border-bottom:1px solid #eef0f3}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
+td.n{text-align:right;font-variant-numeric:tabular-nums;padding-left:12px}
+td.rule{max-width:0;width:100%;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+td.rule span{color:#5b6475;font-size:13px}
 .bar{height:10px;border-radius:5px;display:flex;overflow:hidden;margin:8px 0;background:#eef0f3}
 .v{background:#1f8a4c}.r{background:#d68910}.d{background:#c0392b}
 """
@@ -58,6 +60,11 @@ def _age(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _title(rule_id: str) -> str:
+    rule = RULES_BY_ID.get(rule_id)
+    return rule.title.replace("`", "") if rule else ""
 
 
 def render_status(snapshot: StatusSnapshot) -> str:
@@ -78,8 +85,8 @@ def render_status(snapshot: StatusSnapshot) -> str:
     )
     rule_rows = (
         "".join(
-            f"<tr><td><b>{e(rule_id)}</b> {e(severity)}<div class=muted>"
-            f"{e(RULES_BY_ID[rule_id].title if rule_id in RULES_BY_ID else '')}</div></td>"
+            f'<tr><td class=rule title="{e(_title(rule_id))}"><b>{e(rule_id)}</b> '
+            f"{e(severity)} <span>{e(_title(rule_id))}</span></td>"
             f"<td class=n>{count:,}</td></tr>"
             for rule_id, severity, count in s.top_rules
         )

@@ -50,6 +50,7 @@ def test_outputs_refused_by_the_broker_make_it_unhealthy() -> None:
 
 def test_rate_over_the_last_samples() -> None:
     current = state()
+    current.progress.clear()
     assert current.rate() == 0.0
     current.progress.extend([(NOW - 10, 1000), (NOW - 5, 1500), (NOW, 3000)])
     assert current.rate() == 200.0
