@@ -72,7 +72,7 @@ def check(
     line per input line. Exits 0 when every line was processed, whatever the outcomes.
     """
     from stream.batch import OUTPUT_FILES, read_lines, run_batch
-    from stream.decide import Stage
+    from stream.decide import Stage, freeze_reference_data
 
     settings = Settings()
     ruleset = _ruleset(settings, rules_config)
@@ -96,6 +96,7 @@ def check(
             raise _fail(f"cannot read {input_path}: {error.strerror}") from error
         name = str(path)
     stage = Stage(ruleset=ruleset)
+    freeze_reference_data()
     with source:
         if size >= 1 << 20 and err.is_terminal:
             from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn

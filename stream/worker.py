@@ -19,7 +19,6 @@ lost on the way:
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections import Counter, deque
@@ -36,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from stream import __version__, sensor
 from stream.contracts import KafkaSource
-from stream.decide import Route, Stage, StageOutput
+from stream.decide import Route, Stage, StageOutput, freeze_reference_data
 from stream.feed import PARTITIONER
 from stream.logs import logging_config
 from stream.metrics import StageMetrics
@@ -533,10 +532,7 @@ def run_worker(settings: Settings, stage_factory: Callable[[], Stage]) -> None:
 
     mode.loop.use("uvloop")
     stage = stage_factory()
-    # The code tables are millions of long-lived objects; without this every full
-    # garbage collection walks all of them again.
-    gc.collect()
-    gc.freeze()
+    freeze_reference_data()
     worker_app = create_app(settings, stage)
     worker = faust.Worker(
         worker_app.app,

@@ -40,7 +40,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from stream.batch import read_lines
 from stream.bench.decide import write_figures
 from stream.contracts import KafkaSource
-from stream.decide import Stage
+from stream.decide import Stage, freeze_reference_data
 from stream.feed import key_of
 from stream.localbroker import LocalBroker, default_home
 from stream.settings import Settings
@@ -214,6 +214,7 @@ def passthrough(bootstrap: str, topic: str, count: int) -> float:
 def decide_only(records: Sequence[bytes]) -> float:
     """(b) decide every record in this process: records/s."""
     stage = Stage()
+    freeze_reference_data()
     source = KafkaSource(topic="bench", partition=0, offset=0)
     for record in records[:2000]:  # warm the code caches, as a running worker has them
         stage.decide(record, source)

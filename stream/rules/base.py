@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from stream.claim import Claim, ClaimDiagnosis, ClaimProcedure
+from stream.codeset import CodeSet
 from stream.contracts import Severity
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen construction costs ~4x on the hot path
 class Hit:
     """A rule's verdict on one claim: how severe, why, and which lines it concerns."""
 
@@ -53,6 +54,12 @@ class Rule:
     check: Check = field(repr=False)
     warning_branches: bool = False
     """An error rule with branches the catalogue keeps at warning level."""
+    applies_to: CodeSet | int | None = None
+    """A necessary condition: the rule can only fire on a claim with a code of this set
+    (or of these traits). The ruleset skips the check on other claims; the check still
+    tests its own condition in full."""
+    reads_procedures: bool = False
+    """The rule can only fire on a claim whose procedures the rules read."""
 
     @property
     def severity_label(self) -> str:
@@ -79,13 +86,26 @@ def rule(
     carc: str,
     rarc: str | None,
     warning_branches: bool = False,
+    applies_to: CodeSet | int | None = None,
+    reads_procedures: bool = False,
 ) -> Callable[[Check], Rule]:
     """Declare a rule: `@rule("MET-005", title=..., ...)` over its check function."""
 
     def declare(check: Check) -> Rule:
         if not check.__doc__:
             raise TypeError(f"{rule_id} needs a docstring: it is the rule's documentation")
-        return Rule(rule_id, title, severity, citation, carc, rarc, check, warning_branches)
+        return Rule(
+            rule_id,
+            title,
+            severity,
+            citation,
+            carc,
+            rarc,
+            check,
+            warning_branches,
+            applies_to,
+            reads_procedures,
+        )
 
     return declare
 

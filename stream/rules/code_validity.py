@@ -67,6 +67,7 @@ def met002_billable_code(claim: Claim) -> Hit | None:
     citation="AMA CPT annual code changes (32405 deleted 2021-01-01, 10022 deleted 2019-01-01)",
     carc="181",
     rarc="M51",
+    reads_procedures=True,
 )
 def met003_active_procedure(claim: Claim) -> Hit | None:
     """A procedure code deleted before the date of service is rejected.
@@ -99,6 +100,7 @@ def met003_active_procedure(claim: Claim) -> Hit | None:
     citation="CMS NCCI add-on code edits; CPT add-on code conventions",
     carc="107",
     rarc="N122",
+    reads_procedures=True,
 )
 def met004_add_on_needs_primary(claim: Claim) -> Hit | None:
     """An add-on code ('each additional', 'list separately') is not payable alone.

@@ -17,6 +17,7 @@ _MALE_ONLY = CodeSet("C60-C63 C50.?2 Z85.45-Z85.49 N40-N53")
     citation="CMS Medicare Code Editor edit 5 (sex conflict)",
     carc="10",
     rarc="M76",
+    applies_to=_FEMALE_ONLY,
 )
 def met033_sex_conflict(claim: Claim) -> Hit | None:
     """A claim cannot carry both female-only and male-only diagnoses.
@@ -40,6 +41,7 @@ def met033_sex_conflict(claim: Claim) -> Hit | None:
 
 _PLEURAL = (CodeSet("J90"), CodeSet("C78.2"))
 _PERITONEAL = (CodeSet("R18.8"), CodeSet("C78.6"))
+_SEROSAL_EFFUSIONS = CodeSet("J90 R18.8")
 
 
 @rule(
@@ -49,6 +51,7 @@ _PERITONEAL = (CodeSet("R18.8"), CodeSet("C78.6"))
     citation="ICD-10-CM Tabular J90 Excludes1 (J91.0); R18.0 malignant ascites",
     carc="16",
     rarc="M76",
+    applies_to=_SEROSAL_EFFUSIONS,
 )
 def met038_serosal_effusion(claim: Claim) -> Hit | None:
     """A malignant pleural effusion is J91.0 and malignant ascites is R18.0.
@@ -86,6 +89,7 @@ _BONE_NEOPLASM = CodeSet("C40 C41 C90 C79.51 C7B.03")
     citation="ICD-10-CM Tabular M84.4 Excludes1 (M84.5-); Official Guidelines I.C.2.l.6",
     carc="16",
     rarc="M76",
+    applies_to=_FRACTURE_NOS,
 )
 def met039_fracture_nos_with_bone_neoplasm(claim: Claim) -> Hit | None:
     """A pathological fracture in neoplastic disease is M84.5-, not M84.4-.

@@ -15,6 +15,7 @@ from stream.rules.base import Hit, codes_of, hit, rule
     citation="ICD-10-CM Tabular C77 Excludes1 (C81-C86, C88, C96.-)",
     carc="16",
     rarc="M76",
+    applies_to=Trait.NODAL_SECONDARY,
 )
 def met023_lymphoma_nodes(claim: Claim) -> Hit | None:
     """Nodal sites of lymphoma are in the lymphoma code's fifth character, not C77.
@@ -47,6 +48,7 @@ def met023_lymphoma_nodes(claim: Claim) -> Hit | None:
     citation="ICD-10-CM Official Guidelines I.C.2.t",
     carc="16",
     rarc="M76",
+    applies_to=Trait.ORGAN_SECONDARY,
 )
 def met024_lymphoma_organs(claim: Claim) -> Hit | None:
     """Organ involvement by lymphoma is not coded as a secondary malignancy.
@@ -98,6 +100,7 @@ def _remission_reading(diagnosis: ClaimDiagnosis) -> str | None:
     citation="ICD-10-CM Official Guidelines I.C.2.n",
     carc="16",
     rarc="M76",
+    applies_to=Trait.HEME_PRIMARY,
 )
 def met036_remission_conflict(claim: Claim) -> Hit | None:
     """'Not in remission', 'in remission' and 'in relapse' exclude each other for one disease.
@@ -143,6 +146,7 @@ _BONE_OR_MARROW = CodeSet("C79.51 C79.52")
     citation="ICD-10-CM Official Guidelines I.C.2 (introduction), I.C.2.d; Tabular C90.0 inclusion terms",
     carc="16",
     rarc="M76",
+    applies_to=_BONE_OR_MARROW,
 )
 def met040_myeloma_bone_secondary(claim: Claim) -> Hit | None:
     """Bone lesions and marrow involvement of myeloma or leukaemia are in the C90-C95 code.

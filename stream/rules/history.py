@@ -37,6 +37,7 @@ def shared_families(claim: Claim) -> list[tuple[SiteFamily, list[ClaimDiagnosis]
     carc="16",
     rarc="M76",
     warning_branches=True,
+    applies_to=Trait.HISTORY,
 )
 def met010_history_and_active_same_site(claim: Claim) -> Hit | None:
     """A Z85 code and an active primary of the same organ contradict each other.
@@ -143,6 +144,7 @@ _OTHER_ENCOUNTER = CodeSet("Z51 !Z51.0 !Z51.11 !Z51.12 !Z51.5")
     carc="16",
     rarc="M76",
     warning_branches=True,
+    applies_to=_FOLLOW_UP,
 )
 def met012_follow_up_with_disease(claim: Claim) -> Hit | None:
     """Z08 means follow-up after completed treatment with no recurrence.
@@ -207,6 +209,7 @@ def met012_follow_up_with_disease(claim: Claim) -> Hit | None:
     carc="16",
     rarc="MA63",
     warning_branches=True,
+    applies_to=Trait.HISTORY,
 )
 def met016_history_not_first(claim: Claim) -> Hit | None:
     """Z85 is an unacceptable principal diagnosis and follows active disease.
@@ -259,6 +262,7 @@ _RECURRENCE_SITES: dict[str, CodeSet] = {
     citation="ICD-10-CM Official Guidelines I.C.2.d, I.C.2.m",
     carc="16",
     rarc="M76",
+    applies_to=Trait.HISTORY,
 )
 def met037_recurrence_coded_as_secondary(claim: Claim) -> Hit | None:
     """A cancer recurring at an eradicated primary's site is coded to that primary site.

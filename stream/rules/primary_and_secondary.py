@@ -15,6 +15,7 @@ from stream.rules.base import Hit, codes_of, hit, labels_of, rule
     citation="ICD-10-CM Official Guidelines I.C.2 (introduction), I.C.2.d, I.C.2.k, I.C.2.l.2",
     carc="16",
     rarc="M76",
+    applies_to=Trait.SECONDARY,
 )
 def met005_secondary_needs_primary(claim: Claim) -> Hit | None:
     """Whenever C77-C79 is reported, the claim must also say where the primary is.
@@ -57,6 +58,7 @@ _MERKEL_INDICATOR = CodeSet("C4A Z85.821")
     citation="ICD-10-CM Tabular Excludes1 at C78, C79 and C79.5 (secondary carcinoid tumours C7B.-); C80 Excludes1 (C7A.00)",
     carc="16",
     rarc="M76",
+    applies_to=Trait.SOLID_PRIMARY | Trait.SECONDARY_NET,
 )
 def met006_neuroendocrine_secondaries(claim: Claim) -> Hit | None:
     """Carcinoid and NET metastases are C7B, not C78/C79, and C7B needs a NET primary.
@@ -109,6 +111,7 @@ def met006_neuroendocrine_secondaries(claim: Claim) -> Hit | None:
     citation="ICD-10-CM Official Guidelines I.C.2.k; Tabular C80.1",
     carc="16",
     rarc="M76",
+    applies_to=Trait.UNKNOWN_PRIMARY,
 )
 def met007_unknown_primary_beside_known(claim: Claim) -> Hit | None:
     """C80.1 beside a specified primary, a haematological cancer or a Z85 is reviewed.
@@ -162,6 +165,7 @@ _UNKNOWN_SITES = CodeSet("C80.1 C79.9")
     citation="ICD-10-CM Tabular Excludes1 at C80.1 and at C79.9",
     carc="16",
     rarc="M76",
+    applies_to=Trait.UNKNOWN_PRIMARY,
 )
 def met008_unknown_primary_and_unknown_secondary(claim: Claim) -> Hit | None:
     """C80.1 (primary unspecified) and C79.9 (secondary, unspecified site) exclude each other.
@@ -189,6 +193,7 @@ def met008_unknown_primary_and_unknown_secondary(claim: Claim) -> Hit | None:
     citation="ICD-10-CM Official Guidelines I.C.2.j; Tabular Excludes1 at C79.9 and C80",
     carc="16",
     rarc="M76",
+    applies_to=Trait.DISSEMINATED,
 )
 def met009_disseminated_with_known_sites(claim: Claim) -> Hit | None:
     """C80.0 (carcinomatosis NOS, generalised cancer) must not replace known sites.
@@ -225,6 +230,7 @@ _SECONDARY_SITE_UNKNOWN = CodeSet("C79.9")
     citation="ICD-10-CM Official Guidelines I.B.3, I.C.2 (introduction); Tabular C79.9",
     carc="16",
     rarc="M81",
+    applies_to=_SECONDARY_SITE_UNKNOWN,
 )
 def met041_unspecified_secondary_beside_specified(claim: Claim) -> Hit | None:
     """C79.9 is for metastatic disease whose site is not documented.

@@ -26,6 +26,7 @@ _LYMPHOMA = CodeSet("C81-C86 C88 C96")
     carc="11",
     rarc="M76",
     warning_branches=True,
+    reads_procedures=True,
 )
 def met030_craniotomy_diagnosis(claim: Claim) -> Hit | None:
     """61510 excises a supratentorial brain tumour other than meningioma, of any histology.
@@ -81,6 +82,7 @@ _INITIAL_STRATEGY = re.compile(
     carc="50",
     rarc="N386",
     warning_branches=True,
+    reads_procedures=True,
 )
 def met031_pet_needs_cancer(claim: Claim) -> Hit | None:
     """Oncologic FDG PET needs a biopsy-proven or strongly suspected cancer.
@@ -194,6 +196,7 @@ _SUPPORT_BY_CODE = {
     citation="CPT descriptors; representative LCDs and payer policies (e.g. LCD L33574 for 92083)",
     carc="11",
     rarc="M76",
+    reads_procedures=True,
 )
 def met032_procedure_support(claim: Claim) -> Hit | None:
     """Flag site-specific procedures whose diagnoses describe neither the site nor a cancer.

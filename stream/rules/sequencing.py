@@ -22,6 +22,7 @@ _EFFUSION_DIAGNOSES = CodeSet("J91.0 R18.0 I31.31")
     citation="ICD-10-CM Official Guidelines I.C.2.b, I.C.2.l.2 (exemption I.C.2.f)",
     carc="16",
     rarc="MA63",
+    applies_to=Trait.SOLID_PRIMARY,
 )
 def met013_secondary_treatment_sequencing(claim: Claim) -> Hit | None:
     """When treatment is directed at the secondary site only, the secondary leads.
@@ -62,6 +63,7 @@ def met013_secondary_treatment_sequencing(claim: Claim) -> Hit | None:
     carc="16",
     rarc="MA63",
     warning_branches=True,
+    applies_to=Trait.SECONDARY | Trait.SECONDARY_NET,
 )
 def met014_primary_treatment_sequencing(claim: Claim) -> Hit | None:
     """When the primary site is the target of treatment, the primary leads.
@@ -107,6 +109,7 @@ _SURGERY = ProcedureCodes("10021-35999 37000-69990")
     carc="16",
     rarc="MA63",
     warning_branches=True,
+    applies_to=_THERAPY_ENCOUNTER,
 )
 def met015_therapy_encounter(claim: Claim) -> Hit | None:
     """Antineoplastic therapy encounters lead with Z51.0/Z51.11/Z51.12 and code the neoplasm.
@@ -176,6 +179,7 @@ _NOT_UNDERLYING = CodeSet("E88.A R64")
     citation="ICD-10-CM Tabular 'code first' notes; CMS Medicare Code Editor (manifestation as principal); Official Guidelines I.C.2.c.1",
     carc="16",
     rarc="MA63",
+    applies_to=_MANIFESTATIONS,
 )
 def met017_manifestation_codes(claim: Claim) -> Hit | None:
     """Manifestation codes follow the condition that causes them, and need it coded.
@@ -225,6 +229,7 @@ def met017_manifestation_codes(claim: Claim) -> Hit | None:
     citation="ICD-10-CM Official Guidelines I.C.2.g",
     carc="16",
     rarc="MA63",
+    applies_to=Trait.SYMPTOM,
 )
 def met018_symptom_first(claim: Claim) -> Hit | None:
     """A sign or symptom of a known malignancy is not principal or first-listed.
@@ -259,6 +264,7 @@ _FRACTURE_IN_NEOPLASM = CodeSet("M84.5")
     citation="ICD-10-CM Tabular M84.5 'code also underlying neoplasm'; Official Guidelines I.C.2.l.6",
     carc="16",
     rarc="M76",
+    applies_to=_FRACTURE_IN_NEOPLASM,
 )
 def met019_pathological_fracture_needs_neoplasm(claim: Claim) -> Hit | None:
     """M84.5- needs the neoplasm (C00-D49) that caused the fracture coded too.
@@ -290,6 +296,7 @@ _PALLIATIVE = CodeSet("Z51.5")
     carc="16",
     rarc="M76",
     warning_branches=True,
+    applies_to=_PALLIATIVE,
 )
 def met020_palliative_care(claim: Claim) -> Hit | None:
     """Z51.5 may lead when palliative care is the documented reason, but never stands alone.
@@ -334,6 +341,7 @@ _PAIN_CONTROL = re.compile(
     carc="16",
     rarc="M76",
     warning_branches=True,
+    applies_to=_NEOPLASM_PAIN,
 )
 def met021_neoplasm_pain(claim: Claim) -> Hit | None:
     """G89.3 needs a neoplasm, and leads only when the encounter is for pain control.
@@ -376,6 +384,7 @@ _CACHEXIA_NOS = CodeSet("R64")
     carc="16",
     rarc="M76",
     warning_branches=True,
+    applies_to=_CACHEXIA_NOS,
 )
 def met022_cancer_cachexia(claim: Claim) -> Hit | None:
     """R64 (cachexia NOS) and E88.A (cachexia due to underlying condition) exclude each other.
@@ -417,6 +426,7 @@ _TRANSPLANT_MALIGNANCY = CodeSet("C80.2")
     citation="ICD-10-CM Official Guidelines I.C.2.r; Tabular C80.2; CMS Medicare Code Editor (unacceptable principal diagnosis)",
     carc="16",
     rarc="MA63",
+    applies_to=Trait.TRANSPLANT_MALIGNANCY,
 )
 def met034_transplanted_organ(claim: Claim) -> Hit | None:
     """C80.2 is never principal and needs the transplant complication and the cancer.
@@ -461,6 +471,7 @@ _BRACHYTHERAPY = ProcedureCodes("77750 77761 77762 77763 77767 77768 77770 77771
     citation="ICD-10-CM Official Guidelines I.C.2.e.2",
     carc="16",
     rarc="M76",
+    applies_to=_RADIATION_ENCOUNTER,
 )
 def met035_brachytherapy(claim: Claim) -> Hit | None:
     """For implanted radioactive elements the malignancy leads and Z51.0 is not assigned.

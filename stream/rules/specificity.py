@@ -73,6 +73,7 @@ _OVERLAP_CANDIDATES = CodeSet("C00-C75 !C43 !C44 !C4A !C50")
     citation="ICD-10-CM Tabular chapter 2 note 'primary malignant neoplasms overlapping site boundaries'",
     carc="16",
     rarc="M81",
+    applies_to=_OVERLAP_CANDIDATES,
 )
 def met026_overlapping_subsites(claim: Claim) -> Hit | None:
     """One tumour overlapping contiguous subsites is coded to .8, not to each subsite.
@@ -116,6 +117,7 @@ _METASTATIC = CodeSet("C77-C79 C7B C80")
     citation="ICD-10-CM Official Guidelines IV.H (versus II.H for inpatient)",
     carc="16",
     rarc="M76",
+    applies_to=_METASTATIC,
 )
 def met027_uncertain_metastasis(claim: Claim) -> Hit | None:
     """Outside inpatient care, a suspected or probable metastasis is coded by its findings.
