@@ -191,6 +191,7 @@ def explain(
     out.print(f"[bold]{rule.rule_id}[/]  {rule.title}", highlight=False)
     out.print(f"severity: {rule.severity_label}", highlight=False)
     out.print(f"citation: {rule.citation}", highlight=False)
+    out.print(f"evaluated on: {rule.scope}", highlight=False)
     out.print(f"X12: CARC {rule.carc}" + (f", RARC {rule.rarc}" if rule.rarc else ""))
     for paragraph in rule.documentation.split("\n\n"):
         out.print()

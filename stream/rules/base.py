@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from stream.claim import Claim, ClaimDiagnosis, ClaimProcedure
 from stream.codeset import CodeSet
 from stream.contracts import Severity
+from stream.icd10cm import Trait
 
 
 @dataclass(slots=True)  # not frozen: frozen construction costs ~4x on the hot path
@@ -66,6 +67,25 @@ class Rule:
         if self.severity == "error" and self.warning_branches:
             return "error (warning as stated)"
         return self.severity
+
+    @property
+    def scope(self) -> str:
+        """Which claims the rule is evaluated on, in words (`claims-stage explain`)."""
+        if self.reads_procedures:
+            return "claims with procedures (outpatient and professional)"
+        if isinstance(self.applies_to, CodeSet):
+            return f"claims with a code in {self.applies_to.spec}"
+        if isinstance(self.applies_to, int):
+            names = [
+                name.lower().replace("_", " ")
+                for name, bit in vars(Trait).items()
+                if name.isupper()
+                and isinstance(bit, int)
+                and bit & self.applies_to == bit
+                and bin(bit).count("1") == 1
+            ]
+            return f"claims with a code of: {', '.join(names)}"
+        return "every claim"
 
     @property
     def documentation(self) -> str:
