@@ -154,7 +154,8 @@ class OutputProducer:
             except BufferError:
                 self.producer.poll(0)
                 await asyncio.sleep(POLL_INTERVAL)
-        self.producer.poll(0)
+        # Delivery reports are served by the poller every POLL_INTERVAL, not per record:
+        # one poll per record cost more than the produce call itself.
 
     async def send_and_wait(self, output: StageOutput) -> None:
         """Send one output and wait for the broker's answer; raises on failure."""

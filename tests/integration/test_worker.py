@@ -219,7 +219,9 @@ def test_sigkill_mid_stream_loses_nothing(deployment: StageDeployment) -> None:
     _wait_for(lambda: _decided(port) >= RECORDS // 4, 120, "a quarter of the stream decided")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
-    decided_before_kill = _decided(port) or RECORDS // 4
+    committed = deployment.committed()
+    stored_before_restart = len(read_outputs(deployment, 0, timeout=5))
+    assert committed <= stored_before_restart  # never committed past an output not stored
 
     second, port = deployment.start_worker()
     outputs = read_outputs(
@@ -232,11 +234,13 @@ def test_sigkill_mid_stream_loses_nothing(deployment: StageDeployment) -> None:
     lost = identities - set(seen)
     duplicates = sum(seen.values()) - len(seen)
     print(
-        f"\nSIGKILL after ~{decided_before_kill:.0f} of {RECORDS} records: "
-        f"{len(outputs)} outputs, {len(lost)} lost, {duplicates} duplicates"
+        f"\nSIGKILL after {stored_before_restart} of {RECORDS} outputs stored, {committed} "
+        f"inputs committed: {len(outputs)} outputs, {len(lost)} lost, {duplicates} duplicates"
     )
     assert not lost, f"{len(lost)} records lost\n{deployment.logs()}"
     assert set(seen) == identities
+    # The restart redoes exactly what was stored but not yet committed.
+    assert duplicates == stored_before_restart - committed
     assert second.poll() is None
 
 
