@@ -12,7 +12,9 @@ input topic of 6 partitions, then measures, each measure repeated and the median
 (c) the stage: worker processes draining the topic (one, then more in one consumer
     group), records/s from the first output's timestamp to the last, and peak RSS;
 (d) latency: one worker fed at half of (c)'s rate, end-to-end p50/p95/p99 from each input
-    record's Kafka timestamp to its output's.
+    record's Kafka timestamp to its output's;
+(e) Faust's own ceiling: a bare agent that only acknowledges each record, then the same
+    with the stage's Prometheus sensor, then with `decide` but no output.
 
 It prints a table with the ratios stage/passthrough and stage/decide-only and writes the
 figures to a JSON file. Nothing here asserts a speed: it measures.
@@ -361,13 +363,28 @@ def latency(
     }
 
 
+def faust_ceiling(bootstrap: str, topic: str, count: int, kind: str) -> float:
+    """(e) a bare Faust agent draining the topic: `ack`, `sensor` or `decide` (no output)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "stream.bench.faust_ceiling", topic, str(count), kind],
+        env={**os.environ, "CLAIMS_KAFKA_BOOTSTRAP": bootstrap},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=True,
+    )
+    # Faust's terminal spinner may share the line: read from the JSON object's start.
+    line = next(row for row in result.stdout.splitlines() if '{"mode"' in row)
+    return float(orjson.loads(line[line.index("{") :])["records_per_s"])
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--latency-seconds", type=float, default=30.0)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d", "e"])
     parser.add_argument("--json", type=Path, default=Path("out/bench-stage.json"))
     args = parser.parse_args(argv)
 
@@ -417,6 +434,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 peaks.extend(peak)
             stage[workers] = median_of(f"c_stage_{workers}_worker", runs)
             results[f"c_stage_{workers}_worker"]["peak_rss_mib"] = round(max(peaks), 1)
+    if "e" not in args.skip:
+        for kind in ("ack", "sensor", "decide"):
+            median_of(
+                f"e_faust_{kind}",
+                [
+                    faust_ceiling(bootstrap, input_settings.input_topic, len(records), kind)
+                    for _ in range(args.repeats)
+                ],
+            )
     if "d" not in args.skip:
         rate = (stage.get(1) or 2000.0) / 2
         count = int(rate * args.latency_seconds)
@@ -425,7 +451,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     print("\n| measure | median records/s |")
     print("|---|---|")
-    for name in ("a_passthrough", "b_decide_only", *[f"c_stage_{w}_worker" for w in stage]):
+    measures = (
+        "a_passthrough",
+        "b_decide_only",
+        *[f"c_stage_{w}_worker" for w in stage],
+        "e_faust_ack",
+        "e_faust_sensor",
+        "e_faust_decide",
+    )
+    for name in measures:
         if name in results:
             print(f"| {name} | {results[name]['median_per_s']:,} |")
     if 1 in stage and a and b:

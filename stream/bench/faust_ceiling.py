@@ -1,0 +1,76 @@
+"""Faust's own ceiling: a bare agent that drains a topic, for comparison with the stage.
+
+    python -m stream.bench.faust_ceiling TOPIC COUNT {ack,sensor,decide}
+
+`ack` only acknowledges each record; `sensor` does the same with the stage's Prometheus
+sensor installed; `decide` also calls `decide` on each record (no output is produced).
+It prints one line of JSON, `{"mode": ..., "records_per_s": ...}`, once COUNT records
+have passed, and exits. Run by `stream.bench.stage`; not a part of the stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+import faust
+import mode.loop
+from prometheus_client import CollectorRegistry
+
+from stream import sensor
+from stream.contracts import KafkaSource
+from stream.decide import Stage, freeze_reference_data
+
+
+def main() -> None:
+    topic_name, count, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    mode.loop.use("uvloop")
+    stage = Stage() if kind == "decide" else None
+    freeze_reference_data()
+    app = faust.App(
+        f"ceiling-{uuid.uuid4().hex[:8]}",
+        broker=f"kafka://{os.environ.get('CLAIMS_KAFKA_BOOTSTRAP', '127.0.0.1:9092')}",
+        store="memory://",
+        table_standby_replicas=0,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+    )
+    if kind == "sensor":
+        sensor.install(app, CollectorRegistry())
+    topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
+    seen = {"n": 0, "started": 0.0}
+
+    async def drain(stream: Any) -> None:
+        async for event in stream.noack().events():
+            if not seen["n"]:
+                seen["started"] = time.perf_counter()
+            if stage is not None:
+                message = event.message
+                stage.decide(
+                    message.value,
+                    KafkaSource.model_construct(
+                        topic=message.topic, partition=message.partition, offset=message.offset
+                    ),
+                    key=message.key,
+                )
+            event.ack()
+            seen["n"] += 1
+            if seen["n"] == count:
+                rate = count / (time.perf_counter() - seen["started"])
+                print(json.dumps({"mode": kind, "records_per_s": round(rate)}), flush=True)
+                os._exit(0)  # measured; no need to wait for a graceful shutdown
+
+    app.agent(topic, name="drain")(drain)
+    faust.Worker(
+        app, loglevel="ERROR", quiet=True, redirect_stdouts=False
+    ).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
