@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -37,6 +38,17 @@ USAGE_ERROR = 2
 def _fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}")
     return typer.Exit(USAGE_ERROR)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"CLAIMS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise _fail(f"invalid settings: {problems}") from error
 
 
 def _ruleset(settings: Settings, rules_config: Path | None) -> Ruleset:
@@ -74,7 +86,7 @@ def check(
     from stream.batch import OUTPUT_FILES, read_lines, run_batch
     from stream.decide import Stage, freeze_reference_data
 
-    settings = Settings()
+    settings = _settings()
     ruleset = _ruleset(settings, rules_config)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -162,7 +174,7 @@ def rules(
     if markdown:
         print(markdown_table())
         return
-    ruleset = _ruleset(Settings(), rules_config)
+    ruleset = _ruleset(_settings(), rules_config)
     active = {a.rule.rule_id: a for a in ruleset.active}
     table = Table(title=f"Ruleset {ruleset.version}", title_justify="left")
     for column in ("ID", "severity", "title", "citation"):
@@ -276,7 +288,7 @@ def broker_start(
     """Start the local broker (idempotent) and print its bootstrap address."""
     from stream.localbroker import BrokerError
 
-    broker = _local_broker(Settings())
+    broker = _local_broker(_settings())
     started = time.perf_counter()
     try:
         bootstrap = broker.start(timeout=timeout)
@@ -290,14 +302,14 @@ def broker_start(
 @broker_app.command("stop")
 def broker_stop() -> None:
     """Stop the local broker cleanly."""
-    stopped = _local_broker(Settings()).stop()
+    stopped = _local_broker(_settings()).stop()
     out.print("stopped the local broker" if stopped else "the local broker was not running")
 
 
 @broker_app.command("status")
 def broker_status() -> None:
     """Say whether the local broker runs (exit 0 when it does, 1 when not)."""
-    status = _local_broker(Settings()).status()
+    status = _local_broker(_settings()).status()
     out.print(
         f"{'running' if status.running else 'not running'}: {status.bootstrap} "
         f"(pid {status.pid}); {status.detail}; log {status.log_path}",
@@ -313,7 +325,7 @@ def topics_create() -> None:
 
     from stream.topics import create_topics
 
-    settings = Settings()
+    settings = _settings()
     try:
         states = create_topics(settings)
     except KafkaException as error:
@@ -328,7 +340,7 @@ def topics_list() -> None:
     """Show which of the stage's topics exist."""
     from stream.topics import describe_topics
 
-    for state in describe_topics(Settings()):
+    for state in describe_topics(_settings()):
         partitions = f"{state.partitions} partitions" if state.partitions else "MISSING"
         out.print(f"{state.name:24} {state.role:12} {partitions}")
 
@@ -357,7 +369,7 @@ def worker(rules_config: RulesConfigOption = None) -> None:
     from stream.logs import configure
     from stream.worker import run_worker
 
-    settings = Settings()
+    settings = _settings()
     configure(settings.log_level, settings.log_format)
     ruleset = _ruleset(settings, rules_config)
     _check_topics(settings)
@@ -379,7 +391,7 @@ def send(
     from stream.batch import read_lines
     from stream.feed import send_lines
 
-    settings = Settings()
+    settings = _settings()
     try:
         with input_path.open("rb") as source:
             lines = list(read_lines(source))
@@ -421,7 +433,7 @@ def tail(
     from stream.feed import describe
     from stream.feed import tail as follow
 
-    settings = Settings()
+    settings = _settings()
     names = topics or [settings.validated_topic, settings.rejected_topic, settings.dlq_topic]
     try:
         for topic, _, value in follow(settings, names, from_beginning, limit, idle):
@@ -448,7 +460,7 @@ def run(
     from stream.topics import create_topics
     from stream.worker import run_worker
 
-    settings = Settings()
+    settings = _settings()
     configure(settings.log_level, settings.log_format)
     ruleset = _ruleset(settings, None)
     broker = None

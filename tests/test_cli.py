@@ -188,3 +188,10 @@ def test_every_rule_is_documented(rule: Any) -> None:
     assert "Example" in rule.documentation
     assert rule.citation
     assert rule.carc
+
+
+def test_invalid_settings_are_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAIMS_WEB_PORT", "not-a-port")
+    result = runner.invoke(app, ["rules"])
+    assert result.exit_code == 2
+    assert "CLAIMS_WEB_PORT" in result.output

@@ -1,0 +1,57 @@
+"""Settings from the environment: one typed object, prefix CLAIMS_."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from stream.settings import Settings
+
+
+def test_defaults_name_the_contract_topics(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLAIMS_KAFKA_BOOTSTRAP", raising=False)
+    settings = Settings()
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert not settings.broker_configured  # so `run` starts the local broker
+    assert (
+        settings.input_topic,
+        settings.validated_topic,
+        settings.rejected_topic,
+        settings.dlq_topic,
+        settings.app_id,
+        settings.web_port,
+        settings.partitions,
+    ) == (
+        "encounters",
+        "claims.validated",
+        "claims.rejected",
+        "encounters.dlq",
+        "claims-stage",
+        6066,
+        6,
+    )
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAIMS_KAFKA_BOOTSTRAP", "kafka-1:9092,kafka-2:9092")
+    monkeypatch.setenv("CLAIMS_PARTITIONS", "24")
+    monkeypatch.setenv("CLAIMS_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("CLAIMS_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("CLAIMS_SASL_USERNAME", "stage")
+    monkeypatch.setenv("CLAIMS_SASL_PASSWORD", "s3cret")
+    settings = Settings()
+    assert settings.broker_configured
+    assert settings.partitions == 24
+    config = settings.librdkafka_config()
+    assert config["bootstrap.servers"] == "kafka-1:9092,kafka-2:9092"
+    assert config["security.protocol"] == "sasl_ssl"
+    assert config["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert config["sasl.username"] == "stage"
+    assert config["sasl.password"] == "s3cret"
+    assert "s3cret" not in repr(settings)  # secrets stay out of logs and tracebacks
+
+
+def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAIMS_PARTITIONS", "0")
+    with pytest.raises(ValidationError):
+        Settings()
