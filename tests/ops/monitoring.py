@@ -222,6 +222,15 @@ class Webhooks:
         with self._lock:
             return list(self.received)
 
+    def alertnames(self, path_suffix: str) -> set[str]:
+        """Every alert name notified on a path ending so (a receiver's webhook)."""
+        return {
+            alert["labels"]["alertname"]
+            for _, path, payload in self.notifications()
+            if path.endswith(path_suffix)
+            for alert in payload["alerts"]
+        }
+
     def find(
         self, alertname: str, receiver: str, status: str, since: float = 0.0
     ) -> dict[str, Any] | None:

@@ -8,18 +8,18 @@ receiver's webhook. Every test here fails when the tools are missing.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.ops.monitoring import Webhooks
+from tests.stage_kafka import free_port
 
 from .support import ALERTMANAGER_DIR, PROMETHEUS_DIR, require_tool
 
@@ -99,55 +99,6 @@ def test_every_alert_routes_by_its_severity(rule: dict[str, Any]) -> None:
 # --- a real Alertmanager ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class _Webhooks:
-    """A loopback HTTP server that records Alertmanager's webhook notifications by path."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with hooks._lock:
-                    hooks.received.append((self.path, json.loads(body)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> _Webhooks:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
-
-    def alertnames(self, path_suffix: str) -> set[str]:
-        with self._lock:
-            return {
-                alert["labels"]["alertname"]
-                for path, payload in self.received
-                if path.endswith(path_suffix)
-                for alert in payload["alerts"]
-            }
-
-
 def _http_json(url: str, data: Any = None) -> Any:
     body = None if data is None else json.dumps(data).encode()
     request = urllib.request.Request(
@@ -162,16 +113,16 @@ def _http_json(url: str, data: Any = None) -> Any:
 
 
 @pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[tuple[str, _Webhooks]]:
+def alertmanager(tmp_path: Path) -> Iterator[tuple[str, Webhooks]]:
     """The example configuration, its webhook URLs pointed at a local recorder, running."""
     binary = require_tool("alertmanager", "prometheus-alertmanager")
-    with _Webhooks() as hooks:
+    with Webhooks() as hooks:
         config = CONFIG.read_text().replace(
             "http://127.0.0.1:5001/", f"http://127.0.0.1:{hooks.port}/"
         )
         assert f":{hooks.port}/claims-stage/pager" in config
         (tmp_path / "alertmanager.yml").write_text(config)
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = (tmp_path / "alertmanager.log").open("w")
         with (
@@ -207,7 +158,7 @@ def alertmanager(tmp_path: Path) -> Iterator[tuple[str, _Webhooks]]:
 
 
 def test_page_inhibits_tickets_of_its_family_and_receivers_get_their_alerts(
-    alertmanager: tuple[str, _Webhooks],
+    alertmanager: tuple[str, Webhooks],
 ) -> None:
     url, hooks = alertmanager
     common = {"job": "claims-stage"}
