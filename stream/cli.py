@@ -457,7 +457,7 @@ def run(
     from stream.feed import send_lines
     from stream.localbroker import BrokerError
     from stream.logs import configure
-    from stream.topics import create_topics
+    from stream.topics import create_topics, wait_for_group_coordinator
     from stream.worker import run_worker
 
     settings = _settings()
@@ -478,6 +478,7 @@ def run(
     try:
         for state in create_topics(settings):
             out.print(f"topic {state.name} ({state.role}): {state.partitions} partitions")
+        wait_for_group_coordinator(settings)
         if examples.exists():
             with examples.open("rb") as source:
                 report = send_lines(settings, read_lines(source))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream.settings import Settings
@@ -89,3 +89,14 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicState]
         TopicState(s.name, s.role, s.partitions or settings.partitions, s.name in created)
         for s in existing
     ]
+
+
+def wait_for_group_coordinator(settings: Settings, timeout: float = 30.0) -> None:
+    """Ask for the group's committed offsets once, which waits until the broker's group
+    coordinator is up (a new broker creates `__consumer_offsets` on the first such
+    request); a worker started before that logs a coordinator error while it retries."""
+    consumer = Consumer({**settings.librdkafka_config(), "group.id": settings.app_id})
+    try:
+        consumer.committed([TopicPartition(settings.input_topic, 0)], timeout=timeout)
+    finally:
+        consumer.close()
