@@ -62,8 +62,6 @@ class Claim:
     """OR of the traits of every valid code: `claim.traits & Trait.X` asks "any X?"."""
     memberships: int
     """OR of the code-set bits of every valid code (see `stream.codeset`)."""
-    codes: frozenset[str]
-    """The valid codes."""
     procedures: tuple[ClaimProcedure, ...]
     """The procedures the rules read: none on an inpatient claim (see `build_claim`)."""
     procedure_codes: frozenset[str]
@@ -83,7 +81,7 @@ class Claim:
         """Whether any valid code belongs to the set."""
         if codes.bit:
             return bool(self.memberships & codes.bit)
-        return any(code in codes for code in self.codes)
+        return any(d.code in codes for d in self.valid)
 
     def in_set(self, codes: CodeSet) -> list[ClaimDiagnosis]:
         """The valid diagnoses whose codes belong to the set, in sequence order."""
@@ -154,7 +152,6 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
         first=first,
         traits=traits,
         memberships=sets,
-        codes=frozenset(d.code for d in valid),
         procedures=procedures,
         procedure_codes=frozenset(p.code for p in procedures),
         billed_procedures=billed,

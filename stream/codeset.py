@@ -19,7 +19,6 @@ is answered code by code, which is slower but equally right.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -88,10 +87,6 @@ class CodeSet:
         if code not in self:
             return 0
         return max(len(i.low) for i in self._included if i.matches(code))
-
-    def select(self, codes: Iterable[str]) -> list[str]:
-        """The codes, in the order given, that belong to this set."""
-        return [code for code in codes if code in self]
 
     def __repr__(self) -> str:
         return f"CodeSet({self.spec!r})"

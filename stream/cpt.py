@@ -97,10 +97,6 @@ class ProcedureInfo:
     def add_on(self) -> bool:
         return self.add_on_primaries is not None
 
-    @property
-    def well_formed(self) -> bool:
-        return bool(CPT_FORMAT.match(self.code) or HCPCS_FORMAT.match(self.code))
-
 
 class CptCatalog:
     """Lookups in the reference table; a code not in it is reported, never an error."""
@@ -134,6 +130,3 @@ class CptCatalog:
             add_on_primaries=None,
             deleted_on=None,
         )
-
-    def entries(self) -> tuple[ProcedureInfo, ...]:
-        return tuple(self._entries.values())

@@ -194,9 +194,6 @@ class Icd10cmCatalog:
                 self._infos[normalised] = info
         return info
 
-    def is_valid(self, code: str) -> bool:
-        return self.lookup(code).valid
-
     def _describe(self, code: str) -> CodeInfo:
         cm = self._cm
         if not CODE_FORMAT.match(code) or not cm.is_valid_item(code):

@@ -91,11 +91,6 @@ class Rule:
     def documentation(self) -> str:
         return inspect.cleandoc(self.check.__doc__ or "")
 
-    @property
-    def summary(self) -> str:
-        """The first paragraph of the documentation."""
-        return self.documentation.split("\n\n", 1)[0].replace("\n", " ")
-
 
 def rule(
     rule_id: str,
