@@ -209,21 +209,28 @@ def _covers(identities: set[bytes]) -> Callable[[list[Record]], bool]:
     return covered
 
 
-def test_sigkill_mid_stream_loses_nothing(deployment: StageDeployment) -> None:
+def _worker_a_quarter_through(
+    deployment: StageDeployment,
+) -> tuple[subprocess.Popen[bytes], set[bytes]]:
+    """A worker with RECORDS sent to it, once it has decided a quarter of them."""
     deployment.create_topics()
-    first, port = deployment.start_worker()
+    worker, port = deployment.start_worker()
     deployment.wait_healthy(port)
     records, identities = _bulk(RECORDS)
     assert send_lines(deployment.settings, records).delivered == RECORDS
-
     _wait_for(lambda: _decided(port) >= RECORDS // 4, 120, "a quarter of the stream decided")
+    return worker, identities
+
+
+def test_sigkill_mid_stream_loses_nothing(deployment: StageDeployment) -> None:
+    first, identities = _worker_a_quarter_through(deployment)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     committed = deployment.committed()
     stored_before_restart = len(read_outputs(deployment, 0, timeout=5))
     assert committed <= stored_before_restart  # never committed past an output not stored
 
-    second, port = deployment.start_worker()
+    second, _ = deployment.start_worker()
     outputs = read_outputs(
         deployment,
         RECORDS,
@@ -245,13 +252,7 @@ def test_sigkill_mid_stream_loses_nothing(deployment: StageDeployment) -> None:
 
 
 def test_sigterm_stops_cleanly_with_offsets_committed(deployment: StageDeployment) -> None:
-    deployment.create_topics()
-    first, port = deployment.start_worker()
-    deployment.wait_healthy(port)
-    records, identities = _bulk(RECORDS)
-    assert send_lines(deployment.settings, records).delivered == RECORDS
-
-    _wait_for(lambda: _decided(port) >= RECORDS // 4, 120, "a quarter of the stream decided")
+    first, identities = _worker_a_quarter_through(deployment)
     asked = time.monotonic()
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=60) == 0, deployment.logs()
