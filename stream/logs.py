@@ -73,7 +73,7 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
         "loggers": {
             "claims_stage": {"level": level},
             "faust": {"level": quiet},
-            "stream.sensor": {"level": quiet},  # Faust's service start/stop lines
+            "stream.ops.sensor": {"level": quiet},  # Faust's service start/stop lines
             "mode": {"level": quiet},
             "aiokafka": {"level": quiet},
             "aiohttp.access": {"level": "WARNING"},

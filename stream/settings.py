@@ -6,11 +6,10 @@ commands can pass their own.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -68,31 +67,16 @@ class Settings(BaseSettings):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
 
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _host_and_port(cls, servers: str) -> str:
+        for server in servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server.strip()!r} is not host:port (e.g. 127.0.0.1:9092)")
+        return servers
+
     @property
     def broker_configured(self) -> bool:
         """Whether the operator named a broker, as opposed to relying on the local default."""
         return "kafka_bootstrap" in self.model_fields_set
-
-    def librdkafka_config(self) -> dict[str, Any]:
-        """Connection settings for confluent-kafka clients (admin, send, tail, benchmarks)."""
-        config: dict[str, Any] = {
-            "bootstrap.servers": self.kafka_bootstrap,
-            "security.protocol": self.security_protocol.lower(),
-            # librdkafka narrates retries it recovers from on its own (a coordinator still
-            # loading, a broker restarting); errors still reach the log, through ours.
-            "log_level": 3,
-            "logger": logging.getLogger("claims_stage.kafka"),
-        }
-        if self.sasl_mechanism:
-            config["sasl.mechanism"] = self.sasl_mechanism
-        if self.sasl_username is not None:
-            config["sasl.username"] = self.sasl_username
-        if self.sasl_password is not None:
-            config["sasl.password"] = self.sasl_password.get_secret_value()
-        if self.ssl_cafile:
-            config["ssl.ca.location"] = str(self.ssl_cafile)
-        if self.ssl_certfile:
-            config["ssl.certificate.location"] = str(self.ssl_certfile)
-        if self.ssl_keyfile:
-            config["ssl.key.location"] = str(self.ssl_keyfile)
-        return config

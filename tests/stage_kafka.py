@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from stream.batch import read_lines
-from stream.localbroker import LocalBroker
+from stream.cli.batch import read_lines
+from stream.kafka.localbroker import LocalBroker
+from stream.kafka.topics import create_topics
 from stream.settings import Settings
-from stream.topics import create_topics
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]

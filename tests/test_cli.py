@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from stream.cli import app
-from stream.contracts import DeadLetter, Decision
-from stream.rules import CATALOGUE
-from stream.rules.listing import README_END, README_START, markdown_table
+from stream.cli.main import app
+from stream.core.contracts import DeadLetter, Decision
+from stream.core.rules import CATALOGUE
+from stream.core.rules.listing import README_END, README_START, markdown_table
 from tests.claims import encode, encounter
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stream.contracts import (
+from stream.core.contracts import (
     MAX_RECORD_BYTES,
     DeadLetter,
     Decision,
@@ -17,7 +17,7 @@ from stream.contracts import (
     KafkaSource,
     normalize_icd10cm,
 )
-from stream.decide import Stage
+from stream.core.decision import Decider
 from tests.claims import encode, encounter
 
 SOURCE = KafkaSource(topic="encounters", partition=3, offset=18422)
@@ -29,8 +29,8 @@ def good() -> dict[str, Any]:
     return event
 
 
-def dead(stage: Stage, raw: bytes, key: bytes | None = b"CLM-1") -> DeadLetter:
-    output = stage.decide(raw, SOURCE, key=key)
+def dead(decider: Decider, raw: bytes, key: bytes | None = b"CLM-1") -> DeadLetter:
+    output = decider.decide(raw, SOURCE, key=key)
     assert output.route == "dead_letter", output.value
     letter = DeadLetter.model_validate_json(output.value)
     assert output.dead_letter_kind == letter.error.kind
@@ -64,15 +64,15 @@ def test_codes_are_normalised_to_dotted_upper_case(raw: str, expected: str) -> N
     assert normalize_icd10cm(raw) == expected
 
 
-def test_a_good_event_is_decided_with_key_and_headers(stage: Stage) -> None:
+def test_a_good_event_is_decided_with_key_and_headers(decider: Decider) -> None:
     raw = encode(good())
-    output = stage.decide(raw, SOURCE, key=b"ignored-for-decisions")
+    output = decider.decide(raw, SOURCE, key=b"ignored-for-decisions")
     assert output.route == "validated"
     assert output.key == b"CLM-TEST-1"
     assert dict(output.headers) == {
         "event_id": b"evt-test-1",
         "outcome": b"validated",
-        "ruleset_version": stage.ruleset.version.encode(),
+        "ruleset_version": decider.ruleset.version.encode(),
     }
     decision = Decision.model_validate_json(output.value)
     assert decision.source == SOURCE
@@ -84,108 +84,108 @@ def test_a_good_event_is_decided_with_key_and_headers(stage: Stage) -> None:
     assert json.loads(output.value)["encounter"] == json.loads(raw)
 
 
-def test_dotless_lower_case_codes_come_out_dotted(stage: Stage) -> None:
+def test_dotless_lower_case_codes_come_out_dotted(decider: Decider) -> None:
     event = encounter(["c3411", "C7951"], primary_status="active")
-    decision = Decision.model_validate_json(stage.decide(encode(event), SOURCE).value)
+    decision = Decision.model_validate_json(decider.decide(encode(event), SOURCE).value)
     assert [d.code for d in decision.diagnoses] == ["C34.11", "C79.51"]
     assert decision.findings == ()
     assert json.loads(decision.model_dump_json())["encounter"]["diagnoses"][0]["code"] == "C34.11"
 
 
-def test_diagnoses_out_of_array_order_are_read_by_sequence(stage: Stage) -> None:
+def test_diagnoses_out_of_array_order_are_read_by_sequence(decider: Decider) -> None:
     event = encounter(["C18.7", "C78.7"], treatment_directed_at="secondary")
     event["diagnoses"] = list(reversed(event["diagnoses"]))
-    decision = Decision.model_validate_json(stage.decide(encode(event), SOURCE).value)
+    decision = Decision.model_validate_json(decider.decide(encode(event), SOURCE).value)
     assert [d.sequence for d in decision.diagnoses] == [1, 2]
     assert [f.rule_id for f in decision.findings] == ["MET-013"]
 
 
-def test_a_code_that_does_not_exist_is_a_claim_not_a_dead_letter(stage: Stage) -> None:
-    output = stage.decide(encode(encounter(["XYZ"])), SOURCE)
+def test_a_code_that_does_not_exist_is_a_claim_not_a_dead_letter(decider: Decider) -> None:
+    output = decider.decide(encode(encounter(["XYZ"])), SOURCE)
     assert output.route == "rejected"
     assert [f.rule_id for f in output.findings] == ["MET-001"]
 
 
-def test_not_utf8(stage: Stage) -> None:
+def test_not_utf8(decider: Decider) -> None:
     raw = encode(good()).replace(b"C34.11", b"C34.\xff1")
-    letter = dead(stage, raw)
+    letter = dead(decider, raw)
     assert letter.error.kind == "not_utf8"
     assert letter.raw_value_encoding == "base64"
     assert "0xff" in letter.error.message
 
 
 @pytest.mark.parametrize("raw", [b"{", b"not json", b'{"a": 1,}', b"   "])
-def test_invalid_json(stage: Stage, raw: bytes) -> None:
-    letter = dead(stage, raw)
+def test_invalid_json(decider: Decider, raw: bytes) -> None:
+    letter = dead(decider, raw)
     assert letter.error.kind == "invalid_json"
     assert letter.error.message.startswith(("the record is not valid JSON", "the record is empty"))
 
 
-def test_a_tombstone_is_a_dead_letter(stage: Stage) -> None:
-    output = stage.decide(None, SOURCE, key=b"CLM-1")
+def test_a_tombstone_is_a_dead_letter(decider: Decider) -> None:
+    output = decider.decide(None, SOURCE, key=b"CLM-1")
     letter = DeadLetter.model_validate_json(output.value)
     assert letter.error.kind == "invalid_json"
     assert "tombstone" in letter.error.message
 
 
 @pytest.mark.parametrize("raw", [b"[1, 2]", b'"an event"', b"42", b"null"])
-def test_json_but_not_an_object(stage: Stage, raw: bytes) -> None:
-    letter = dead(stage, raw)
+def test_json_but_not_an_object(decider: Decider, raw: bytes) -> None:
+    letter = dead(decider, raw)
     assert letter.error.kind == "contract_violation"
     assert letter.error.message == (
         "the record is JSON but not an object: an encounter event is a JSON object"
     )
 
 
-def _violation(stage: Stage, event: dict[str, Any]) -> DeadLetter:
-    letter = dead(stage, encode(event))
+def _violation(decider: Decider, event: dict[str, Any]) -> DeadLetter:
+    letter = dead(decider, encode(event))
     assert letter.error.kind == "contract_violation"
     return letter
 
 
-def test_missing_required_field(stage: Stage) -> None:
+def test_missing_required_field(decider: Decider) -> None:
     event = good()
     del event["claim_id"]
-    letter = _violation(stage, event)
+    letter = _violation(decider, event)
     assert letter.error.message == "claim_id: required field is missing"
     assert letter.error.details[0].loc == ("claim_id",)
 
 
-def test_unknown_field_is_rejected_so_that_typos_surface(stage: Stage) -> None:
+def test_unknown_field_is_rejected_so_that_typos_surface(decider: Decider) -> None:
     event = good()
     event["patient"] = {"id": "PT-1", "ssn": "000-00-0000"}
-    letter = _violation(stage, event)
+    letter = _violation(decider, event)
     assert letter.error.message == "patient.ssn: unknown field: the contract does not have it"
 
 
-def test_sequence_gap(stage: Stage) -> None:
+def test_sequence_gap(decider: Decider) -> None:
     event = good()
     event["diagnoses"][1]["sequence"] = 3
     event["procedures"][0]["diagnosis_pointers"] = [1]
-    letter = _violation(stage, event)
+    letter = _violation(decider, event)
     assert letter.error.message == "diagnoses.1.sequence: sequences must run 1..2 without gaps"
     assert letter.error.details[0].loc == ("diagnoses", 1, "sequence")
 
 
-def test_duplicate_sequence(stage: Stage) -> None:
+def test_duplicate_sequence(decider: Decider) -> None:
     event = good()
     event["diagnoses"][1]["sequence"] = 1
-    letter = _violation(stage, event)
+    letter = _violation(decider, event)
     assert letter.error.message == "diagnoses.1.sequence: sequence 1 is used twice"
 
 
-def test_dangling_diagnosis_pointer(stage: Stage) -> None:
+def test_dangling_diagnosis_pointer(decider: Decider) -> None:
     event = good()
     event["procedures"][0]["diagnosis_pointers"] = [1, 4]
-    letter = _violation(stage, event)
+    letter = _violation(decider, event)
     assert letter.error.details[0].loc == ("procedures", 0, "diagnosis_pointers", 1)
     assert "points at diagnosis sequence 4" in letter.error.message
 
 
-def test_duplicate_procedure_line(stage: Stage) -> None:
+def test_duplicate_procedure_line(decider: Decider) -> None:
     event = good()
     event["procedures"].append({"line": 1, "code": "78815"})
-    letter = _violation(stage, event)
+    letter = _violation(decider, event)
     assert letter.error.message == "procedures.1.line: line 1 is used twice"
 
 
@@ -205,17 +205,17 @@ def test_duplicate_procedure_line(stage: Stage) -> None:
         ("diagnoses", [], "diagnoses"),
     ],
 )
-def test_field_violations(stage: Stage, field: str, value: Any, where: str) -> None:
+def test_field_violations(decider: Decider, field: str, value: Any, where: str) -> None:
     event = good()
     event[field] = value
-    letter = _violation(stage, event)
+    letter = _violation(decider, event)
     assert letter.error.details[0].loc[0] == where
     assert letter.error.message.startswith(f"{where}: ")
 
 
-def test_too_many_diagnoses(stage: Stage) -> None:
+def test_too_many_diagnoses(decider: Decider) -> None:
     event = encounter(["C34.11"] * 26)
-    letter = _violation(stage, event)
+    letter = _violation(decider, event)
     assert letter.error.details[0].loc == ("diagnoses",)
 
 
@@ -232,14 +232,14 @@ def test_too_many_diagnoses(stage: Stage) -> None:
     ],
 )
 def test_procedure_violations(
-    stage: Stage, procedure: dict[str, Any], where: tuple[Any, ...]
+    decider: Decider, procedure: dict[str, Any], where: tuple[Any, ...]
 ) -> None:
     event = good()
     event["procedures"] = [procedure]
-    assert _violation(stage, event).error.details[0].loc == where
+    assert _violation(decider, event).error.details[0].loc == where
 
 
-def test_optional_fields_may_be_absent_or_null(stage: Stage) -> None:
+def test_optional_fields_may_be_absent_or_null(decider: Decider) -> None:
     minimal = {
         "schema_version": 1,
         "event_id": "e",
@@ -248,58 +248,58 @@ def test_optional_fields_may_be_absent_or_null(stage: Stage) -> None:
         "date_of_service": "2026-04-06",
         "diagnoses": [{"sequence": 1, "code": "C61"}],
     }
-    assert stage.decide(encode(minimal), SOURCE).route == "validated"
+    assert decider.decide(encode(minimal), SOURCE).route == "validated"
     nulls = dict(minimal, context=None, patient=None, procedures=None, discharge_date=None)
-    assert stage.decide(encode(nulls), SOURCE).route == "validated"
+    assert decider.decide(encode(nulls), SOURCE).route == "validated"
     event = EncounterEvent.model_validate_json(encode(minimal))
     assert event.event_type == "encounter.coded"
 
 
-def test_too_large(stage: Stage) -> None:
+def test_too_large(decider: Decider) -> None:
     event = good()
     event["context"]["reason_for_encounter"] = "x" * MAX_RECORD_BYTES
     raw = encode(event)
-    letter = dead(stage, raw)
+    letter = dead(decider, raw)
     assert letter.error.kind == "too_large"
     assert f"{len(raw):,} bytes" in letter.error.message
 
 
-def test_a_record_of_exactly_the_limit_is_read(stage: Stage) -> None:
+def test_a_record_of_exactly_the_limit_is_read(decider: Decider) -> None:
     event = good()
     event["context"]["reason_for_encounter"] = ""
     padding = MAX_RECORD_BYTES - len(encode(event))
     event["context"]["reason_for_encounter"] = "x" * padding
     raw = encode(event)
     assert len(raw) == MAX_RECORD_BYTES
-    assert stage.decide(raw, SOURCE).route != "dead_letter"
+    assert decider.decide(raw, SOURCE).route != "dead_letter"
 
 
-def test_internal_error_keeps_the_input(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_internal_error_keeps_the_input(decider: Decider, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(stage.ruleset, "evaluate", broken)
+    monkeypatch.setattr(decider.ruleset, "evaluate", broken)
     raw = encode(good())
-    letter = dead(stage, raw)
+    letter = dead(decider, raw)
     assert letter.error.kind == "internal_error"
     assert "RuntimeError" in letter.error.message
 
 
-def test_dead_letter_key_that_is_not_utf8(stage: Stage) -> None:
-    output = stage.decide(b"nope", SOURCE, key=b"\xff\x00")
+def test_dead_letter_key_that_is_not_utf8(decider: Decider) -> None:
+    output = decider.decide(b"nope", SOURCE, key=b"\xff\x00")
     assert output.key == b"\xff\x00"
     assert DeadLetter.model_validate_json(output.value).raw_key == "base64:/wA="
 
 
-def test_file_source_in_batch_mode(stage: Stage) -> None:
-    output = stage.decide(b"nope", FileSource(file="in.jsonl", line=7))
+def test_file_source_in_batch_mode(decider: Decider) -> None:
+    output = decider.decide(b"nope", FileSource(file="in.jsonl", line=7))
     letter = DeadLetter.model_validate_json(output.value)
     assert letter.source == FileSource(file="in.jsonl", line=7)
     assert dict(output.headers) == {"error_kind": b"invalid_json"}
 
 
-def test_decision_outcome_must_match_findings(stage: Stage) -> None:
-    stage_output = stage.decide(encode(encounter(["C79.51"])), SOURCE)
+def test_decision_outcome_must_match_findings(decider: Decider) -> None:
+    stage_output = decider.decide(encode(encounter(["C79.51"])), SOURCE)
     document = json.loads(stage_output.value)
     assert document["outcome"] == "rejected"
     document["outcome"] = "validated"
@@ -310,15 +310,15 @@ def test_decision_outcome_must_match_findings(stage: Stage) -> None:
 def test_the_hot_path_finding_has_the_contract_fields_in_order() -> None:
     from dataclasses import fields
 
-    from stream.contracts import Finding
-    from stream.ruleset import RuleFinding
+    from stream.core.contracts import Finding
+    from stream.core.rules.config import RuleFinding
 
     assert [f.name for f in fields(RuleFinding)] == list(Finding.model_fields)
 
 
-def test_inpatient_procedures_are_reported_but_not_judged(stage: Stage) -> None:
+def test_inpatient_procedures_are_reported_but_not_judged(decider: Decider) -> None:
     event = encounter(["C34.11"], ["32405"], setting="inpatient", primary_status="active")
-    output = stage.decide(encode(event), SOURCE)
+    output = decider.decide(encode(event), SOURCE)
     decision = Decision.model_validate_json(output.value)
     assert decision.findings == ()  # MET-003 reads outpatient and professional claims only
     assert [p.code for p in decision.procedures] == ["32405"]

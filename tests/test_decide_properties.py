@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.contracts import DeadLetter, Decision, KafkaSource
-from stream.decide import Stage, StageOutput
+from stream.core.contracts import DeadLetter, Decision, KafkaSource
+from stream.core.decision import Decider, Output
 from tests.claims import encounter
 
 SOURCE = KafkaSource(topic="encounters", partition=0, offset=1)
@@ -28,7 +28,7 @@ PROCEDURES = st.sampled_from(
 )  # fmt: skip
 
 
-def check_output(raw: bytes | None, output: StageOutput) -> None:
+def check_output(raw: bytes | None, output: Output) -> None:
     """The record is complete and consistent, and a dead letter keeps its input whole."""
     assert output.route in ("validated", "rejected", "dead_letter")
     if output.route == "dead_letter":
@@ -48,8 +48,8 @@ def check_output(raw: bytes | None, output: StageOutput) -> None:
 
 @PROPERTY
 @given(raw=st.binary(max_size=2048))
-def test_arbitrary_bytes(stage: Stage, raw: bytes) -> None:
-    check_output(raw, stage.decide(raw, SOURCE, key=raw[:8]))
+def test_arbitrary_bytes(decider: Decider, raw: bytes) -> None:
+    check_output(raw, decider.decide(raw, SOURCE, key=raw[:8]))
 
 
 JSON_VALUES = st.recursive(
@@ -63,9 +63,9 @@ JSON_VALUES = st.recursive(
 
 @PROPERTY
 @given(value=JSON_VALUES)
-def test_arbitrary_json(stage: Stage, value: Any) -> None:
+def test_arbitrary_json(decider: Decider, value: Any) -> None:
     raw = json.dumps(value).encode()
-    check_output(raw, stage.decide(raw, SOURCE))
+    check_output(raw, decider.decide(raw, SOURCE))
 
 
 FIELDS = ["schema_version", "event_id", "claim_id", "setting", "date_of_service",
@@ -97,13 +97,13 @@ def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
 
 @PROPERTY
 @given(event=mutated_events())
-def test_mutated_events(stage: Stage, event: dict[str, Any]) -> None:
+def test_mutated_events(decider: Decider, event: dict[str, Any]) -> None:
     raw = json.dumps(event).encode()
-    check_output(raw, stage.decide(raw, SOURCE))
+    check_output(raw, decider.decide(raw, SOURCE))
 
 
 @PROPERTY
 @given(event=mutated_events(), cut=st.integers(min_value=0, max_value=400))
-def test_truncated_events(stage: Stage, event: dict[str, Any], cut: int) -> None:
+def test_truncated_events(decider: Decider, event: dict[str, Any], cut: int) -> None:
     raw = json.dumps(event).encode()[:cut]
-    check_output(raw, stage.decide(raw, SOURCE))
+    check_output(raw, decider.decide(raw, SOURCE))

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from stream.batch import read_lines
-from stream.contracts import FileSource
-from stream.decide import Stage
+from stream.cli.batch import read_lines
+from stream.core.contracts import FileSource
+from stream.core.decision import Decider
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
 ENCOUNTERS = EXAMPLES / "encounters.jsonl"
@@ -65,9 +65,9 @@ def test_stream_is_long_enough_and_matches_its_sidecar() -> None:
     ],
 )
 def test_line_is_decided_as_expected(
-    stage: Stage, number: int, raw: bytes, expected: dict[str, Any]
+    decider: Decider, number: int, raw: bytes, expected: dict[str, Any]
 ) -> None:
-    output = stage.decide(raw, FileSource(file=ENCOUNTERS.name, line=number))
+    output = decider.decide(raw, FileSource(file=ENCOUNTERS.name, line=number))
     rule_ids = [finding.rule_id for finding in output.findings]
     assert len(rule_ids) == len(set(rule_ids)), "a rule yields at most one finding per claim"
     found = {finding.rule_id: finding.severity for finding in output.findings}

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from stream.contracts import Decision, FileSource
-from stream.decide import Stage
+from stream.core.contracts import Decision, FileSource
+from stream.core.decision import Decider
 from tests.claims import encode, encounter
 
 CASES_DIR = Path(__file__).parent / "rule_cases"
@@ -29,7 +29,7 @@ CASES = _load()
 
 
 @pytest.mark.parametrize(("rule_id", "case"), CASES)
-def test_rule_case(stage: Stage, rule_id: str, case: dict[str, Any]) -> None:
+def test_rule_case(decider: Decider, rule_id: str, case: dict[str, Any]) -> None:
     event = encounter(
         case["diagnoses"],
         case.get("procedures"),
@@ -40,7 +40,7 @@ def test_rule_case(stage: Stage, rule_id: str, case: dict[str, Any]) -> None:
         reason=case.get("reason"),
         date_of_service=case.get("date_of_service", "2026-05-15"),
     )
-    output = stage.decide(encode(event), FileSource(file="case", line=1))
+    output = decider.decide(encode(event), FileSource(file="case", line=1))
     assert output.route != "dead_letter", output.value
     decision = Decision.model_validate_json(output.value)
     found = {f.rule_id: f.severity for f in decision.findings}

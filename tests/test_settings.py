@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from stream.kafka.clients import connection
 from stream.settings import Settings
 
 
@@ -42,7 +43,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     assert settings.broker_configured
     assert settings.partitions == 24
-    config = settings.librdkafka_config()
+    config = connection(settings)
     assert config["bootstrap.servers"] == "kafka-1:9092,kafka-2:9092"
     assert config["security.protocol"] == "sasl_ssl"
     assert config["sasl.mechanism"] == "SCRAM-SHA-512"
@@ -54,4 +55,13 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLAIMS_PARTITIONS", "0")
     with pytest.raises(ValidationError):
+        Settings()
+
+
+@pytest.mark.parametrize("bootstrap", ["kafka-1", "kafka-1:", "kafka-1:port", ":9092", "a:9092,b"])
+def test_a_bootstrap_server_without_a_port_is_refused(
+    monkeypatch: pytest.MonkeyPatch, bootstrap: str
+) -> None:
+    monkeypatch.setenv("CLAIMS_KAFKA_BOOTSTRAP", bootstrap)
+    with pytest.raises(ValidationError, match="is not host:port"):
         Settings()

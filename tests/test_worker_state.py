@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stream.status import StatusSnapshot, render_status
-from stream.worker import STALL_SECONDS, WorkerState
+from stream.ops.health import STALL_SECONDS, WorkerState
+from stream.ops.status import StatusSnapshot, render_status
 
 NOW = 1_800_000_000.0
 
@@ -70,7 +70,7 @@ def test_status_page_shows_counts_versions_and_health_without_external_assets() 
             lag_seconds={0: 31.0, 1: 0.0},
             routes={"validated": 70, "rejected": 20, "dead_letter": 10},
             rate_per_s=12.5,
-            top_rules=[("MET-005", "error", 12)],
+            top_rules=[("MET-005", 12)],
             dead_letter_kinds={"contract_violation": 9, "not_utf8": 1},
             started=NOW - 600,
             last_decision=NOW - 31,

@@ -12,7 +12,7 @@ every run.
 `expected.jsonl` holds, for each input line, what the line was *written to be*: its route,
 its findings (rule ID -> severity) and its dead-letter kind. It comes from the scenarios,
 not from the stage. Before writing, the generator decides every line with
-`stream.decide.Stage` and refuses to write when the stage disagrees with the intention, so
+`stream.core.decision.Decider` and refuses to write when the stage disagrees with the intention, so
 the two can only be committed together when they agree.
 """
 
@@ -2212,10 +2212,10 @@ def _single(scenario: Scenario) -> Scenario:
 
 def disagreements(lines: list[Line]) -> list[str]:
     """Decide every line with the stage; describe each line where it differs from intention."""
-    from stream.contracts import FileSource
-    from stream.decide import Stage
+    from stream.core.contracts import FileSource
+    from stream.core.decision import Decider
 
-    stage = Stage()
+    stage = Decider()
     problems = []
     for number, line in enumerate(lines, 1):
         output = stage.decide(line.raw, FileSource(file=ENCOUNTERS.name, line=number))
@@ -2302,7 +2302,7 @@ writes both files and this README. `make run` decides the stream in batch mode.
     python schemas/examples/generate.py --check  # exit 1 when the committed files differ
 
 The generator is deterministic (`random.Random({seed})`). Before it writes, it decides
-every line with `stream.decide.Stage` and refuses to write when the stage disagrees with
+every line with `stream.core.decision.Decider` and refuses to write when the stage disagrees with
 what the line was meant to be, so `expected.jsonl` is the rule catalogue's reading
 (`metastatic-rules.md`, MET-001..MET-041) and the stage agrees with it.
 `tests/test_examples.py` checks the same thing on every test run.

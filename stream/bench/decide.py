@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from stream.contracts import EncounterEvent, KafkaSource
-from stream.decide import Stage, freeze_reference_data
+from stream.core.contracts import EncounterEvent, KafkaSource
+from stream.core.decision import Decider, freeze_reference_data
 
 DEFAULT_INPUT = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "encounters.jsonl"
 SOURCE = KafkaSource(topic="encounters", partition=0, offset=0)
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
 
     rss_before = _rss_mib()
     started = time.perf_counter()
-    stage = Stage()
+    stage = Decider()
     freeze_reference_data()
     load_seconds = time.perf_counter() - started
     rss_loaded = _rss_mib()

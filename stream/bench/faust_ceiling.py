@@ -21,15 +21,15 @@ import faust
 import mode.loop
 from prometheus_client import CollectorRegistry
 
-from stream import sensor
-from stream.contracts import KafkaSource
-from stream.decide import Stage, freeze_reference_data
+from stream.core.contracts import KafkaSource
+from stream.core.decision import Decider, freeze_reference_data
+from stream.ops import sensor
 
 
 def main() -> None:
     topic_name, count, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     mode.loop.use("uvloop")
-    stage = Stage() if kind == "decide" else None
+    stage = Decider() if kind == "decide" else None
     freeze_reference_data()
     app = faust.App(
         f"ceiling-{uuid.uuid4().hex[:8]}",

@@ -36,17 +36,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Message, Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaError, Message
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
-from stream.batch import read_lines
 from stream.bench.decide import write_figures
-from stream.contracts import KafkaSource
-from stream.decide import Stage, freeze_reference_data
-from stream.feed import key_of
-from stream.localbroker import LocalBroker, default_home
+from stream.cli.batch import read_lines
+from stream.core.contracts import KafkaSource
+from stream.core.decision import Decider, freeze_reference_data
+from stream.kafka import clients
+from stream.kafka.localbroker import LocalBroker, default_home
+from stream.kafka.send import key_of
+from stream.kafka.topics import create_topics
 from stream.settings import Settings
-from stream.topics import create_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "schemas" / "examples" / "encounters.jsonl"
@@ -110,15 +111,9 @@ def preload(
                 message.timestamp()[1] / 1000
             )
 
-    producer = Producer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "partitioner": "murmur2_random",
-            # Paced records go out at once, so their timestamps measure the stage alone.
-            "linger.ms": 1 if rate else 20,
-            "batch.size": 1_000_000,
-            "log_level": 3,
-        }
+    # Paced records go out at once, so their timestamps measure the stage alone.
+    producer = clients.producer(
+        settings, **{"linger.ms": 1 if rate else 20, "batch.size": 1_000_000}
     )
     started = time.perf_counter()
     for n, record in enumerate(records):
@@ -142,7 +137,7 @@ def preload(
 def create_bench_topics(settings: Settings) -> None:
     """The stage's topics; outputs stamped by the broker on arrival (LogAppendTime), so an
     output's timestamp is when it was stored, not when the worker handed it over."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = clients.admin(settings)
     outputs = [settings.validated_topic, settings.rejected_topic, settings.dlq_topic]
     futures = admin.create_topics(
         [
@@ -160,11 +155,11 @@ def create_bench_topics(settings: Settings) -> None:
     create_topics(settings)
 
 
-def passthrough(bootstrap: str, topic: str, count: int) -> float:
+def passthrough(settings: Settings, topic: str, count: int) -> float:
     """(a) consume every record and produce it unchanged: records/s, first read to last ack."""
     target = f"{topic}-passthrough-{uuid.uuid4().hex[:6]}"
     # The broker does not auto-create topics; an unknown topic would stall every send.
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = clients.admin(settings)
     admin.create_topics([NewTopic(target, num_partitions=PARTITIONS, replication_factor=1)])[
         target
     ].result()
@@ -174,18 +169,10 @@ def passthrough(bootstrap: str, topic: str, count: int) -> float:
         if error is not None:
             failures.append(error)
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"passthrough-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "log_level": 3,
-        }
+    consumer = clients.consumer(
+        settings, f"passthrough-{uuid.uuid4().hex[:6]}", **{"auto.offset.reset": "earliest"}
     )
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.size": 1_000_000, "log_level": 3}
-    )
+    producer = clients.producer(settings, **{"batch.size": 1_000_000})
     consumer.subscribe([topic])
     done = 0
     started: float | None = None
@@ -215,7 +202,7 @@ def passthrough(bootstrap: str, topic: str, count: int) -> float:
 
 def decide_only(records: Sequence[bytes]) -> float:
     """(b) decide every record in this process: records/s."""
-    stage = Stage()
+    stage = Decider()
     freeze_reference_data()
     source = KafkaSource(topic="bench", partition=0, offset=0)
     for record in records[:2000]:  # warm the code caches, as a running worker has them
@@ -282,14 +269,8 @@ def collect_outputs(
     settings: Settings, count: int, timeout: float
 ) -> list[tuple[float, dict[str, Any]]]:
     """Read the three output topics until `count` records: (output timestamp s, source)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"collect-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "log_level": 3,
-        }
+    consumer = clients.consumer(
+        settings, f"collect-{uuid.uuid4().hex[:6]}", **{"auto.offset.reset": "earliest"}
     )
     consumer.subscribe([settings.validated_topic, settings.rejected_topic, settings.dlq_topic])
     outputs: list[tuple[float, dict[str, Any]]] = []
@@ -418,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         a = median_of(
             "a_passthrough",
             [
-                passthrough(bootstrap, input_settings.input_topic, len(records))
+                passthrough(input_settings, input_settings.input_topic, len(records))
                 for _ in range(args.repeats)
             ],
         )

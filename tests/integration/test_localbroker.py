@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from stream.localbroker import READY_LINE, BrokerError, LocalBroker
+from stream.kafka.localbroker import READY_LINE, BrokerError, LocalBroker
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from stream.feed import key_of, send_lines
+from stream.kafka.send import key_of, send_lines
 from tests.stage_kafka import (
     EXAMPLES,
     ROOT,

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from stream.batch import read_lines
+from stream.cli.batch import read_lines
 
 from .support import REPO
 

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.feed import send_lines
+from stream.kafka.send import send_lines
 from tests.stage_kafka import HOST, StageDeployment, free_port
 
 from .examples import example_lines, expected_counts

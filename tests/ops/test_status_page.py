@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from stream import __version__
-from stream.feed import send_lines
+from stream.kafka.send import send_lines
 from tests.stage_kafka import HOST, StageDeployment, scrape
 
 from .browser import dump_dom, parse_dom, png_size, screenshot

@@ -1,0 +1,121 @@
+"""`claims-stage check`: batch mode over a file, with no broker."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import typer
+from rich.table import Table
+
+from stream.cli.batch import OUTPUT_FILES, BatchSummary, read_lines, run_batch
+from stream.cli.common import RulesConfigOption, app, err, fail, load_ruleset, load_settings, out
+from stream.core.rules import RULES_BY_ID
+
+PROGRESS_FROM_BYTES = 1 << 20
+"""Files at least this large show a progress bar on a terminal."""
+
+
+@app.command()
+def check(
+    input_path: Annotated[
+        str,
+        typer.Argument(metavar="INPUT", help="JSON Lines file of encounter events; - reads stdin."),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the three output files.")],
+    rules_config: RulesConfigOption = None,
+) -> None:
+    """Decide every line of a JSON Lines file, with no broker.
+
+    Writes OUT/validated.jsonl, OUT/rejected.jsonl and OUT/dead-letter.jsonl: one output
+    line per input line. Exits 0 when every line was processed, whatever the outcomes.
+    """
+    from stream.core.decision import Decider, freeze_reference_data
+
+    ruleset = load_ruleset(load_settings(), rules_config)
+    ensure_writable(out_dir)
+    with open_input(input_path) as (source, name, size):
+        decider = Decider(ruleset=ruleset)
+        freeze_reference_data()
+        with byte_progress(size, "deciding") as advance:
+            summary = run_batch(decider, read_lines(source), out_dir, name, advance)
+    print_summary(summary, out_dir, ruleset.version)
+
+
+def ensure_writable(out_dir: Path) -> None:
+    """Fail with a usage error before any work when the output folder cannot be written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".claims-stage-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise fail(f"cannot write to {out_dir}: {error.strerror}") from error
+
+
+@contextmanager
+def open_input(input_path: str) -> Iterator[tuple[BinaryIO, str, int]]:
+    """The input as a binary stream, its name for `source`, and its size (0 for stdin)."""
+    if input_path == "-":
+        yield sys.stdin.buffer, "-", 0
+        return
+    path = Path(input_path)
+    try:
+        source, size = path.open("rb"), path.stat().st_size
+    except OSError as error:
+        raise fail(f"cannot read {input_path}: {error.strerror}") from error
+    with source:
+        yield source, str(path), size
+
+
+@contextmanager
+def byte_progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar over `total` bytes on a terminal; None (no bar) otherwise."""
+    if total < PROGRESS_FROM_BYTES or not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+
+        def advance(done: int) -> None:
+            bar.advance(task, done)
+
+        yield advance
+
+
+def print_summary(summary: BatchSummary, out_dir: Path, ruleset_version: str) -> None:
+    """Counts per outcome, the most frequent findings and the dead-letter kinds."""
+    tally = summary.tally
+    rate = tally.records / summary.seconds if summary.seconds else 0.0
+    out.print(
+        f"[bold]{tally.records:,}[/] lines decided in {summary.seconds:.2f} s "
+        f"({rate:,.0f}/s) with ruleset {ruleset_version}"
+    )
+    outcomes = Table(title="Outcomes", title_justify="left", show_edge=False)
+    for column in ("route", "records", "file"):
+        outcomes.add_column(column, justify="right" if column == "records" else "left")
+    for route, file_name in OUTPUT_FILES.items():
+        outcomes.add_row(route, f"{tally.routes[route]:,}", str(out_dir / file_name))
+    out.print(outcomes)
+    if tally.findings:
+        top = Table(title="Most frequent findings", title_justify="left", show_edge=False)
+        for column in ("rule", "severity", "count", "title"):
+            top.add_column(column, justify="right" if column == "count" else "left")
+        for (rule_id, severity), count in tally.findings.most_common(10):
+            top.add_row(rule_id, severity, f"{count:,}", RULES_BY_ID[rule_id].title)
+        out.print(top)
+    if tally.dead_letter_kinds:
+        kinds = ", ".join(f"{k} {n:,}" for k, n in tally.dead_letter_kinds.most_common())
+        out.print(f"Dead letters by kind: {kinds}")

@@ -1,0 +1,13 @@
+"""`claims-stage`: the project's front door. Each module registers its commands on `app`."""
+
+from __future__ import annotations
+
+from stream.cli import catalogue, check, kafka
+from stream.cli.common import app
+
+__all__ = ["app", "main"]
+_COMMANDS = (catalogue, check, kafka)  # imported for their commands
+
+
+def main() -> None:
+    app()

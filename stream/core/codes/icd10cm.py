@@ -1,0 +1,272 @@
+"""ICD-10-CM code metadata, from the `simple-icd-10-cm` package.
+
+The package is loaded once per process (about two seconds and most of the stage's memory).
+Each code the stage meets is described once, as a `CodeInfo`, and remembered: the hot path
+is a dictionary lookup. A `CodeInfo` carries, besides what the decision reports, the
+code's *traits*: a bit mask of the code families the rules ask about, so that a claim's
+families are the OR of its codes' masks and a rule's question is one AND.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from types import ModuleType
+
+from stream.core.codes.codeset import CodeSet, memberships
+from stream.core.contracts import DiagnosisKind, Severity, normalize_icd10cm
+
+CODE_FORMAT = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
+"""The shape of a normalised ICD-10-CM code (MET-001)."""
+
+
+class Trait:
+    """Code families of the catalogue (section 0), one bit each."""
+
+    SOLID_PRIMARY = 1 << 0  # C00-C76 (incl. C4A) and C7A
+    HEME_PRIMARY = 1 << 1  # C81-C96
+    LYMPHOMA = 1 << 2  # C81-C86, C88, C96
+    HODGKIN_OR_NHL = 1 << 3  # C81-C85
+    MYELOMA_OR_LEUKAEMIA = 1 << 4  # C90-C95
+    SECONDARY = 1 << 5  # C77-C79
+    NODAL_SECONDARY = 1 << 6  # C77
+    ORGAN_SECONDARY = 1 << 7  # C78-C79
+    SECONDARY_NET = 1 << 8  # C7B
+    DISSEMINATED = 1 << 9  # C80.0
+    UNKNOWN_PRIMARY = 1 << 10  # C80.1
+    TRANSPLANT_MALIGNANCY = 1 << 11  # C80.2
+    MALIGNANCY = 1 << 12  # C00-C96, every malignant code
+    NEOPLASM = 1 << 13  # C00-D49, any behaviour
+    HISTORY = 1 << 14  # Z85
+    SOLID_HISTORY = 1 << 15  # Z85 other than Z85.6 and Z85.7-
+    DISTANT_EVIDENCE = 1 << 16  # C78, C79, C7B, C80.0, J91.0, I31.31, R18.0
+    SYMPTOM = 1 << 17  # R00-R99
+    NOT_Z = 1 << 18  # any code outside chapter 21's Z codes
+    OTHER_SKIN = 1 << 19  # C44
+
+    ACTIVE_PRIMARY = SOLID_PRIMARY | HEME_PRIMARY
+    SOLID_TUMOUR_CONTEXT = SOLID_PRIMARY | SOLID_HISTORY | UNKNOWN_PRIMARY
+    """A solid tumour that could own a nodal or organ metastasis (MET-023, 024, 040)."""
+
+
+_TRAIT_SETS: tuple[tuple[int, CodeSet], ...] = (
+    (Trait.SOLID_PRIMARY, CodeSet("C00-C76 C7A")),
+    (Trait.HEME_PRIMARY, CodeSet("C81-C96")),
+    (Trait.LYMPHOMA, CodeSet("C81-C86 C88 C96")),
+    (Trait.HODGKIN_OR_NHL, CodeSet("C81-C85")),
+    (Trait.MYELOMA_OR_LEUKAEMIA, CodeSet("C90-C95")),
+    (Trait.SECONDARY, CodeSet("C77-C79")),
+    (Trait.NODAL_SECONDARY, CodeSet("C77")),
+    (Trait.ORGAN_SECONDARY, CodeSet("C78 C79")),
+    (Trait.SECONDARY_NET, CodeSet("C7B")),
+    (Trait.DISSEMINATED, CodeSet("C80.0")),
+    (Trait.UNKNOWN_PRIMARY, CodeSet("C80.1")),
+    (Trait.TRANSPLANT_MALIGNANCY, CodeSet("C80.2")),
+    (Trait.MALIGNANCY, CodeSet("C00-C96")),
+    (Trait.NEOPLASM, CodeSet("C00-D49")),
+    (Trait.HISTORY, CodeSet("Z85")),
+    (Trait.SOLID_HISTORY, CodeSet("Z85 !Z85.6 !Z85.7")),
+    (Trait.DISTANT_EVIDENCE, CodeSet("C78 C79 C7B C80.0 J91.0 I31.31 R18.0")),
+    (Trait.SYMPTOM, CodeSet("R00-R99")),
+    (Trait.OTHER_SKIN, CodeSet("C44")),
+)
+
+_SIDE_UNSPECIFIED = re.compile(
+    r"unspecified (lung|bronchus or lung|kidney|ovary|adrenal gland|female breast|male breast"
+    r"|breast|testis|eye|ear|fallopian tube|ureter|renal pelvis)",
+    re.IGNORECASE,
+)
+_SIDE_SPECIFIED = re.compile(r"\b(right|left|bilateral)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteFamily:
+    """One row of the catalogue's Appendix A: an organ's active primaries and its Z85 codes."""
+
+    name: str
+    active_primary: CodeSet
+    personal_history: CodeSet
+    met010_severity: Severity
+
+
+def load_site_families() -> tuple[SiteFamily, ...]:
+    text = (
+        resources.files("stream.core.codes").joinpath("data/site_families.csv").read_text("utf-8")
+    )
+    return tuple(
+        SiteFamily(
+            name=row["family"],
+            active_primary=CodeSet(row["active_primary"]),
+            personal_history=CodeSet(row["personal_history"]),
+            met010_severity="error" if row["met010_severity"] == "error" else "warning",
+        )
+        for row in csv.DictReader(text.splitlines())
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    """What the stage knows about one normalised diagnosis code."""
+
+    code: str
+    valid: bool
+    billable: bool
+    description: str | None
+    kind: DiagnosisKind
+    chapter: str | None
+    block: str | None
+    parent: str | None
+    traits: int
+    family: SiteFamily | None
+    """Appendix A family of an active primary or a Z85 code (longer prefixes win)."""
+    unspecified_paired_organ: bool
+    """The description says 'unspecified' lung, kidney, ovary, breast ... (MET-025 a)."""
+    unspecified_side: bool
+    """A sibling code says right, left or bilateral where this one says unspecified (MET-025 b)."""
+    side_specified: bool
+    """The description names right, left or bilateral (MET-025)."""
+    memberships: int
+    """Bits of the indexed code sets that hold this code (see `stream.core.codes.codeset`)."""
+
+
+def _kind(code: str, traits: int) -> DiagnosisKind:
+    if traits & Trait.DISSEMINATED:
+        return "disseminated"
+    if traits & Trait.UNKNOWN_PRIMARY:
+        return "unknown_primary"
+    if traits & Trait.SECONDARY_NET:
+        return "secondary_neuroendocrine"
+    if traits & Trait.SECONDARY:
+        return "secondary_malignancy"
+    if traits & Trait.ACTIVE_PRIMARY:
+        return "primary_malignancy"
+    if traits & Trait.HISTORY:
+        return "history_of_malignancy"
+    if code == "Z51.5":
+        return "palliative_care"
+    if traits & Trait.NEOPLASM:
+        # C80 itself, C80.2, in situ, benign, uncertain and unspecified behaviour
+        return "other_neoplasm"
+    return "other"
+
+
+def _import_package() -> ModuleType:
+    # The package reads its data with an importlib API that warns on Python 3.11; the
+    # warning is the package's, not ours, and must not fail a strict test run.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import simple_icd_10_cm
+
+    module: ModuleType = simple_icd_10_cm
+    return module
+
+
+def _release_of(package: ModuleType) -> str:
+    """The code-set release as an ISO date, read from the package's data file name."""
+    data = Path(package.__file__ or "").parent / "data"
+    for path in data.glob("icd10c-tabular-*.xml"):
+        stamp = path.stem.removeprefix("icd10c-tabular-")  # e.g. April-1-2026
+        return datetime.strptime(stamp, "%B-%d-%Y").date().isoformat()
+    return "unknown"
+
+
+class Icd10cmCatalog:
+    """ICD-10-CM lookups for the stage: validity, billability, description, kind, traits."""
+
+    def __init__(self) -> None:
+        self._cm = _import_package()
+        self.release = _release_of(self._cm)
+        self.families = load_site_families()
+        self._infos: dict[str, CodeInfo] = {}
+
+    def lookup(self, code: str) -> CodeInfo:
+        """Describe a code given in any accepted form (dotless, lower case, padded)."""
+        info = self._infos.get(code)
+        if info is None:
+            normalised = normalize_icd10cm(code)
+            info = self._infos.get(normalised) or self._describe(normalised)
+            # Only real codes are remembered, so arbitrary input cannot grow the table.
+            if info.valid:
+                self._infos[code] = info
+                self._infos[normalised] = info
+        return info
+
+    def _describe(self, code: str) -> CodeInfo:
+        cm = self._cm
+        if not CODE_FORMAT.match(code) or not cm.is_valid_item(code):
+            return CodeInfo(
+                code=code,
+                valid=False,
+                billable=False,
+                description=None,
+                kind="invalid",
+                chapter=None,
+                block=None,
+                parent=None,
+                traits=0,
+                family=None,
+                unspecified_paired_organ=False,
+                unspecified_side=False,
+                side_specified=False,
+                memberships=0,
+            )
+        traits = 0 if code.startswith("Z") else Trait.NOT_Z
+        for bit, members in _TRAIT_SETS:
+            if code in members:
+                traits |= bit
+        ancestors: list[str] = cm.get_ancestors(code)
+        description: str = cm.get_description(code)
+        block = next((a for a in ancestors if cm.is_block(a)), None)
+        chapter = next((a for a in ancestors if cm.is_chapter(a)), None)
+        return CodeInfo(
+            code=code,
+            valid=True,
+            billable=bool(cm.is_leaf(code)),
+            description=description,
+            kind=_kind(code, traits),
+            chapter=f"{chapter} {cm.get_description(chapter)}" if chapter else None,
+            block=f"{block} {cm.get_description(block)}" if block else None,
+            parent=cm.get_parent(code) or None,
+            traits=traits,
+            family=self._family(code, traits),
+            unspecified_paired_organ=bool(_SIDE_UNSPECIFIED.search(description)),
+            unspecified_side=self._has_sided_siblings(code, description),
+            side_specified=bool(_SIDE_SPECIFIED.search(description)),
+            memberships=memberships(code),
+        )
+
+    def _has_sided_siblings(self, code: str, description: str) -> bool:
+        """Whether `code` is the unspecified-side member of a right/left family.
+
+        True when a sibling's description is this one's with one 'unspecified' replaced
+        by right, left or bilateral: C40.00 (unspecified upper limb) beside C40.01 (right
+        upper limb), C78.00 beside C78.01, C64.9 beside C64.1.
+        """
+        if _SIDE_SPECIFIED.search(description) or "unspecified" not in description.lower():
+            return False
+        cm = self._cm
+        parent = cm.get_parent(code)
+        if not parent:
+            return False
+        siblings = {cm.get_description(s).lower() for s in cm.get_children(parent) if s != code}
+        text = description.lower()
+        for found in re.finditer("unspecified", text):
+            for side in ("right", "left", "bilateral"):
+                if f"{text[: found.start()]}{side}{text[found.end() :]}" in siblings:
+                    return True
+        return False
+
+    def _family(self, code: str, traits: int) -> SiteFamily | None:
+        if traits & Trait.ACTIVE_PRIMARY:
+            widths = [(f.active_primary.match_width(code), f) for f in self.families]
+        elif traits & Trait.HISTORY:
+            widths = [(f.personal_history.match_width(code), f) for f in self.families]
+        else:
+            return None
+        width, family = max(widths, key=lambda pair: pair[0])
+        return family if width else None

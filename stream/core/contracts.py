@@ -1,0 +1,294 @@
+"""The wire contract, version 1: encounter event in; decision or dead letter out.
+
+These models are the contract. `schemas/` holds the JSON Schema exported from them
+(`claims-stage schemas`), and a test fails when the two drift apart. A change here that
+changes what is accepted or produced bumps `SCHEMA_VERSION`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+SCHEMA_VERSION = 1
+MAX_RECORD_BYTES = 1_048_576
+"""Inputs larger than this are dead letters of kind `too_large` (the broker's default limit)."""
+
+Setting = Literal["inpatient", "outpatient", "professional"]
+TreatmentTarget = Literal["primary", "secondary", "both"]
+PrimaryStatus = Literal["active", "eradicated", "unknown"]
+Sex = Literal["F", "M", "U"]
+Outcome = Literal["validated", "rejected"]
+Severity = Literal["error", "warning"]
+DeadLetterKind = Literal[
+    "not_utf8", "invalid_json", "contract_violation", "too_large", "internal_error"
+]
+Route = Literal["validated", "rejected", "dead_letter"]
+"""Where an input record goes: a decision's outcome, or the dead-letter topic."""
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+DEAD_LETTER_KINDS: tuple[DeadLetterKind, ...] = get_args(DeadLetterKind)
+ROUTES: tuple[Route, ...] = get_args(Route)
+DiagnosisKind = Literal[
+    "primary_malignancy",
+    "secondary_malignancy",
+    "secondary_neuroendocrine",
+    "unknown_primary",
+    "disseminated",
+    "history_of_malignancy",
+    "palliative_care",
+    "other_neoplasm",
+    "other",
+    "invalid",
+]
+
+
+def normalize_icd10cm(code: str) -> str:
+    """Return the dotted, upper-case form of an ICD-10-CM code as received.
+
+    Trim, upper-case, drop every dot, then put one dot back after the third character when
+    the code is longer than three: `c3411`, ` C34.11 ` and `C3.411` all become `C34.11`.
+    Whether the result is a real code is a rule's question (MET-001), not the contract's.
+    """
+    bare = code.strip().upper().replace(".", "")
+    return f"{bare[:3]}.{bare[3:]}" if len(bare) > 3 else bare
+
+
+NonEmptyText = Annotated[str, Field(min_length=1, pattern=r"\S")]
+Icd10cmCode = Annotated[
+    str,
+    AfterValidator(normalize_icd10cm),
+    Field(description="ICD-10-CM, with or without the dot; carried dotted and upper-case."),
+]
+Modifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{2}$")]
+Sequence = Annotated[int, Field(ge=1)]
+
+
+class Contract(BaseModel):
+    """Base of every wire model: unknown fields are a violation, values never change."""
+
+    # strict: a number sent as a string, or a date sent as a timestamp, is a producer bug
+    # that must surface as a dead letter instead of being coerced silently.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _violation(loc: tuple[str | int, ...], message: str) -> PydanticCustomError:
+    """A contract error that carries its own location below the model.
+
+    Pydantic reports errors raised in a model validator at the model's root; the location
+    travels in the error context and the dead-letter builder puts it back in `loc`.
+    """
+    return PydanticCustomError("contract_violation", message, {"where": loc})
+
+
+# --- the encounter event (input) --------------------------------------------------------
+
+
+class Patient(Contract):
+    id: str | None = None
+    birth_date: dt.date | None = None
+    sex: Sex | None = None
+
+
+class EncounterContext(Contract):
+    """Clinical context the rules read. A rule that needs an absent or null field does not fire."""
+
+    reason_for_encounter: str | None = None
+    treatment_directed_at: TreatmentTarget | None = None
+    primary_status: PrimaryStatus | None = None
+    tnm: str | None = None
+
+
+class DiagnosisEntry(Contract):
+    sequence: Sequence = Field(
+        description="1 = principal (inpatient) or first-listed (other settings)."
+    )
+    code: Icd10cmCode
+
+
+class ProcedureEntry(Contract):
+    line: Sequence
+    code: str = Field(description="CPT or HCPCS, matched exactly as received.")
+    units: int = Field(default=1, ge=1)
+    modifiers: tuple[Modifier, ...] | None = Field(default=None, max_length=4)
+    diagnosis_pointers: tuple[Sequence, ...] | None = Field(default=None, max_length=4)
+
+
+class EncounterEvent(Contract):
+    """A coded encounter, as a coding system publishes it to the input topic."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": (
+                "A coded encounter. Beyond the field types: diagnosis sequences are unique "
+                "and run 1..n without gaps, procedure lines are unique, and every diagnosis "
+                "pointer names a diagnosis sequence present on the claim."
+            )
+        }
+    )
+
+    schema_version: Literal[1]
+    event_id: NonEmptyText
+    event_type: Literal["encounter.coded"] = "encounter.coded"
+    occurred_at: dt.datetime | None = None
+    claim_id: NonEmptyText
+    encounter_id: str | None = None
+    setting: Setting
+    date_of_service: dt.date
+    discharge_date: dt.date | None = None
+    patient: Patient | None = None
+    payer_id: str | None = None
+    context: EncounterContext | None = None
+    diagnoses: tuple[DiagnosisEntry, ...] = Field(min_length=1, max_length=25)
+    procedures: tuple[ProcedureEntry, ...] | None = None
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> EncounterEvent:
+        count = len(self.diagnoses)
+        seen: set[int] = set()
+        for index, diagnosis in enumerate(self.diagnoses):
+            where = ("diagnoses", index, "sequence")
+            if diagnosis.sequence in seen:
+                raise _violation(where, f"sequence {diagnosis.sequence} is used twice")
+            if diagnosis.sequence > count:
+                raise _violation(where, f"sequences must run 1..{count} without gaps")
+            seen.add(diagnosis.sequence)
+        lines: set[int] = set()
+        for index, procedure in enumerate(self.procedures or ()):
+            if procedure.line in lines:
+                raise _violation(
+                    ("procedures", index, "line"), f"line {procedure.line} is used twice"
+                )
+            lines.add(procedure.line)
+            for pointer_index, pointer in enumerate(procedure.diagnosis_pointers or ()):
+                if pointer not in seen:
+                    raise _violation(
+                        ("procedures", index, "diagnosis_pointers", pointer_index),
+                        f"points at diagnosis sequence {pointer}, which the claim does not have",
+                    )
+        return self
+
+
+# --- where a record came from -----------------------------------------------------------
+
+
+class KafkaSource(Contract):
+    topic: str
+    partition: int
+    offset: int
+
+
+class FileSource(Contract):
+    file: str
+    line: int = Field(ge=1)
+
+
+Source = KafkaSource | FileSource
+
+
+# --- the decision (output on claims.validated and claims.rejected) ---------------------
+
+
+class Finding(Contract):
+    rule_id: str = Field(pattern=r"^MET-\d{3}$")
+    severity: Severity
+    message: str
+    citation: str
+    diagnosis_sequences: tuple[int, ...] = ()
+    procedure_lines: tuple[int, ...] = ()
+    carc: str = Field(description="X12 claim adjustment reason code a payer would send.")
+    rarc: str | None = Field(default=None, description="X12 remittance advice remark code.")
+
+
+class DiagnosisDetail(Contract):
+    sequence: int
+    code: str
+    description: str | None
+    billable: bool
+    kind: DiagnosisKind
+
+
+class ProcedureDetail(Contract):
+    line: int
+    code: str
+    description: str | None
+    category: str | None
+    add_on: bool
+    known: bool
+
+
+class CodeSets(Contract):
+    icd10cm: str
+    cpt: str
+
+
+class Decision(Contract):
+    """The stage's verdict on one encounter, with the findings that explain it."""
+
+    schema_version: Literal[1] = 1
+    event_id: str
+    claim_id: str
+    outcome: Outcome
+    decided_at: dt.datetime
+    ruleset_version: str
+    code_sets: CodeSets
+    findings: tuple[Finding, ...]
+    diagnoses: tuple[DiagnosisDetail, ...]
+    procedures: tuple[ProcedureDetail, ...]
+    encounter: EncounterEvent = Field(description="The input event, as received.")
+    source: Source
+
+    @model_validator(mode="after")
+    def _outcome_matches_findings(self) -> Decision:
+        rejected = any(finding.severity == "error" for finding in self.findings)
+        if rejected != (self.outcome == "rejected"):
+            raise ValueError("outcome is 'rejected' exactly when some finding is an error")
+        return self
+
+
+# --- the dead letter (output on encounters.dlq) -----------------------------------------
+
+
+class ErrorDetail(Contract):
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str
+
+
+class DeadLetterError(Contract):
+    kind: DeadLetterKind
+    message: str
+    details: tuple[ErrorDetail, ...] = ()
+
+
+class DeadLetter(Contract):
+    """An input the stage could not read as an encounter event, kept whole."""
+
+    schema_version: Literal[1] = 1
+    error: DeadLetterError
+    raw_value: str = Field(description="The input exactly: as text when UTF-8, else base64.")
+    raw_value_encoding: Literal["utf-8", "base64"]
+    raw_key: str | None
+    source: Source
+    received_at: dt.datetime
+
+
+CONTRACTS: dict[str, type[BaseModel]] = {
+    "encounter-event": EncounterEvent,
+    "decision": Decision,
+    "dead-letter": DeadLetter,
+}
+"""Every contract by the name of its exported schema file (`schemas/<name>.schema.json`)."""
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of every contract, as exported into `schemas/`."""
+    schemas: dict[str, dict[str, Any]] = {}
+    for name, model in CONTRACTS.items():
+        schema = model.model_json_schema(mode="validation")
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = f"https://claims-stage.dev/schemas/v{SCHEMA_VERSION}/{name}.schema.json"
+        schemas[name] = schema
+    return schemas

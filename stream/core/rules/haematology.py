@@ -1,0 +1,171 @@
+"""MET-023, MET-024, MET-036 and MET-040: lymphoma, myeloma and leukaemia spread in their own codes."""
+
+from __future__ import annotations
+
+from stream.core.claim import Claim, ClaimDiagnosis
+from stream.core.codes.codeset import CodeSet
+from stream.core.codes.icd10cm import Trait
+from stream.core.rules.base import Hit, codes_of, hit, rule
+
+
+@rule(
+    "MET-023",
+    title="Do not assign C77 for lymph-node involvement by lymphoma",
+    severity="error",
+    citation="ICD-10-CM Tabular C77 Excludes1 (C81-C86, C88, C96.-)",
+    carc="16",
+    rarc="M76",
+    applies_to=Trait.NODAL_SECONDARY,
+)
+def met023_lymphoma_nodes(claim: Claim) -> Hit | None:
+    """Nodal sites of lymphoma are in the lymphoma code's fifth character, not C77.
+
+    C77 with a lymphoma code (C81-C86, C88, C96) is an error unless the claim has a solid
+    tumour that could own the nodal metastasis: a solid primary, a Z85 other than Z85.6
+    and Z85.7-, or C80.1 (a separate carcinoma of unknown primary can own the node).
+    C77 with CLL/SLL (C91.1-) is not checked.
+
+    Example that fails: C83.38, C77.0 with 78815. Passes: C83.38 with 78815.
+    """
+    nodes = claim.with_traits(Trait.NODAL_SECONDARY)
+    if not nodes or claim.has(Trait.SOLID_TUMOUR_CONTEXT):
+        return None
+    lymphomas = claim.with_traits(Trait.LYMPHOMA)
+    if not lymphomas:
+        return None
+    return hit(
+        "error",
+        f"{codes_of(nodes)} (secondary lymph nodes) beside the lymphoma {codes_of(lymphomas)}: "
+        "nodal involvement by lymphoma is expressed by the lymphoma code",
+        diagnoses=nodes + lymphomas,
+    )
+
+
+@rule(
+    "MET-024",
+    title='Lymphoma spread to solid organs uses the lymphoma "extranodal and solid organ sites" code, not C78/C79',
+    severity="warning",
+    citation="ICD-10-CM Official Guidelines I.C.2.t",
+    carc="16",
+    rarc="M76",
+    applies_to=Trait.ORGAN_SECONDARY,
+)
+def met024_lymphoma_organs(claim: Claim) -> Hit | None:
+    """Organ involvement by lymphoma is not coded as a secondary malignancy.
+
+    A Hodgkin or non-Hodgkin lymphoma (C81-C85) with C78/C79 and no solid tumour that
+    could own the secondary (solid primary, Z85 other than Z85.6/Z85.7-, C80.1) is
+    flagged: lymphoma beyond the nodes takes the final character 9, 'extranodal and solid
+    organ sites' (DLBCL: C83.398, or C83.390 for primary CNS lymphoma). A warning, because
+    a marrow or organ code may belong to a solid tumour documented elsewhere.
+
+    Example that warns: C81.18, C78.01. Passes: C81.19.
+    """
+    organs = claim.with_traits(Trait.ORGAN_SECONDARY)
+    if not organs or claim.has(Trait.SOLID_TUMOUR_CONTEXT):
+        return None
+    lymphomas = claim.with_traits(Trait.HODGKIN_OR_NHL)
+    if not lymphomas:
+        return None
+    return hit(
+        "warning",
+        f"{codes_of(organs)} beside the lymphoma {codes_of(lymphomas)}: lymphoma in organs "
+        "is coded with its 'extranodal and solid organ sites' code (final character 9)",
+        diagnoses=organs + lymphomas,
+    )
+
+
+def _remission_reading(diagnosis: ClaimDiagnosis) -> str | None:
+    """The remission status a code states, read from its official description.
+
+    The catalogue reads the final character (0/1/2 for C88 and C90-C95, A for lymphoma).
+    The description says the same for every code but three groups, where the final
+    character misleads: C84.7A is ALK-negative ALCL of the breast (not 'in remission';
+    that is C84.7B), and C86.x1 are 'in remission' with a digit.
+    """
+    if len(diagnosis.code) != 6:  # exactly two characters after the dot
+        return None
+    description = (diagnosis.info.description or "").lower()
+    if "in relapse" in description:
+        return "in relapse"
+    if "in remission" in description:
+        return "in remission"
+    return "not in remission"
+
+
+@rule(
+    "MET-036",
+    title="Remission status must not conflict within one leukaemia, myeloma or lymphoma subcategory",
+    severity="error",
+    citation="ICD-10-CM Official Guidelines I.C.2.n",
+    carc="16",
+    rarc="M76",
+    applies_to=Trait.HEME_PRIMARY,
+)
+def met036_remission_conflict(claim: Claim) -> Hit | None:
+    """'Not in remission', 'in remission' and 'in relapse' exclude each other for one disease.
+
+    Codes of C81-C96 with exactly two characters after the dot are grouped by their
+    first five characters (C90.0, C83.3, ...), and each reads 'in relapse', 'in
+    remission' or, when its description says neither, 'not in remission'. For C88 and
+    C90-C95 that is the final character 0, 1 or 2, and for most lymphoma codes a final A
+    is 'in remission', as the catalogue puts it; the description is used because it is
+    right where the final character misleads (C84.7A is ALK-negative ALCL of the breast,
+    C84.7B its remission; C86.x1 are 'in remission'). Two readings in one group is an
+    error. Longer codes (C83.390, C83.398) take no part.
+
+    Example that fails: C90.01, C90.00, Z94.84. Passes: C90.01, Z94.84.
+    """
+    groups: dict[str, dict[str, ClaimDiagnosis]] = {}
+    for diagnosis in claim.with_traits(Trait.HEME_PRIMARY):
+        reading = _remission_reading(diagnosis)
+        if reading is not None:
+            groups.setdefault(diagnosis.code[:5], {}).setdefault(reading, diagnosis)
+    conflicts = {group: readings for group, readings in groups.items() if len(readings) > 1}
+    if not conflicts:
+        return None
+    involved = [d for readings in conflicts.values() for d in readings.values()]
+    described = "; ".join(
+        f"{group}: {', '.join(f'{d.code} {reading}' for reading, d in readings.items())}"
+        for group, readings in conflicts.items()
+    )
+    return hit(
+        "error",
+        f"conflicting remission status within one disease ({described}); code one status",
+        diagnoses=involved,
+    )
+
+
+_BONE_OR_MARROW = CodeSet("C79.51 C79.52")
+
+
+@rule(
+    "MET-040",
+    title="Myeloma or leukaemia with a secondary bone or marrow code",
+    severity="warning",
+    citation="ICD-10-CM Official Guidelines I.C.2 (introduction), I.C.2.d; Tabular C90.0 inclusion terms",
+    carc="16",
+    rarc="M76",
+    applies_to=_BONE_OR_MARROW,
+)
+def met040_myeloma_bone_secondary(claim: Claim) -> Hit | None:
+    """Bone lesions and marrow involvement of myeloma or leukaemia are in the C90-C95 code.
+
+    C90-C95 with C79.51 or C79.52 and no solid tumour that could own them (solid primary,
+    Z85 other than Z85.6/Z85.7-, C80.1) is flagged: secondary codes are for spread from
+    another site. The lymphoma counterpart is MET-024.
+
+    Example that warns: C90.00, C79.51. Passes: C90.00.
+    """
+    secondaries = claim.in_set(_BONE_OR_MARROW)
+    if not secondaries or claim.has(Trait.SOLID_TUMOUR_CONTEXT):
+        return None
+    marrow = claim.with_traits(Trait.MYELOMA_OR_LEUKAEMIA)
+    if not marrow:
+        return None
+    return hit(
+        "warning",
+        f"{codes_of(secondaries)} beside {codes_of(marrow)}: bone and marrow involvement of "
+        "myeloma or leukaemia is part of its own code",
+        diagnoses=secondaries + marrow,
+    )

@@ -1,0 +1,37 @@
+"""One tally of what the stage decided: routes, findings and dead-letter kinds.
+
+Batch mode prints it, the worker's status page and logs read it, and the Prometheus
+counters of decisions, findings and dead letters are exported from it, so the three can
+never disagree.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from stream.core.contracts import DeadLetterKind, Route
+from stream.core.decision import Output
+
+
+@dataclass
+class Tally:
+    """Counts of outputs, updated once per output record."""
+
+    records: int = 0
+    routes: Counter[Route] = field(default_factory=Counter)
+    findings: Counter[tuple[str, str]] = field(default_factory=Counter)
+    dead_letter_kinds: Counter[DeadLetterKind] = field(default_factory=Counter)
+
+    def record(self, output: Output) -> None:
+        self.records += 1
+        self.routes[output.route] += 1
+        if output.dead_letter_kind is not None:
+            self.dead_letter_kinds[output.dead_letter_kind] += 1
+        for finding in output.findings:
+            self.findings[(finding.rule_id, finding.severity)] += 1
+
+    def top_errors(self, count: int) -> list[tuple[str, int]]:
+        """The rules with the most error findings, most frequent first."""
+        errors = [(rule, n) for (rule, severity), n in self.findings.items() if severity == "error"]
+        return sorted(errors, key=lambda row: (-row[1], row[0]))[:count]

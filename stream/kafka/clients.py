@@ -1,0 +1,115 @@
+"""Every Kafka client the stage makes, built from `Settings` in one place.
+
+librdkafka (confluent-kafka) serves everything outside the worker's consumer: the output
+producer, the admin client, `send`, `tail`, lag reading and the benchmarks. The worker's
+consumer is Faust's aiokafka; `faust_credentials` gives it the same security settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+from stream.settings import Settings
+
+PARTITIONER = "murmur2_random"
+"""Java clients and aiokafka (the worker) place keys with murmur2; librdkafka's default
+differs, so a claim sent here would land in another partition than the same claim sent by
+a Java producer. Same partitioner, same partition."""
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""The largest record the stage writes: a dead letter keeps a whole oversized input
+(base64-encoded) plus its error, so the dead-letter topic and the producers allow this."""
+
+
+def connection(settings: Settings) -> dict[str, Any]:
+    """Where the cluster is and how to authenticate: the part every client shares."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "security.protocol": settings.security_protocol.lower(),
+        # librdkafka narrates retries it recovers from on its own (a coordinator still
+        # loading, a broker restarting); errors still reach the log, through ours.
+        "log_level": 3,
+        "logger": logging.getLogger("claims_stage.kafka"),
+    }
+    if settings.sasl_mechanism:
+        config["sasl.mechanism"] = settings.sasl_mechanism
+    if settings.sasl_username is not None:
+        config["sasl.username"] = settings.sasl_username
+    if settings.sasl_password is not None:
+        config["sasl.password"] = settings.sasl_password.get_secret_value()
+    if settings.ssl_cafile:
+        config["ssl.ca.location"] = str(settings.ssl_cafile)
+    if settings.ssl_certfile:
+        config["ssl.certificate.location"] = str(settings.ssl_certfile)
+    if settings.ssl_keyfile:
+        config["ssl.key.location"] = str(settings.ssl_keyfile)
+    return config
+
+
+def producer(settings: Settings, **overrides: Any) -> Producer:
+    """A producer whose retries never duplicate, placing keys as Java and aiokafka do."""
+    return Producer(
+        {
+            **connection(settings),
+            "acks": "all",
+            "enable.idempotence": True,
+            "partitioner": PARTITIONER,
+            "linger.ms": settings.producer_linger_ms,
+            "compression.type": settings.producer_compression,
+            "message.max.bytes": MAX_MESSAGE_BYTES,
+            **overrides,
+        }
+    )
+
+
+def consumer(settings: Settings, group_id: str, **overrides: Any) -> Consumer:
+    """A consumer that commits nothing unless asked to."""
+    return Consumer(
+        {
+            **connection(settings),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
+            **overrides,
+        }
+    )
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient(connection(settings))
+
+
+def faust_broker_urls(settings: Settings) -> list[str]:
+    """The bootstrap servers as Faust's aiokafka transport names them."""
+    servers = settings.kafka_bootstrap.split(",")
+    return [f"kafka://{server.strip()}" for server in servers if server.strip()]
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """The same security settings for Faust's aiokafka consumer; None for PLAINTEXT."""
+    import faust
+
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    ssl_context = None
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        ssl_context = faust.SSLCredentials(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+        ).context
+        if settings.ssl_certfile:
+            ssl_context.load_cert_chain(
+                str(settings.ssl_certfile),
+                str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+            )
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(ssl_context)
+    return faust.SASLCredentials(
+        username=settings.sasl_username,
+        password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
+        ssl_context=ssl_context,
+        mechanism=settings.sasl_mechanism or "PLAIN",
+    )

@@ -1,0 +1,1 @@
+"""What operators read: metrics, the Faust sensor, health and the status page."""

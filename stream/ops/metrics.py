@@ -1,0 +1,128 @@
+"""The stage's own Prometheus metrics, on the registry Faust's transport sensor uses too.
+
+Labels take values from small fixed sets only (outcome, rule ID, severity, dead-letter
+kind, partition number, versions): never a claim, a patient or a code.
+
+Decisions, findings and dead letters are exported from the worker's `Tally` at scrape
+time rather than counted twice: the status page, the logs and `/metrics` read one count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from stream import __version__
+from stream.core.contracts import DEAD_LETTER_KINDS, OUTCOMES
+from stream.core.rules import CATALOGUE
+from stream.core.tally import Tally
+
+# decide() takes tens of microseconds; the buckets resolve that and its slow tail.
+DECISION_BUCKETS = (
+    0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0,
+)  # fmt: skip
+# Kafka timestamp to broker acknowledgement: milliseconds to minutes (a backlog).
+END_TO_END_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+)  # fmt: skip
+
+FINDING_SERIES: tuple[tuple[str, str], ...] = tuple(
+    (rule.rule_id, severity)
+    for rule in CATALOGUE
+    for severity in (("error", "warning") if rule.warning_branches else (rule.severity,))
+)
+"""Every (rule, severity) a finding can carry without configuration: exported from the start."""
+
+
+class TallyCollector(Collector):
+    """`claims_decisions_total`, `claims_findings_total`, `claims_dead_letters_total`.
+
+    Every series exists from the start (at 0), so rates and absent() work before the
+    first record of a kind arrives.
+    """
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        tally = self.tally
+        decisions = CounterMetricFamily(
+            "claims_decisions", "Claims decided, by outcome.", labels=["outcome"]
+        )
+        for outcome in OUTCOMES:
+            decisions.add_metric([outcome], tally.routes[outcome])
+        yield decisions
+        findings = CounterMetricFamily(
+            "claims_findings",
+            "Findings raised, by rule and severity.",
+            labels=["rule_id", "severity"],
+        )
+        for series in sorted(set(FINDING_SERIES) | set(tally.findings)):
+            findings.add_metric(list(series), tally.findings[series])
+        yield findings
+        dead_letters = CounterMetricFamily(
+            "claims_dead_letters",
+            "Input records that could not be read as encounter events, by kind.",
+            labels=["kind"],
+        )
+        for kind in DEAD_LETTER_KINDS:
+            dead_letters.add_metric([kind], tally.dead_letter_kinds[kind])
+        yield dead_letters
+
+
+class StageMetrics:
+    """Everything the stage exports about itself. One instance per worker."""
+
+    def __init__(
+        self, registry: CollectorRegistry, tally: Tally, ruleset_version: str, icd10cm: str
+    ) -> None:
+        self.registry = registry
+        registry.register(TallyCollector(tally))
+        self.decision_seconds = Histogram(
+            "claims_decision_seconds",
+            "Time spent in the decision function per record.",
+            buckets=DECISION_BUCKETS,
+            registry=registry,
+        )
+        self.end_to_end_seconds = Histogram(
+            "claims_end_to_end_seconds",
+            "From the input record's Kafka timestamp to the broker's acknowledgement of "
+            "its output.",
+            buckets=END_TO_END_BUCKETS,
+            registry=registry,
+        )
+        self.output_send_errors = Counter(
+            "claims_output_send_errors_total",
+            "Output deliveries the broker refused or that timed out; each is sent again, and "
+            "its input stays uncommitted until one is accepted.",
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "claims_consumer_lag",
+            "Input records not yet committed (end offset minus committed offset), per "
+            "partition held by this worker.",
+            ["partition"],
+            registry=registry,
+        )
+        self.consumer_lag_seconds = Gauge(
+            "claims_consumer_lag_seconds",
+            "How far behind in time the worker is, per partition held: the age of the "
+            "last decided record while records wait, 0 when none wait.",
+            ["partition"],
+            registry=registry,
+        )
+        self.last_decision = Gauge(
+            "claims_last_decision_timestamp_seconds",
+            "Unix time of the last record decided or dead-lettered.",
+            registry=registry,
+        )
+        self.info = Gauge(
+            "claims_stage_info",
+            "The versions this worker runs: always 1.",
+            ["version", "ruleset_version", "icd10cm"],
+            registry=registry,
+        )
+        self.info.labels(__version__, ruleset_version, icd10cm).set(1)

@@ -1,0 +1,164 @@
+"""The agent: decide each input record, send its output, acknowledge it once stored.
+
+- The stream does not acknowledge a record when the loop moves past it (`noack`). A
+  record is acknowledged, and so becomes committable, only in the callback that sees the
+  broker acknowledge its output. Faust commits the contiguous acknowledged prefix of each
+  partition, so an offset is never committed past a record whose output is not stored.
+- A failed delivery is sent again, with backoff, until the broker takes it; meanwhile the
+  committed offset stays before it, and a restart would decide it again.
+- `decide` never raises, and the per-record work sits in its own error boundary, so no
+  record stops the agent (an exception leaving a Faust agent skips the record).
+- Sends are pipelined: the loop does not wait for one acknowledgement before the next
+  record, so throughput is bounded by the producer's batching, not by round trips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from functools import partial
+from typing import Any
+
+import faust
+
+from stream.core.contracts import KafkaSource
+from stream.core.decision import Decider, Output
+from stream.ops.health import WorkerState
+from stream.ops.metrics import StageMetrics
+from stream.worker.outputs import OutputProducer
+
+log = logging.getLogger("claims_stage.worker")
+
+REDELIVERY_MAX_BACKOFF = 30.0
+
+
+class ClaimsAgent:
+    """Decide, send, and acknowledge each input record once its output is stored."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        input_topic: Any,
+        decider: Decider,
+        outputs: OutputProducer,
+        metrics: StageMetrics,
+        state: WorkerState,
+    ) -> None:
+        self.app = app
+        self.input = input_topic
+        self.decider = decider
+        self.outputs = outputs
+        self.metrics = metrics
+        self.state = state
+        self._retries: set[asyncio.Task[None]] = set()
+
+    async def process(self, stream: Any) -> None:
+        """The agent body: never lets an exception out, so no record is ever skipped."""
+        self.outputs.start()
+        async for event in stream.noack().events():
+            try:
+                await self.handle(event, stream)
+            except Exception:  # the boundary: decide() does not raise, sending might
+                log.exception(
+                    "could not hand a record to the producer; it stays unacknowledged "
+                    "and is retried",
+                    extra=where(event),
+                )
+                self.retry(event, stream, None, 0.0)
+
+    def decide(self, event: Any) -> tuple[Output, float]:
+        """The output for one input record, and the seconds `decide` took."""
+        message = event.message
+        source = KafkaSource.model_construct(
+            topic=message.topic, partition=message.partition, offset=message.offset
+        )
+        started = time.perf_counter()
+        output = self.decider.decide(message.value, source, key=message.key)
+        return output, time.perf_counter() - started
+
+    async def handle(self, event: Any, stream: Any) -> None:
+        output, seconds = self.decide(event)
+        await self.outputs.send(output, partial(self.delivered, event, stream, output, seconds))
+
+    def delivered(
+        self, event: Any, stream: Any, output: Output, seconds: float, error: Any, _: Any
+    ) -> None:
+        """Delivery report: the broker answered for this record's output."""
+        if error is not None:
+            self.metrics.output_send_errors.inc()
+            log.warning(
+                "output not accepted by the broker (%s); sending it again",
+                error.name(),
+                extra=where(event, output),
+            )
+            self.retry(event, stream, output, seconds)
+            return
+        self.acknowledge(event, stream, output, seconds)
+
+    def acknowledge(self, event: Any, stream: Any, output: Output, seconds: float) -> None:
+        message = event.message
+        # What `Stream.ack` does, without a task per record: mark the offset committable
+        # and keep Faust's event sensors balanced.
+        if event.ack():
+            self.app.sensors.on_message_out(message.tp, message.offset, message)
+        self.app.sensors.on_stream_event_out(message.tp, message.offset, stream, event, None)
+        now = time.time()
+        state = self.state
+        if state.failing_since:
+            state.failing_since.pop((message.partition, message.offset), None)
+        state.last_progress = state.last_decision = now
+        state.tally.record(output)
+        metrics = self.metrics
+        if message.timestamp:
+            state.last_input_timestamp[message.partition] = message.timestamp
+            metrics.end_to_end_seconds.observe(max(now - message.timestamp, 0.0))
+        metrics.last_decision.set(now)
+        metrics.decision_seconds.observe(seconds)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s", output.route, extra=where(event, output))
+
+    def retry(self, event: Any, stream: Any, output: Output | None, seconds: float) -> None:
+        task = asyncio.ensure_future(self.redeliver(event, stream, output, seconds))
+        self._retries.add(task)  # a reference, so the task is not collected mid-flight
+        task.add_done_callback(self._retries.discard)
+
+    async def redeliver(
+        self, event: Any, stream: Any, output: Output | None, seconds: float
+    ) -> None:
+        """Send an output again until the broker takes it. The record stays uncommitted."""
+        message = event.message
+        self.state.failing_since.setdefault((message.partition, message.offset), time.time())
+        backoff = 0.5
+        while True:
+            await asyncio.sleep(backoff)
+            try:
+                if output is None:
+                    output, seconds = self.decide(event)
+                await self.outputs.send_and_wait(output)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.metrics.output_send_errors.inc()
+                backoff = min(backoff * 2, REDELIVERY_MAX_BACKOFF)
+                log.warning(
+                    "output still not accepted (%s); next try in %.0f s",
+                    type(error).__name__,
+                    backoff,
+                    extra=where(event, output),
+                )
+                continue
+            self.acknowledge(event, stream, output, seconds)
+            log.info("output accepted after a retry", extra=where(event, output))
+            return
+
+
+def where(event: Any, output: Output | None = None) -> dict[str, object]:
+    """Log context that identifies a record without any of its content."""
+    message = event.message
+    context: dict[str, object] = {"partition": message.partition, "offset": message.offset}
+    if output is not None:
+        context["event_id"] = output.event_id
+        context["claim_id"] = output.claim_id
+        context["route"] = output.route
+    return context

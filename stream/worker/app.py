@@ -1,0 +1,159 @@
+"""The Faust app: wires the decision core, the Kafka clients and the operations pages.
+
+It reads the input topic as raw bytes, calls the same `decide` as batch mode (in
+`agent.ClaimsAgent`), and sends each output with the contract's key and headers
+(`outputs.OutputProducer`). Nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from stream.core.decision import Decider, freeze_reference_data
+from stream.kafka import clients
+from stream.logs import logging_config
+from stream.ops import sensor
+from stream.ops.health import WorkerState
+from stream.ops.metrics import StageMetrics
+from stream.settings import Settings
+from stream.worker.agent import ClaimsAgent
+from stream.worker.lag import LAG_INTERVAL, LagMonitor
+from stream.worker.outputs import OutputProducer
+from stream.worker.views import PageContext, install_pages
+
+log = logging.getLogger("claims_stage.worker")
+
+SUMMARY_INTERVAL = 10.0
+"""Seconds between the worker's one-line summaries in the log."""
+
+
+@dataclass
+class WorkerApp:
+    app: faust.App
+    state: WorkerState
+    metrics: StageMetrics
+    registry: CollectorRegistry
+    agent: ClaimsAgent
+
+
+def faust_app(settings: Settings) -> faust.App:
+    """The Faust app: aiokafka consumer, no tables, no topic creation, web server on."""
+    return faust.App(
+        settings.app_id,
+        broker=clients.faust_broker_urls(settings),
+        broker_credentials=clients.faust_credentials(settings),
+        store="memory://",
+        # No tables: the plain assignor, no standby replicas, no leader topic, and no
+        # topic creation (the stage's topics are created on purpose, beforehand).
+        table_standby_replicas=0,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout,
+        broker_commit_interval=settings.commit_interval,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+        producer_acks=-1,
+        producer_max_request_size=clients.MAX_MESSAGE_BYTES,
+        stream_wait_empty=True,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+    )
+
+
+def create_app(
+    settings: Settings, decider: Decider, registry: CollectorRegistry | None = None
+) -> WorkerApp:
+    """Build the worker around a decider. Nothing connects until the worker starts."""
+    registry = registry or CollectorRegistry()
+    app = faust_app(settings)
+    # Faust's transport sensor, and ours, on one registry. A fixed prefix, so dashboards
+    # need not know the app id: faust_messages_received_total.
+    sensor.install(app, registry, name_prefix="faust")
+    state = WorkerState()
+    metrics = StageMetrics(registry, state.tally, decider.ruleset.version, decider.icd10cm.release)
+    input_topic = app.topic(
+        settings.input_topic, key_serializer="raw", value_serializer="raw", allow_empty=True
+    )
+    agent = ClaimsAgent(app, input_topic, decider, OutputProducer(settings), metrics, state)
+    app.agent(input_topic, name="decide")(agent.process)
+
+    def held_partitions() -> set[int]:
+        try:
+            assignment = app.consumer.assignment()
+        except Exception:  # the consumer is not started yet
+            return set()
+        return {tp.partition for tp in assignment if tp.topic == settings.input_topic}
+
+    lag = LagMonitor(settings, held_partitions, state, metrics)
+    app.timer(LAG_INTERVAL, name="consumer-lag")(lag.measure)
+    app.timer(SUMMARY_INTERVAL, name="summary-log")(SummaryLog(state).write)
+    install_pages(
+        app,
+        PageContext(
+            settings.app_id,
+            decider.ruleset.version,
+            decider.icd10cm.release,
+            state,
+            held_partitions,
+            registry,
+        ),
+    )
+    return WorkerApp(app, state, metrics, registry, agent)
+
+
+class SummaryLog:
+    """One log line every few seconds while records are decided: counts, never content."""
+
+    def __init__(self, state: WorkerState) -> None:
+        self.state = state
+        self.logged = 0
+
+    async def write(self) -> None:
+        tally = self.state.tally
+        done, self.logged = tally.records - self.logged, tally.records
+        if done:
+            routes = ", ".join(f"{route} {n}" for route, n in sorted(tally.routes.items()))
+            log.info(
+                "decided %d records in the last %.0f s (totals: %s); %d waiting",
+                done,
+                SUMMARY_INTERVAL,
+                routes,
+                sum(self.state.lag.values()),
+            )
+
+
+def run_worker(settings: Settings, decider_factory: Callable[[], Decider]) -> None:
+    """Start the worker in this process; returns when it has stopped (SIGTERM, Ctrl-C)."""
+    import mode.loop
+
+    mode.loop.use("uvloop")
+    decider = decider_factory()
+    freeze_reference_data()
+    worker_app = create_app(settings, decider)
+    worker = faust.Worker(
+        worker_app.app,
+        loglevel=settings.log_level,
+        quiet=True,
+        logging_config=logging_config(settings.log_level, settings.log_format),
+    )
+    log.info(
+        "worker %s starting: %s -> %s | %s | %s; metrics http://%s:%d/metrics",
+        settings.app_id,
+        settings.input_topic,
+        settings.validated_topic,
+        settings.rejected_topic,
+        settings.dlq_topic,
+        settings.web_host,
+        settings.web_port,
+    )
+    try:
+        worker.execute_from_commandline()
+    finally:
+        worker_app.agent.outputs.flush()

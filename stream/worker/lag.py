@@ -1,0 +1,69 @@
+"""Lag measurement: how many input records wait, and how far behind in time the worker is."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from stream.kafka.lag import read_lag
+from stream.ops.health import WorkerState
+from stream.ops.metrics import StageMetrics
+from stream.settings import Settings
+
+log = logging.getLogger("claims_stage.worker")
+
+LAG_INTERVAL = 5.0
+"""Seconds between lag measurements (a Faust timer)."""
+
+
+class LagMonitor:
+    """Reads the group's lag for the partitions this worker holds, into state and gauges."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        held_partitions: Callable[[], set[int]],
+        state: WorkerState,
+        metrics: StageMetrics,
+        read: Callable[[Settings, set[int]], dict[int, int]] = read_lag,
+    ) -> None:
+        self.settings = settings
+        self.held_partitions = held_partitions
+        self.state = state
+        self.metrics = metrics
+        self.read = read
+
+    async def measure(self) -> None:
+        partitions = self.held_partitions()
+        state = self.state
+        if partitions != set(state.lag):
+            # A new assignment: the stall clock starts here, not at the last decision.
+            state.assigned_at = time.time()
+        try:
+            lag = await asyncio.to_thread(self.read, self.settings, partitions)
+        except Exception as error:
+            state.lag_error = type(error).__name__
+            log.warning("could not read consumer lag (%s)", state.lag_error)
+            return
+        self.update(lag, time.time())
+
+    def update(self, lag: dict[int, int], now: float) -> None:
+        """Record a lag reading: waiting records and seconds behind, per partition."""
+        state, metrics = self.state, self.metrics
+        state.lag_error = None
+        state.progress.append((now, state.tally.records))
+        for partition in set(state.lag) - set(lag):
+            metrics.consumer_lag.remove(str(partition))
+            metrics.consumer_lag_seconds.remove(str(partition))
+            state.lag_seconds.pop(partition, None)
+        state.lag = lag
+        for partition, waiting in lag.items():
+            behind = 0.0
+            if waiting:
+                newest = state.last_input_timestamp.get(partition) or state.assigned_at or now
+                behind = max(now - newest, 0.0)
+            metrics.consumer_lag.labels(str(partition)).set(waiting)
+            metrics.consumer_lag_seconds.labels(str(partition)).set(behind)
+            state.lag_seconds[partition] = behind
