@@ -7,12 +7,12 @@ or `dead-letter.jsonl`; `source` is the file and the line number.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from stream.core.contracts import FileSource, Route
+from stream.core.contracts import FileSource, Route, Source
 from stream.core.decision import Decider
 from stream.core.tally import Tally
 
@@ -40,25 +40,34 @@ def read_lines(stream: BinaryIO) -> Iterator[bytes]:
         yield line[:-1] if line.endswith(b"\n") else line
 
 
+InputRecord = tuple[bytes, Source]
+"""One input record as the batch reads it: the value to decide and where it came from."""
+
+
+def line_records(lines: Iterable[bytes], source_name: str) -> Iterator[InputRecord]:
+    """JSON Lines: one record per line, its source the file and the line number."""
+    for number, line in enumerate(lines, start=1):
+        yield line, FileSource(file=source_name, line=number)
+
+
 def run_batch(
     decider: Decider,
-    lines: Iterator[bytes],
+    records: Iterable[InputRecord],
     out_dir: Path,
-    source_name: str,
     progress: Callable[[int], None] | None = None,
 ) -> BatchSummary:
-    """Decide every line and write it to its output file; `progress` gets bytes consumed."""
+    """Decide every record and write it to its output file; `progress` gets bytes consumed."""
     summary = BatchSummary()
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     handles = {route: (out_dir / name).open("wb") for route, name in OUTPUT_FILES.items()}
     try:
-        for number, line in enumerate(lines, start=1):
-            output = decider.decide(line, FileSource(file=source_name, line=number))
+        for value, source in records:
+            output = decider.decide(value, source)
             handles[output.route].write(output.value + b"\n")
             summary.tally.record(output)
             if progress is not None:
-                progress(len(line) + 1)
+                progress(len(value) + 1)
     finally:
         for handle in handles.values():
             handle.close()

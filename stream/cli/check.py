@@ -11,7 +11,7 @@ from typing import Annotated, BinaryIO
 import typer
 from rich.table import Table
 
-from stream.cli.batch import OUTPUT_FILES, BatchSummary, read_lines, run_batch
+from stream.cli.batch import OUTPUT_FILES, BatchSummary, line_records, read_lines, run_batch
 from stream.cli.common import RulesConfigOption, app, err, fail, load_ruleset, load_settings, out
 from stream.core.rules import RULES_BY_ID
 
@@ -41,7 +41,8 @@ def check(
         decider = Decider(ruleset=ruleset)
         freeze_reference_data()
         with byte_progress(size, "deciding") as advance:
-            summary = run_batch(decider, read_lines(source), out_dir, name, advance)
+            records = line_records(read_lines(source), name)
+            summary = run_batch(decider, records, out_dir, advance)
     print_summary(summary, out_dir, ruleset.version)
 
 
