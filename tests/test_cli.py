@@ -13,7 +13,13 @@ from typer.testing import CliRunner
 from stream.cli.main import app
 from stream.core.contracts import DeadLetter, Decision
 from stream.core.rules import CATALOGUE
-from stream.core.rules.listing import README_END, README_START, markdown_table
+from stream.core.rules.listing import (
+    README_END,
+    README_START,
+    inline_values,
+    markdown_table,
+    replace_generated_sections,
+)
 from tests.claims import encode, encounter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,6 +186,27 @@ def test_readme_rule_table_is_generated_from_the_metadata() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
     section = readme[readme.index(README_START) + len(README_START) : readme.index(README_END)]
     assert section.strip() == markdown_table(), "README rule table drifted: run `make readme`"
+    assert replace_generated_sections(readme) == readme, "README drifted: run `make readme`"
+    range_marks = readme.count("<!-- rule-range -->")
+    assert range_marks >= 2
+    assert readme.count(f"<!-- rule-range -->{inline_values()['rule-range']}<") == range_marks
+
+
+def test_generated_sections_follow_the_registry() -> None:
+    stale = f"x <!-- rule-range -->MET-001 … MET-007<!-- /rule-range --> y\n{README_START}\nold\n{README_END}\n"
+    fresh = replace_generated_sections(stale)
+    assert f"{CATALOGUE[0].rule_id} … {CATALOGUE[-1].rule_id}" in fresh
+    assert markdown_table() in fresh
+    assert "old" not in fresh
+
+
+def test_update_of_a_file_without_markers_is_a_usage_error(tmp_path: Path) -> None:
+    document = tmp_path / "notes.md"
+    document.write_text("# notes\n")
+    result = runner.invoke(app, ["rules", "--update", str(document)])
+    assert result.exit_code == 2
+    assert "no generated rule table" in result.output
+    assert document.read_text() == "# notes\n"
 
 
 @pytest.mark.parametrize("rule", CATALOGUE, ids=lambda r: r.rule_id)

@@ -15,27 +15,16 @@ import pytest
 from stream.cli.batch import read_lines
 from stream.core.contracts import FileSource
 from stream.core.decision import Decider
+from stream.core.rules import CATALOGUE
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
 ENCOUNTERS = EXAMPLES / "encounters.jsonl"
 EXPECTED = EXAMPLES / "expected.jsonl"
 GENERATOR = EXAMPLES / "generate.py"
 
-RULES = [f"MET-{n:03d}" for n in range(1, 42)]
+RULES = [rule.rule_id for rule in CATALOGUE]
 # Rules with an error and a warning branch (catalogue section 3): the stream fires both.
-TWO_BRANCH_RULES = [
-    "MET-010",
-    "MET-011",
-    "MET-012",
-    "MET-014",
-    "MET-015",
-    "MET-016",
-    "MET-020",
-    "MET-021",
-    "MET-022",
-    "MET-030",
-    "MET-031",
-]
+TWO_BRANCH_RULES = [rule.rule_id for rule in CATALOGUE if rule.warning_branches]
 
 
 def _lines() -> list[bytes]:

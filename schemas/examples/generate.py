@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from stream.core.contracts import Route
+from stream.core.rules import CATALOGUE, RULE_ID_RANGE
+
 HERE = Path(__file__).resolve().parent
 ENCOUNTERS = HERE / "encounters.jsonl"
 EXPECTED = HERE / "expected.jsonl"
@@ -40,11 +43,10 @@ WINDOW_START = dt.date(2026, 4, 1)  # the loaded code set: ICD-10-CM April 2026
 WINDOW_END = dt.date(2026, 9, 30)
 
 Setting = Literal["inpatient", "outpatient", "professional"]
-Route = Literal["validated", "rejected", "dead_letter"]
 Findings = dict[str, str]
 Json = dict[str, Any]
 
-RULES = tuple(f"MET-{n:03d}" for n in range(1, 42))
+RULES = tuple(rule.rule_id for rule in CATALOGUE)
 SETTINGS: tuple[Setting, ...] = ("inpatient", "outpatient", "professional")
 
 
@@ -2285,6 +2287,7 @@ def readme(lines: list[Line]) -> str:
         malformed_rows=malformed_rows,
         kinds=", ".join(f"`{kind}` {count}" for kind, count in sorted(kinds.items())),
         seed=SEED,
+        rule_range=RULE_ID_RANGE,
     )
 
 
@@ -2304,7 +2307,7 @@ writes both files and this README. `make run` decides the stream in batch mode.
 The generator is deterministic (`random.Random({seed})`). Before it writes, it decides
 every line with `stream.core.decision.Decider` and refuses to write when the stage disagrees with
 what the line was meant to be, so `expected.jsonl` is the rule catalogue's reading
-(`metastatic-rules.md`, MET-001..MET-041) and the stage agrees with it.
+(`metastatic-rules.md`, {rule_range}) and the stage agrees with it.
 `tests/test_examples.py` checks the same thing on every test run.
 
 ## What is in it

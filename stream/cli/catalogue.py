@@ -11,8 +11,12 @@ from rich.table import Table
 
 from stream.cli.common import RulesConfigOption, app, err, fail, load_ruleset, load_settings, out
 from stream.core.contracts import json_schemas, normalize_icd10cm
-from stream.core.rules import CATALOGUE, RULES_BY_ID
-from stream.core.rules.listing import markdown_table, replace_generated_section
+from stream.core.rules import CATALOGUE, RULE_ID_RANGE, RULES_BY_ID
+from stream.core.rules.listing import (
+    MissingMarkersError,
+    markdown_table,
+    replace_generated_sections,
+)
 
 
 @app.command()
@@ -26,9 +30,14 @@ def rules(
 ) -> None:
     """The rule catalogue as a table, generated from the rules' own metadata."""
     if update is not None:
-        document = update.read_text("utf-8")
-        update.write_text(replace_generated_section(document, markdown_table()), "utf-8")
-        out.print(f"updated the rule table in {update}")
+        try:
+            document = update.read_text("utf-8")
+            update.write_text(replace_generated_sections(document), "utf-8")
+        except OSError as error:
+            raise fail(f"cannot update {update}: {error.strerror}") from error
+        except MissingMarkersError as error:
+            raise fail(f"{update}: {error}") from error
+        out.print(f"updated the generated rule sections in {update}")
         return
     if markdown:
         print(markdown_table())
@@ -58,7 +67,7 @@ def explain(
     wanted = f"MET-{int(digits):03d}" if digits else rule_id
     rule = RULES_BY_ID.get(wanted)
     if rule is None:
-        raise fail(f"no rule {rule_id!r}; `claims-stage rules` lists them (MET-001..MET-041)")
+        raise fail(f"no rule {rule_id!r}; `claims-stage rules` lists them ({RULE_ID_RANGE})")
     out.print(f"[bold]{rule.rule_id}[/]  {rule.title}", highlight=False)
     out.print(f"severity: {rule.severity_label}", highlight=False)
     out.print(f"citation: {rule.citation}", highlight=False)

@@ -1,4 +1,4 @@
-"""The metastatic-coding rule catalogue, MET-001 to MET-041: one registry, in ID order.
+"""The metastatic-coding rule catalogue: one registry, in ID order.
 
 Every listing of rules (the README table, `claims-stage rules`, `claims-stage explain`)
 is generated from `CATALOGUE`.
@@ -67,4 +67,7 @@ CATALOGUE: tuple[Rule, ...] = (
 
 RULES_BY_ID: dict[str, Rule] = {r.rule_id: r for r in CATALOGUE}
 
-__all__ = ["CATALOGUE", "RULESET_VERSION", "RULES_BY_ID", "Hit", "Rule"]
+RULE_ID_RANGE = f"{CATALOGUE[0].rule_id}..{CATALOGUE[-1].rule_id}"
+"""`MET-001..MET-0nn`, for messages and documents: derived, never typed."""
+
+__all__ = ["CATALOGUE", "RULESET_VERSION", "RULES_BY_ID", "RULE_ID_RANGE", "Hit", "Rule"]

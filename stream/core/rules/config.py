@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from stream.core.claim import Claim
 from stream.core.codes.codeset import CodeSet
 from stream.core.contracts import Severity
-from stream.core.rules import CATALOGUE, RULES_BY_ID, RULESET_VERSION, Rule
+from stream.core.rules import CATALOGUE, RULE_ID_RANGE, RULES_BY_ID, RULESET_VERSION, Rule
 
 
 class RuleOverride(BaseModel):
@@ -46,7 +46,7 @@ class RulesConfig(BaseModel):
     def _known_rules(cls, rules: dict[str, RuleOverride]) -> dict[str, RuleOverride]:
         unknown = sorted(set(rules) - set(RULES_BY_ID))
         if unknown:
-            raise ValueError(f"unknown rule IDs {', '.join(unknown)} (known: MET-001..MET-041)")
+            raise ValueError(f"unknown rule IDs {', '.join(unknown)} (known: {RULE_ID_RANGE})")
         return rules
 
 
@@ -107,7 +107,7 @@ class Ruleset:
             for rule in CATALOGUE
             if rule.rule_id not in config.rules or config.rules[rule.rule_id].enabled
         )
-        # Flat tuples for the per-claim loop: it runs 41 times on every decision. A rule's
+        # Flat tuples for the per-claim loop: it runs once per rule on every decision. A rule's
         # `applies_to` becomes a bit mask: traits, or the code set's membership bit.
         self._checks = tuple(
             (

@@ -1,0 +1,76 @@
+"""The registry is the catalogue: adding a rule is its function plus its case file.
+
+A rule defined but not registered, a duplicate ID, a rule without a case file, a case file
+without a rule, or a rule that never fires in its own cases fails here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import stream.core.rules
+from stream.core.rules import CATALOGUE, RULES_BY_ID
+from stream.core.rules.base import Rule
+
+CASES_DIR = Path(__file__).parent / "rule_cases"
+
+
+def defined_rules() -> dict[str, Rule]:
+    """Every `Rule` object at module level in the rules package, by ID."""
+    found: dict[str, Rule] = {}
+    for module_info in pkgutil.iter_modules(stream.core.rules.__path__):
+        module = importlib.import_module(f"stream.core.rules.{module_info.name}")
+        for value in vars(module).values():
+            if isinstance(value, Rule):
+                found[value.rule_id] = value
+    return found
+
+
+def fired_severities(rule_id: str) -> set[str]:
+    """The severities with which a rule fires in its own case file."""
+    cases = tomllib.loads((CASES_DIR / f"{rule_id}.toml").read_text("utf-8"))["case"]
+    return {case["expect"][rule_id] for case in cases if rule_id in case["expect"]}
+
+
+def test_every_defined_rule_is_registered() -> None:
+    defined = defined_rules()
+    registered = {rule.rule_id: rule for rule in CATALOGUE}
+    assert set(defined) == set(registered), set(defined) ^ set(registered)
+    for rule_id, rule in defined.items():
+        assert registered[rule_id] is rule, f"{rule_id}: another object is registered"
+
+
+def test_rule_ids_are_unique_and_in_order() -> None:
+    ids = [rule.rule_id for rule in CATALOGUE]
+    assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1]
+    assert ids == sorted(ids)
+    assert len(RULES_BY_ID) == len(CATALOGUE)
+
+
+def test_case_files_and_rules_match_one_to_one() -> None:
+    files = {path.stem for path in CASES_DIR.glob("*.toml")}
+    assert files == set(RULES_BY_ID), files ^ set(RULES_BY_ID)
+
+
+@pytest.mark.parametrize("rule", CATALOGUE, ids=lambda rule: rule.rule_id)
+def test_every_rule_fires_in_its_cases_at_each_of_its_severities(rule: Rule) -> None:
+    expected = {"error", "warning"} if rule.warning_branches else {rule.severity}
+    assert fired_severities(rule.rule_id) == expected
+
+
+def test_the_registry_check_sees_an_unregistered_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream.core.rules import code_validity
+    from stream.core.rules.base import rule as declare
+
+    @declare("MET-999", title="t", severity="error", citation="c", carc="16", rarc=None)
+    def orphan(claim: object) -> None:
+        """Documented."""
+
+    monkeypatch.setattr(code_validity, "orphan", orphan, raising=False)
+    assert "MET-999" in defined_rules()
+    assert "MET-999" not in RULES_BY_ID
