@@ -54,9 +54,7 @@ def replace_generated_sections(document: str) -> str:
     start += len(README_START)
     document = f"{document[:start]}\n{markdown_table()}\n{document[end:]}"
     for name, value in inline_values().items():
-        document = re.sub(
-            rf"(<!-- {name} -->).*?(<!-- /{name} -->)",
-            lambda match, value=value: f"{match.group(1)}{value}{match.group(2)}",
-            document,
-        )
+        opening, closing = f"<!-- {name} -->", f"<!-- /{name} -->"
+        pattern = re.compile(f"{re.escape(opening)}.*?{re.escape(closing)}")
+        document = pattern.sub(f"{opening}{value}{closing}".replace("\\", "\\\\"), document)
     return document
