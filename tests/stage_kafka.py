@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from stream.cli.batch import read_lines
 from stream.kafka.localbroker import LocalBroker
@@ -220,7 +220,7 @@ def read_outputs(
                         offset=message.offset() or 0,
                         key=message.key(),
                         value=message.value() or b"",
-                        headers={k: v or b"" for k, v in message.headers() or []},
+                        headers=_headers(message),
                     )
                 )
             done = until(records) if until is not None else len(records) >= expected
@@ -238,3 +238,12 @@ def deployment(kafka: str, tmp_path: Path) -> Iterator[StageDeployment]:
     stage = StageDeployment(bootstrap=kafka, workdir=tmp_path)
     yield stage
     stage.stop_all()
+
+
+def _headers(message: Message) -> dict[str, bytes]:
+    """A record's headers as a dict (librdkafka gives a list of pairs, values may be None)."""
+    headers = message.headers() or []
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return {
+        name: value.encode() if isinstance(value, str) else value or b"" for name, value in pairs
+    }
