@@ -49,6 +49,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between offset commits: what a crash can make the stage redo.",
     )
+    batch_size: int = Field(
+        default=500,
+        ge=1,
+        description="Input records the worker takes at a time: decided and sent together, "
+        "each acknowledged once its output is stored.",
+    )
+    batch_wait_ms: float = Field(
+        default=20.0,
+        ge=0,
+        description="How long the worker waits to fill a batch: the latency it adds at low load.",
+    )
     producer_linger_ms: float = Field(
         default=5.0, ge=0, description="How long the output producer waits to fill a batch."
     )

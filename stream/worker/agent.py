@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from functools import partial
 from typing import Any
 
 import faust
@@ -26,6 +25,7 @@ from stream.core.contracts import KafkaSource
 from stream.core.decision import Decider, Output
 from stream.ops.health import WorkerState
 from stream.ops.metrics import StageMetrics
+from stream.worker.acks import OffsetOrderAcks, Pending
 from stream.worker.outputs import OutputProducer
 
 log = logging.getLogger("claims_stage.worker")
@@ -33,8 +33,34 @@ log = logging.getLogger("claims_stage.worker")
 REDELIVERY_MAX_BACKOFF = 30.0
 
 
+class Flight:
+    """One input record between its decision and its acknowledgement."""
+
+    __slots__ = ("agent", "event", "output", "pending", "seconds", "stream")
+
+    def __init__(
+        self, agent: ClaimsAgent, event: Any, stream: Any, output: Output, seconds: float
+    ) -> None:
+        self.agent = agent
+        self.event = event
+        self.stream = stream
+        self.output = output
+        self.seconds = seconds
+        self.pending: Pending[Flight] | None = None
+
+    def report(self, error: Any, _: Any) -> None:
+        """librdkafka's delivery report for this record's output."""
+        self.agent.delivered(self, error)
+
+
 class ClaimsAgent:
-    """Decide, send, and acknowledge each input record once its output is stored."""
+    """Decide, send, and acknowledge each input record once its output is stored.
+
+    Records come in batches (`noack_take`: nothing is acknowledged by taking them); each
+    is decided and its output queued in librdkafka without a wait, and the record is
+    acknowledged when its output and those of every earlier record of its partition are
+    stored (`acks.OffsetOrderAcks`).
+    """
 
     def __init__(
         self,
@@ -44,6 +70,8 @@ class ClaimsAgent:
         outputs: OutputProducer,
         metrics: StageMetrics,
         state: WorkerState,
+        batch_size: int = 500,
+        batch_within: float = 0.02,
     ) -> None:
         self.app = app
         self.input = input_topic
@@ -51,21 +79,24 @@ class ClaimsAgent:
         self.outputs = outputs
         self.metrics = metrics
         self.state = state
+        self.batch_size = batch_size
+        self.batch_within = batch_within
+        self.acks: OffsetOrderAcks[Flight] = OffsetOrderAcks(self.acknowledge)
         self._retries: set[asyncio.Task[None]] = set()
 
     async def process(self, stream: Any) -> None:
         """The agent body: never lets an exception out, so no record is ever skipped."""
         self.outputs.start()
-        async for event in stream.noack().events():
-            try:
-                await self.handle(event, stream)
-            except Exception:  # the boundary: decide() does not raise, sending might
-                log.exception(
-                    "could not hand a record to the producer; it stays unacknowledged "
-                    "and is retried",
-                    extra=where(event),
-                )
-                self.retry(event, stream, None, 0.0)
+        async for events in stream.noack_take(self.batch_size, within=self.batch_within):
+            for event in events:
+                try:
+                    await self.handle(event, stream)
+                except Exception:  # the boundary: decide() does not raise, sending might
+                    log.exception(
+                        "could not hand a record to the producer; it stays unacknowledged "
+                        "and is retried",
+                        extra=where(event),
+                    )
 
     def decide(self, event: Any) -> tuple[Output, float]:
         """The output for one input record, and the seconds `decide` took."""
@@ -79,30 +110,40 @@ class ClaimsAgent:
 
     async def handle(self, event: Any, stream: Any) -> None:
         output, seconds = self.decide(event)
-        await self.outputs.send(output, partial(self.delivered, event, stream, output, seconds))
+        flight = Flight(self, event, stream, output, seconds)
+        flight.pending = self.acks.add(event.message.tp, flight)
+        try:
+            queued = self.outputs.produce(output, flight.report)
+        except Exception:
+            self.retry(flight)  # tracked already: its partition waits for it
+            raise
+        if not queued:  # librdkafka's queue is full: wait for it, this record only
+            await self.outputs.send(output, flight.report)
 
-    def delivered(
-        self, event: Any, stream: Any, output: Output, seconds: float, error: Any, _: Any
-    ) -> None:
+    def delivered(self, flight: Flight, error: Any) -> None:
         """Delivery report: the broker answered for this record's output."""
         if error is not None:
             self.metrics.output_send_errors.inc()
             log.warning(
                 "output not accepted by the broker (%s); sending it again",
                 error.name(),
-                extra=where(event, output),
+                extra=where(flight.event, flight.output),
             )
-            self.retry(event, stream, output, seconds)
+            self.retry(flight)
             return
-        self.acknowledge(event, stream, output, seconds)
+        assert flight.pending is not None
+        flight.pending.done()
 
-    def acknowledge(self, event: Any, stream: Any, output: Output, seconds: float) -> None:
+    def acknowledge(self, flight: Flight) -> None:
+        """Its output and every earlier one of its partition are stored: commit may pass it."""
+        event, output = flight.event, flight.output
         message = event.message
         # What `Stream.ack` does, without a task per record: mark the offset committable
         # and keep Faust's event sensors balanced.
+        sensors = self.app.sensors
         if event.ack():
-            self.app.sensors.on_message_out(message.tp, message.offset, message)
-        self.app.sensors.on_stream_event_out(message.tp, message.offset, stream, event, None)
+            sensors.on_message_out(message.tp, message.offset, message)
+        sensors.on_stream_event_out(message.tp, message.offset, flight.stream, event, None)
         now = time.time()
         state = self.state
         if state.failing_since:
@@ -114,28 +155,24 @@ class ClaimsAgent:
             state.last_input_timestamp[message.partition] = message.timestamp
             metrics.end_to_end_seconds.observe(max(now - message.timestamp, 0.0))
         metrics.last_decision.set(now)
-        metrics.decision_seconds.observe(seconds)
+        metrics.decision_seconds.observe(flight.seconds)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s", output.route, extra=where(event, output))
 
-    def retry(self, event: Any, stream: Any, output: Output | None, seconds: float) -> None:
-        task = asyncio.ensure_future(self.redeliver(event, stream, output, seconds))
+    def retry(self, flight: Flight) -> None:
+        task = asyncio.ensure_future(self.redeliver(flight))
         self._retries.add(task)  # a reference, so the task is not collected mid-flight
         task.add_done_callback(self._retries.discard)
 
-    async def redeliver(
-        self, event: Any, stream: Any, output: Output | None, seconds: float
-    ) -> None:
+    async def redeliver(self, flight: Flight) -> None:
         """Send an output again until the broker takes it. The record stays uncommitted."""
-        message = event.message
+        message = flight.event.message
         self.state.failing_since.setdefault((message.partition, message.offset), time.time())
         backoff = 0.5
         while True:
             await asyncio.sleep(backoff)
             try:
-                if output is None:
-                    output, seconds = self.decide(event)
-                await self.outputs.send_and_wait(output)
+                await self.outputs.send_and_wait(flight.output)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -145,11 +182,12 @@ class ClaimsAgent:
                     "output still not accepted (%s); next try in %.0f s",
                     type(error).__name__,
                     backoff,
-                    extra=where(event, output),
+                    extra=where(flight.event, flight.output),
                 )
                 continue
-            self.acknowledge(event, stream, output, seconds)
-            log.info("output accepted after a retry", extra=where(event, output))
+            log.info("output accepted after a retry", extra=where(flight.event, flight.output))
+            assert flight.pending is not None
+            flight.pending.done()
             return
 
 

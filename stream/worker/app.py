@@ -81,7 +81,16 @@ def create_app(
     input_topic = app.topic(
         settings.input_topic, key_serializer="raw", value_serializer="raw", allow_empty=True
     )
-    agent = ClaimsAgent(app, input_topic, decider, OutputProducer(settings), metrics, state)
+    agent = ClaimsAgent(
+        app,
+        input_topic,
+        decider,
+        OutputProducer(settings),
+        metrics,
+        state,
+        batch_size=settings.batch_size,
+        batch_within=settings.batch_wait_ms / 1000,
+    )
     app.agent(input_topic, name="decide")(agent.process)
 
     def held_partitions() -> set[int]:

@@ -48,23 +48,29 @@ class OutputProducer:
             self.producer.poll(0)
             await asyncio.sleep(POLL_INTERVAL)
 
+    def produce(self, output: Output, on_delivery: DeliveryReport) -> bool:
+        """Queue one output without waiting; False when librdkafka's local queue is full.
+
+        Delivery reports are served by the poller every POLL_INTERVAL, not per record:
+        one poll per record cost more than the produce call itself.
+        """
+        try:
+            self.producer.produce(
+                self.topics[output.route],
+                value=output.value,
+                key=output.key,
+                headers=output.headers,  # type: ignore[arg-type]  # the stub is invariant
+                on_delivery=on_delivery,
+            )
+        except BufferError:
+            return False
+        return True
+
     async def send(self, output: Output, on_delivery: DeliveryReport) -> None:
         """Queue one output; waits only while librdkafka's local queue is full."""
-        while True:
-            try:
-                self.producer.produce(
-                    self.topics[output.route],
-                    value=output.value,
-                    key=output.key,
-                    headers=list(output.headers),
-                    on_delivery=on_delivery,
-                )
-                break
-            except BufferError:
-                self.producer.poll(0)
-                await asyncio.sleep(POLL_INTERVAL)
-        # Delivery reports are served by the poller every POLL_INTERVAL, not per record:
-        # one poll per record cost more than the produce call itself.
+        while not self.produce(output, on_delivery):
+            self.producer.poll(0)
+            await asyncio.sleep(POLL_INTERVAL)
 
     async def send_and_wait(self, output: Output) -> None:
         """Send one output and wait for the broker's answer; raises on failure."""

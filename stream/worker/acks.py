@@ -1,0 +1,75 @@
+"""Acknowledgement in offset order: an input record becomes committable only when its own
+output and the outputs of every earlier record of its partition are stored.
+
+Outputs go to three topics and many partitions, so the broker confirms them in any order.
+Faust commits the contiguous acknowledged prefix of each partition, but its arithmetic
+(`Consumer._new_offset`) commits past an unacknowledged record when the gap to the
+committed offset is exactly one, or when the committed offset is 0 (faust-streaming
+#606). Acknowledging strictly in offset order never leaves such a gap, so the committed
+offset can only pass records whose outputs are stored.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+Record = TypeVar("Record")
+
+
+class Pending(Generic[Record]):
+    """One input record in flight: decided, its output sent, not yet acknowledged."""
+
+    __slots__ = ("delivered", "queue", "record")
+
+    def __init__(self, record: Record, queue: PartitionQueue[Record]) -> None:
+        self.record = record
+        self.queue = queue
+        self.delivered = False
+
+    def done(self) -> None:
+        """Its output is stored: acknowledge it, and every record now free to follow it."""
+        self.delivered = True
+        self.queue.release()
+
+
+class PartitionQueue(Generic[Record]):
+    """The records of one input partition in flight, in offset order."""
+
+    __slots__ = ("_acknowledge", "_pending")
+
+    def __init__(self, acknowledge: Callable[[Record], Any]) -> None:
+        self._pending: deque[Pending[Record]] = deque()
+        self._acknowledge = acknowledge
+
+    def add(self, record: Record) -> Pending[Record]:
+        """Track a record; records must be added in their partition's offset order."""
+        pending = Pending(record, self)
+        self._pending.append(pending)
+        return pending
+
+    def release(self) -> None:
+        pending = self._pending
+        while pending and pending[0].delivered:
+            self._acknowledge(pending.popleft().record)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+
+class OffsetOrderAcks(Generic[Record]):
+    """A `PartitionQueue` per input partition, created on first use."""
+
+    def __init__(self, acknowledge: Callable[[Record], Any]) -> None:
+        self._acknowledge = acknowledge
+        self._queues: dict[Any, PartitionQueue[Record]] = {}
+
+    def add(self, partition: Any, record: Record) -> Pending[Record]:
+        queue = self._queues.get(partition)
+        if queue is None:
+            queue = self._queues[partition] = PartitionQueue(self._acknowledge)
+        return queue.add(record)
+
+    def in_flight(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
