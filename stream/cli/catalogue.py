@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
@@ -10,8 +11,12 @@ import typer
 from rich.table import Table
 
 from stream.cli.common import RulesConfigOption, app, err, fail, load_ruleset, load_settings, out
+from stream.core.codes.calendar import CodeCalendar
+from stream.core.codes.cpt import CptCatalog, ProcedureInfo
+from stream.core.codes.icd10cm import CodeInfo, Icd10cmCatalog
 from stream.core.contracts import json_schemas, normalize_icd10cm
 from stream.core.rules import CATALOGUE, RULE_ID_RANGE, RULES_BY_ID
+from stream.core.rules.code_validity import invalid_reason, split_advice
 from stream.core.rules.listing import (
     MissingMarkersError,
     markdown_table,
@@ -78,34 +83,121 @@ def explain(
         out.print(" ".join(paragraph.split()), highlight=False)
 
 
+def _on_date(text: str | None) -> dt.date:
+    if text is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise fail(f"--on {text!r} is not a date: write it YYYY-MM-DD, e.g. 2026-10-01") from None
+
+
+def _ranges(calendar: CodeCalendar, mask: int) -> str:
+    """`2024-10-01..2027-03-31` for the periods in a mask, joined where they touch."""
+    runs: list[list[dt.date]] = []
+    for period in calendar.periods_in(mask):
+        if runs and runs[-1][1] + dt.timedelta(days=1) == period.start:
+            runs[-1][1] = period.end
+        else:
+            runs.append([period.start, period.end])
+    return ", ".join(f"{start}..{end}" for start, end in runs)
+
+
+def _show_icd10cm(catalog: Icd10cmCatalog, info: CodeInfo, day: dt.date) -> bool:
+    """Print a diagnosis code's status on a date and over the loaded code sets."""
+    calendar = catalog.calendar
+    period = calendar.period_of(day)
+    out.print(f"[bold]{info.code}[/]  {info.description}", highlight=False)
+    if period is None:
+        out.print(
+            f"on {day}: no ICD-10-CM code set is loaded for that date "
+            f"(loaded: {calendar.coverage}); a claim of that date is MET-042's",
+            highlight=False,
+        )
+        valid = False
+    else:
+        where = f"on {day} (ICD-10-CM {period.name})"
+        valid = bool(info.valid_periods & period.bit)
+        if info.billable_periods & period.bit:
+            out.print(f"{where}: valid on that date, billable", highlight=False)
+        elif valid:
+            advice = split_advice(calendar, info.code, period) or (
+                f"report a code below it: {', '.join(calendar.children(info.code, period))}"
+            )
+            out.print(
+                f"{where}: valid on that date, a header (not billable); {advice}", highlight=False
+            )
+        else:
+            reason = invalid_reason(calendar, info.code, day)
+            out.print(f"{where}: not valid on that date; {reason}", highlight=False)
+    if info.billable_periods:
+        out.print(f"billable: {_ranges(calendar, info.billable_periods)}", highlight=False)
+    header = info.valid_periods & ~info.billable_periods
+    if header:
+        out.print(f"header:   {_ranges(calendar, header)}", highlight=False)
+    if not info.described:
+        out.print(
+            f"description: the bundled descriptions ({catalog.descriptions}) predate this "
+            "code; it is described by the nearest code above it",
+            highlight=False,
+        )
+    out.print(f"kind: {info.kind}")
+    out.print(f"chapter: {info.chapter}\nblock:   {info.block}", highlight=False)
+    if info.family:
+        out.print(f"site family (MET-010): {info.family.name}")
+    return valid
+
+
+def _show_procedure(procedure: ProcedureInfo, day: dt.date) -> bool:
+    out.print(f"[bold]{procedure.code}[/]  {procedure.description}", highlight=False)
+    out.print(f"category: {procedure.category}")
+    if procedure.add_on_primaries is not None:
+        out.print(f"add-on code; needs one of: {procedure.add_on_primaries.spec}")
+    if procedure.active_from:
+        out.print(f"active from {procedure.active_from}")
+    if procedure.deleted_on:
+        out.print(f"deleted on {procedure.deleted_on}")
+    active = (procedure.active_from is None or day >= procedure.active_from) and (
+        procedure.deleted_on is None or day < procedure.deleted_on
+    )
+    out.print(f"on {day}: {'active' if active else 'not active'} on that date (MET-003)")
+    return active
+
+
 @app.command()
 def code(
     value: Annotated[str, typer.Argument(metavar="CODE", help="An ICD-10-CM or CPT/HCPCS code.")],
+    on: Annotated[
+        str | None,
+        typer.Option(
+            "--on",
+            metavar="DATE",
+            help="The claim date to judge the code on (YYYY-MM-DD; default today): the "
+            "discharge date of an inpatient claim, the date of service otherwise.",
+        ),
+    ] = None,
 ) -> None:
-    """Look a code up the way the stage sees it (ICD-10-CM first, then CPT/HCPCS)."""
-    from stream.core.codes.cpt import CptCatalog
-    from stream.core.codes.icd10cm import Icd10cmCatalog
+    """Look a code up the way the stage sees it on a date (ICD-10-CM first, then CPT/HCPCS).
 
-    icd = Icd10cmCatalog().lookup(value)
-    if icd.valid:
-        out.print(f"[bold]{icd.code}[/]  {icd.description}", highlight=False)
-        out.print(f"ICD-10-CM {Icd10cmCatalog().release}: billable={icd.billable} kind={icd.kind}")
-        out.print(f"chapter: {icd.chapter}\nblock:   {icd.block}", highlight=False)
-        if icd.family:
-            out.print(f"site family (MET-010): {icd.family.name}")
+    Exits 0 when the code is valid (ICD-10-CM) or active (CPT/HCPCS) on the date, 1 when
+    it is not or is no code at all.
+    """
+    day = _on_date(on)
+    catalog = Icd10cmCatalog()
+    icd = catalog.lookup(value)
+    if icd.known:
+        if not _show_icd10cm(catalog, icd, day):
+            raise typer.Exit(1)
         return
     procedure = CptCatalog().lookup(value.strip())
     if procedure.known:
-        out.print(f"[bold]{procedure.code}[/]  {procedure.description}", highlight=False)
-        out.print(f"category: {procedure.category}")
-        if procedure.add_on_primaries is not None:
-            out.print(f"add-on code; needs one of: {procedure.add_on_primaries.spec}")
-        if procedure.deleted_on:
-            out.print(f"deleted on {procedure.deleted_on}")
+        if not _show_procedure(procedure, day):
+            raise typer.Exit(1)
         return
     out.print(
-        f"{normalize_icd10cm(value)} is not an ICD-10-CM code; as a procedure code it is "
-        f"{procedure.description}"
+        f"{normalize_icd10cm(value)} is not an ICD-10-CM code in any loaded code set "
+        f"({catalog.calendar.coverage}); as a procedure code it is {procedure.description}",
+        highlight=False,
     )
     raise typer.Exit(1)
 

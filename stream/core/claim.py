@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from stream.core.codes.calendar import CodeCalendar, CodeSetPeriod
 from stream.core.codes.codeset import CodeSet
 from stream.core.codes.cpt import CptCatalog, ProcedureCodes, ProcedureInfo
 from stream.core.codes.icd10cm import CodeInfo, Icd10cmCatalog
@@ -22,12 +23,16 @@ class ClaimDiagnosis:
     sequence: int
     code: str  # normalised: dotted, upper case
     info: CodeInfo
+    valid: bool
+    """Valid on the claim's code-set date (billable or a header)."""
+    billable: bool
+    """Billable on the claim's code-set date."""
 
     @property
     def label(self) -> str:
         """`C79.51 (secondary malignant neoplasm of bone)`, for messages."""
         description = self.info.description
-        if not description:
+        if not description or not self.info.described:
             return self.code
         return f"{self.code} ({description[0].lower()}{description[1:]})"
 
@@ -42,14 +47,23 @@ class ClaimProcedure:
 
 @dataclass(slots=True)  # not frozen: frozen construction costs ~4x on the hot path
 class Claim:
-    """What the rules see. Diagnoses are in sequence order; `valid` holds the real codes.
+    """What the rules see. Diagnoses are in sequence order; `valid` holds the codes valid
+    in the claim's code set.
 
     Rules other than MET-001 and MET-002 look only at valid codes: a code that does not
-    exist says nothing reliable about the claim, and MET-001 already rejects it.
+    exist on the claim's date says nothing reliable about the claim, and MET-001 already
+    rejects it.
     """
 
     setting: Setting
     date_of_service: dt.date
+    code_set_date: dt.date
+    """The date that chooses the code set: the discharge date of an inpatient claim (when
+    given), the date of service otherwise."""
+    code_set: CodeSetPeriod | None
+    """The ICD-10-CM code set in force on `code_set_date`; None outside the loaded ones."""
+    calendar: CodeCalendar
+    """Every loaded code set, for messages that say when a code was valid."""
     reason_for_encounter: str | None
     treatment_directed_at: TreatmentTarget | None
     primary_status: PrimaryStatus | None
@@ -62,11 +76,15 @@ class Claim:
     """OR of the traits of every valid code: `claim.traits & Trait.X` asks "any X?"."""
     memberships: int
     """OR of the code-set bits of every valid code (see `stream.core.codes.codeset`)."""
+    code_bits: dict[CodeSet, int]
+    """The stage's code index: each rule's code set and its bit."""
     procedures: tuple[ClaimProcedure, ...]
     """The procedures the rules read: none on an inpatient claim (see `build_claim`)."""
     procedure_codes: frozenset[str]
     billed_procedures: tuple[ClaimProcedure, ...]
-    """Every procedure on the claim, enriched, as the decision reports them."""
+    """Every procedure on the claim, enriched, as the decision reports them. On an
+    inpatient claim a CPT code never makes the claim fail, but it counts as evidence for
+    an exemption (catalogue section 0): exemptions read these."""
 
     def has(self, traits: int) -> bool:
         """Whether any valid code has any of these traits."""
@@ -79,13 +97,14 @@ class Claim:
 
     def any_in(self, codes: CodeSet) -> bool:
         """Whether any valid code belongs to the set."""
-        if codes.bit:
-            return bool(self.memberships & codes.bit)
-        return any(d.code in codes for d in self.valid)
+        bit = self.code_bits.get(codes)
+        if bit:
+            return bool(self.memberships & bit)
+        return any(d.code in codes for d in self.valid)  # a set outside the index
 
     def in_set(self, codes: CodeSet) -> list[ClaimDiagnosis]:
         """The valid diagnoses whose codes belong to the set, in sequence order."""
-        bit = codes.bit
+        bit = self.code_bits.get(codes)
         if bit:
             if not self.memberships & bit:
                 return []
@@ -99,8 +118,9 @@ class Claim:
         first = self.first
         if first is None:
             return False
-        if codes.bit:
-            return bool(first.info.memberships & codes.bit)
+        bit = self.code_bits.get(codes)
+        if bit:
+            return bool(first.info.memberships & bit)
         return first.code in codes
 
     def procedures_in(self, codes: ProcedureCodes) -> list[ClaimProcedure]:
@@ -108,25 +128,53 @@ class Claim:
             return []
         return [p for p in self.procedures if p.code in codes]
 
+    def evidence_in(self, codes: ProcedureCodes) -> list[ClaimProcedure]:
+        """Billed procedures in the set, whatever the setting: evidence for an exemption."""
+        if not self.billed_procedures:
+            return []
+        return [p for p in self.billed_procedures if p.code in codes]
+
 
 def _line(procedure: ProcedureEntry) -> int:
     return procedure.line
 
 
+def code_set_date(event: EncounterEvent) -> dt.date:
+    """The date that chooses the ICD-10-CM code set, as CMS picks it: the discharge date for
+    inpatient claims, the date of service otherwise (and for an inpatient claim that gives
+    no discharge date)."""
+    if event.setting == "inpatient" and event.discharge_date is not None:
+        return event.discharge_date
+    return event.date_of_service
+
+
 def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog) -> Claim:
-    """Enrich an event: describe every code once, and fold the diagnoses' traits."""
+    """Enrich an event: pick its code set, describe every code once, fold the traits."""
     # The contract guarantees sequences 1..n, so position n-1 holds sequence n.
     ordered = [event.diagnoses[0]] * len(event.diagnoses)
     for entry in event.diagnoses:
         ordered[entry.sequence - 1] = entry
+    day = code_set_date(event)
+    period = icd10cm.calendar.period_of(day)
+    bit = period.bit if period is not None else 0
     lookup = icd10cm.lookup
-    diagnoses = tuple(ClaimDiagnosis(d.sequence, d.code, lookup(d.code)) for d in ordered)
-    valid = tuple(d for d in diagnoses if d.info.valid)
+    diagnoses = tuple(
+        ClaimDiagnosis(
+            d.sequence,
+            d.code,
+            info,
+            bool(info.valid_periods & bit),
+            bool(info.billable_periods & bit),
+        )
+        for d in ordered
+        for info in (lookup(d.code),)
+    )
+    valid = tuple(d for d in diagnoses if d.valid)
     traits = sets = 0
     for diagnosis in valid:
         traits |= diagnosis.info.traits
         sets |= diagnosis.info.memberships
-    first = diagnoses[0] if diagnoses[0].info.valid else None
+    first = diagnoses[0] if diagnoses[0].valid else None
     billed = (
         tuple(
             ClaimProcedure(p.line, p.code, p.units, cpt.lookup(p.code))
@@ -143,6 +191,9 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
     return Claim(
         setting=event.setting,
         date_of_service=event.date_of_service,
+        code_set_date=day,
+        code_set=period,
+        calendar=icd10cm.calendar,
         reason_for_encounter=context.reason_for_encounter if context else None,
         treatment_directed_at=context.treatment_directed_at if context else None,
         primary_status=context.primary_status if context else None,
@@ -152,6 +203,7 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
         first=first,
         traits=traits,
         memberships=sets,
+        code_bits=icd10cm.index.bits,
         procedures=procedures,
         procedure_codes=frozenset(p.code for p in procedures),
         billed_procedures=billed,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
@@ -56,6 +56,17 @@ def normalize_icd10cm(code: str) -> str:
     return f"{bare[:3]}.{bare[3:]}" if len(bare) > 3 else bare
 
 
+def _integer_only(value: object) -> object:
+    """JSON `true` and `1.0` equal 1 in Python, and `Literal[1]` would take them: a version
+    is the integer 1, and a boolean is not a number."""
+    if isinstance(value, bool | float):
+        raise PydanticCustomError(
+            "literal_error", f"Input should be the integer 1, not {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+SchemaVersion = Annotated[Literal[1], BeforeValidator(_integer_only)]
 NonEmptyText = Annotated[str, Field(min_length=1, pattern=r"\S")]
 Icd10cmCode = Annotated[
     str,
@@ -129,7 +140,7 @@ class EncounterEvent(Contract):
         }
     )
 
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     event_id: NonEmptyText
     event_type: Literal["encounter.coded"] = "encounter.coded"
     occurred_at: dt.datetime | None = None
@@ -146,6 +157,13 @@ class EncounterEvent(Contract):
 
     @model_validator(mode="after")
     def _cross_references(self) -> EncounterEvent:
+        if self.discharge_date is not None and self.discharge_date < self.date_of_service:
+            # the discharge date chooses an inpatient claim's code set: it must be right
+            raise _violation(
+                ("discharge_date",),
+                f"discharge date {self.discharge_date} is before the date of service "
+                f"{self.date_of_service}",
+            )
         count = len(self.diagnoses)
         seen: set[int] = set()
         for index, diagnosis in enumerate(self.diagnoses):
@@ -220,14 +238,30 @@ class ProcedureDetail(Contract):
 
 
 class CodeSets(Contract):
-    icd10cm: str
+    """The code sets that judged the claim."""
+
+    icd10cm: str = Field(
+        description="The ICD-10-CM code set in force on the claim's date, as the date it "
+        "took effect (`2026-04-01` is FY2026's April update); `none` when the date lies "
+        "outside the loaded code sets (finding MET-042). The date is the discharge date of "
+        "an inpatient claim, the date of service otherwise."
+    )
     cpt: str
+    icd10cm_fiscal_year: int | None = Field(
+        default=None,
+        description="The fiscal year of that code set (FY2027 runs 2026-10-01..2027-09-30); "
+        "null when none applies.",
+    )
+    icd10cm_descriptions: str | None = Field(
+        default=None,
+        description="The ICD-10-CM release the diagnosis descriptions come from.",
+    )
 
 
 class Decision(Contract):
     """The stage's verdict on one encounter, with the findings that explain it."""
 
-    schema_version: Literal[1] = 1
+    schema_version: SchemaVersion = 1
     event_id: str
     claim_id: str
     outcome: Outcome
@@ -266,7 +300,7 @@ class DeadLetterError(Contract):
 class DeadLetter(Contract):
     """An input the stage could not read as an encounter event, kept whole."""
 
-    schema_version: Literal[1] = 1
+    schema_version: SchemaVersion = 1
     error: DeadLetterError
     raw_value: str = Field(description="The input exactly: as text when UTF-8, else base64.")
     raw_value_encoding: Literal["utf-8", "base64"]

@@ -18,6 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from stream.core.claim import build_claim
+from stream.core.codes.codeset import CodeIndex
 from stream.core.codes.cpt import CptCatalog
 from stream.core.codes.icd10cm import Icd10cmCatalog
 from stream.core.contracts import (
@@ -33,7 +34,11 @@ from stream.core.contracts import (
     Route,
     Source,
 )
+from stream.core.rules import CATALOGUE, Rule
 from stream.core.rules.config import RuleFinding, Ruleset
+
+NO_CODE_SET = "none"
+"""`code_sets.icd10cm` and the code-set label of a claim dated outside the loaded code sets."""
 
 
 @dataclass(slots=True)  # not frozen: frozen construction costs ~4x on the hot path
@@ -49,6 +54,9 @@ class Output:
     claim_id: str | None
     findings: tuple[RuleFinding, ...] = ()
     dead_letter_kind: DeadLetterKind | None = None
+    code_set: str | None = None
+    """The ICD-10-CM fiscal year that judged a decision (`FY2026`), `none` outside the
+    loaded code sets; None for a dead letter."""
 
 
 def freeze_reference_data() -> None:
@@ -66,6 +74,15 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def stage_code_index(rules: tuple[Rule, ...] = CATALOGUE) -> CodeIndex:
+    """The code index of the stage: every code set its rules read, one bit each.
+
+    Built from the whole catalogue, so that one catalogue of codes serves any rules
+    configuration (a disabled rule's sets cost a bit and nothing else).
+    """
+    return CodeIndex(codes for rule in rules for codes in rule.code_sets)
+
+
 class Decider:
     """Reference data and rules, loaded once; `decide` is then a pure function of its input."""
 
@@ -76,11 +93,38 @@ class Decider:
         cpt: CptCatalog | None = None,
     ) -> None:
         self.ruleset = ruleset or Ruleset()
-        self.icd10cm = icd10cm or Icd10cmCatalog()
+        self.icd10cm = icd10cm or Icd10cmCatalog(index=stage_code_index())
+        missing = [c.spec for c in self.ruleset.code_sets if c not in self.icd10cm.index]
+        if missing:
+            raise ValueError(f"code sets the rules read are not in the code index: {missing}")
         self.cpt = cpt or CptCatalog()
-        self.code_sets = CodeSets(icd10cm=self.icd10cm.release, cpt=self.cpt.release)
-        self._code_sets = self.code_sets.model_dump()
+        calendar = self.icd10cm.calendar
+        # One `code_sets` document per period, made once: decisions share them.
+        self._code_sets = {
+            period.index: CodeSets(
+                icd10cm=period.release,
+                cpt=self.cpt.release,
+                icd10cm_fiscal_year=period.fiscal_year,
+                icd10cm_descriptions=self.icd10cm.release,
+            ).model_dump()
+            for period in calendar.periods
+        }
+        self._no_code_set = CodeSets(
+            icd10cm=NO_CODE_SET, cpt=self.cpt.release, icd10cm_descriptions=self.icd10cm.release
+        ).model_dump()
         self._ruleset_header = self.ruleset.version.encode()
+
+    @property
+    def code_set_labels(self) -> tuple[str, ...]:
+        """Every value an output's `code_set` can take: the fiscal years, then `none`."""
+        years = self.icd10cm.calendar.fiscal_years
+        return (*(f"FY{year}" for year in years), NO_CODE_SET)
+
+    @property
+    def code_set_version(self) -> str:
+        """What this stage judges codes by, in one line: years, dates and sources."""
+        calendar = self.icd10cm.calendar
+        return f"{calendar.coverage} from {calendar.source}; descriptions {self.icd10cm.descriptions}"
 
     def decide(
         self,
@@ -147,6 +191,7 @@ class Decider:
     ) -> Output:
         claim = build_claim(event, self.icd10cm, self.cpt)
         findings = self.ruleset.evaluate(claim)
+        period = claim.code_set
         outcome: Outcome = (
             "rejected" if any(f.severity == "error" for f in findings) else "validated"
         )
@@ -161,15 +206,15 @@ class Decider:
                 "outcome": outcome,
                 "decided_at": now,
                 "ruleset_version": self.ruleset.version,
-                "code_sets": self._code_sets,
+                "code_sets": self._code_sets[period.index] if period else self._no_code_set,
                 "findings": findings,
                 "diagnoses": [
                     {
                         "sequence": d.sequence,
                         "code": d.code,
                         "description": d.info.description,
-                        "billable": d.info.billable,
-                        "kind": d.info.kind,
+                        "billable": d.billable,
+                        "kind": d.info.kind if d.valid else "invalid",
                     }
                     for d in claim.diagnoses
                 ],
@@ -201,6 +246,7 @@ class Decider:
             event_id=event.event_id,
             claim_id=event.claim_id,
             findings=findings,
+            code_set=period.label if period else NO_CODE_SET,
         )
 
 

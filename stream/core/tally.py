@@ -1,4 +1,4 @@
-"""One tally of what the stage decided: routes, findings and dead-letter kinds.
+"""One tally of what the stage decided: routes, findings, code sets and dead-letter kinds.
 
 Batch mode prints it, the worker's status page and logs read it, and the Prometheus
 counters of decisions, findings and dead letters are exported from it, so the three can
@@ -22,12 +22,16 @@ class Tally:
     routes: Counter[Route] = field(default_factory=Counter)
     findings: Counter[tuple[str, str]] = field(default_factory=Counter)
     dead_letter_kinds: Counter[DeadLetterKind] = field(default_factory=Counter)
+    code_sets: Counter[str] = field(default_factory=Counter)
+    """Decisions by the ICD-10-CM fiscal year that judged them (`FY2026`, or `none`)."""
 
     def record(self, output: Output) -> None:
         self.records += 1
         self.routes[output.route] += 1
         if output.dead_letter_kind is not None:
             self.dead_letter_kinds[output.dead_letter_kind] += 1
+        if output.code_set is not None:
+            self.code_sets[output.code_set] += 1
         for finding in output.findings:
             self.findings[(finding.rule_id, finding.severity)] += 1
 

@@ -1,7 +1,7 @@
 """The stage's own Prometheus metrics, on the registry Faust's transport sensor uses too.
 
 Labels take values from small fixed sets only (outcome, rule ID, severity, dead-letter
-kind, partition number, versions): never a claim, a patient or a code.
+kind, code-set fiscal year, partition number, versions): never a claim, a patient or a code.
 
 Decisions, findings and dead letters are exported from the worker's `Tally` at scrape
 time rather than counted twice: the status page, the logs and `/metrics` read one count.
@@ -38,14 +38,16 @@ FINDING_SERIES: tuple[tuple[str, str], ...] = tuple(
 
 
 class TallyCollector(Collector):
-    """`claims_decisions_total`, `claims_findings_total`, `claims_dead_letters_total`.
+    """`claims_decisions_total`, `claims_findings_total`, `claims_dead_letters_total`,
+    `claims_code_set_decisions_total`.
 
     Every series exists from the start (at 0), so rates and absent() work before the
     first record of a kind arrives.
     """
 
-    def __init__(self, tally: Tally) -> None:
+    def __init__(self, tally: Tally, code_sets: tuple[str, ...] = ()) -> None:
         self.tally = tally
+        self.code_sets = code_sets
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         tally = self.tally
@@ -71,16 +73,31 @@ class TallyCollector(Collector):
         for kind in DEAD_LETTER_KINDS:
             dead_letters.add_metric([kind], tally.dead_letter_kinds[kind])
         yield dead_letters
+        by_code_set = CounterMetricFamily(
+            "claims_code_set_decisions",
+            "Claims decided, by the ICD-10-CM fiscal year whose code set judged them "
+            "(none: dated outside the loaded code sets).",
+            labels=["fiscal_year"],
+        )
+        # only the stage's own fixed labels: the tally cannot add a value of its own
+        for label in self.code_sets:
+            by_code_set.add_metric([label], tally.code_sets[label])
+        yield by_code_set
 
 
 class StageMetrics:
     """Everything the stage exports about itself. One instance per worker."""
 
     def __init__(
-        self, registry: CollectorRegistry, tally: Tally, ruleset_version: str, icd10cm: str
+        self,
+        registry: CollectorRegistry,
+        tally: Tally,
+        ruleset_version: str,
+        icd10cm: str,
+        code_sets: tuple[str, ...] = (),
     ) -> None:
         self.registry = registry
-        registry.register(TallyCollector(tally))
+        registry.register(TallyCollector(tally, code_sets))
         self.decision_seconds = Histogram(
             "claims_decision_seconds",
             "Time spent in the decision function per record.",

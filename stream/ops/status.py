@@ -32,6 +32,8 @@ class StatusSnapshot:
     top_rules: list[tuple[str, int]]
     """Rules by their count of error findings, most frequent first."""
     dead_letter_kinds: dict[DeadLetterKind, int]
+    code_sets: dict[str, int]
+    """Decisions by the ICD-10-CM fiscal year that judged them, in the stage's order."""
     started: float
     last_decision: float | None
     now: float = field(default_factory=time.time)
@@ -102,6 +104,13 @@ def render_status(snapshot: StatusSnapshot) -> str:
         )
         or "<tr><td class=muted>none</td></tr>"
     )
+    code_set_rows = (
+        "".join(
+            f"<tr><td>{e(label)}</td><td class=n>{count:,}</td></tr>"
+            for label, count in s.code_sets.items()
+        )
+        or "<tr><td class=muted>no code sets</td></tr>"
+    )
     lag_rows = (
         "".join(
             f"<tr><td>partition {p}</td><td class=n>{s.lag.get(p, 0):,} waiting</td>"
@@ -131,6 +140,7 @@ def render_status(snapshot: StatusSnapshot) -> str:
 <table id="outcomes">{outcome_rows}</table></section>
 <section><h2>Top failing rules</h2><table id="rules">{rule_rows}</table></section>
 <section><h2>Dead letters by kind</h2><table id="dead-letters">{kind_rows}</table></section>
+<section><h2>Decisions by ICD-10-CM year</h2><table id="code-sets">{code_set_rows}</table></section>
 <section><h2>Lag per partition &middot; {waiting:,} waiting</h2><table id="lag">{lag_rows}</table></section>
 <section><h2>Versions</h2><table id="versions">
 <tr><td>claims-stage</td><td class=n>{e(s.version)}</td></tr>

@@ -77,7 +77,13 @@ def create_app(
     # need not know the app id: faust_messages_received_total.
     sensor.install(app, registry, name_prefix="faust")
     state = WorkerState()
-    metrics = StageMetrics(registry, state.tally, decider.ruleset.version, decider.icd10cm.release)
+    metrics = StageMetrics(
+        registry,
+        state.tally,
+        decider.ruleset.version,
+        decider.code_set_version,
+        decider.code_set_labels,
+    )
     input_topic = app.topic(
         settings.input_topic, key_serializer="raw", value_serializer="raw", allow_empty=True
     )
@@ -108,10 +114,11 @@ def create_app(
         PageContext(
             settings.app_id,
             decider.ruleset.version,
-            decider.icd10cm.release,
+            decider.code_set_version,
             state,
             held_partitions,
             registry,
+            decider.code_set_labels,
         ),
     )
     return WorkerApp(app, state, metrics, registry, agent)

@@ -29,6 +29,8 @@ class PageContext:
     state: WorkerState
     held_partitions: Callable[[], set[int]]
     registry: CollectorRegistry
+    code_sets: tuple[str, ...] = ()
+    """Every code-set label a decision can carry (`FY2023`..., `none`), in order."""
 
     def health(self) -> tuple[bool, str]:
         return self.state.health(self.held_partitions(), time.time())
@@ -63,6 +65,7 @@ class PageContext:
             rate_per_s=state.rate(),
             top_rules=state.tally.top_errors(TOP_RULES),
             dead_letter_kinds=dict(state.tally.dead_letter_kinds),
+            code_sets={label: state.tally.code_sets[label] for label in self.code_sets},
             started=state.started,
             last_decision=state.last_decision,
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from stream.core.rules import RULESET_VERSION
 from stream.kafka.send import key_of, send_lines
 from tests.stage_kafka import (
     EXAMPLES,
@@ -100,7 +101,7 @@ def test_the_example_stream_flows_through_the_stage(deployment: StageDeployment)
             assert record.key == str(document["claim_id"]).encode()
             assert record.headers["event_id"] == str(document["event_id"]).encode()
             assert record.headers["outcome"] == str(document["outcome"]).encode()
-            assert record.headers["ruleset_version"] == b"2026.11.0"
+            assert record.headers["ruleset_version"] == RULESET_VERSION.encode()
             findings = document["findings"]
             assert isinstance(findings, list)
             assert {f["rule_id"]: f["severity"] for f in findings} == expected[n]["findings"]

@@ -7,18 +7,19 @@ after the first question about a code. The spec is a space-separated list of ite
 - `K70-K77`, `D35.2-D35.4`: a range, compared on as many characters as its bounds have,
   so `C00-C76` holds C4A (it sorts between C49 and C50) but not C7A, exactly as the
   catalogue reads ranges of categories;
-- `C50.?1`: `?` matches any one character (C50.x1x, the female-breast codes);
+- `C50.#1`: `#` matches any one digit (C50.x1x, the female-breast codes, and not the
+  inflammatory C50.A1 of FY2026, whose A is no site); `?` matches any one character;
 - `!C7A.026`: removes what the item would match.
 
-Speed: every code set made before the first code is described (the rules' and the site
-families' sets, all built at import or start-up) gets a bit, and each code's description
-carries the bits of every set that holds it (`memberships`). "Does the claim have any code
-of this set?" is then one AND on the claim's folded bits. A set made later gets no bit and
-is answered code by code, which is slower but equally right.
+Speed: a `CodeIndex`, built by the stage from the code sets its traits, site families and
+rules declare, gives each set a bit, and each code's description carries the bits of
+every indexed set that holds it (`memberships`). "Does the claim have any code of this
+set?" is then one AND on the claim's folded bits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -32,9 +33,16 @@ class _Item:
         head = code[:width]
         if len(head) < width:
             return False
-        if "?" in self.low:
-            return all(p in ("?", c) for p, c in zip(self.low, head, strict=True))
+        if self.wild:
+            return all(
+                p == c or p == "?" or (p == "#" and c.isdigit())
+                for p, c in zip(self.low, head, strict=True)
+            )
         return self.low <= head <= self.high
+
+    @property
+    def wild(self) -> bool:
+        return "?" in self.low or "#" in self.low
 
 
 def _parse(token: str) -> _Item:
@@ -45,14 +53,10 @@ def _parse(token: str) -> _Item:
     return _Item(low, high)
 
 
-_INDEXED: list[CodeSet] = []
-_sealed = False
-
-
 class CodeSet:
     """A set of normalised (dotted, upper-case) ICD-10-CM codes."""
 
-    __slots__ = ("_excluded", "_included", "_known", "bit", "spec")
+    __slots__ = ("_excluded", "_included", "_known", "spec")
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -63,9 +67,6 @@ class CodeSet:
         self._excluded = tuple(_parse(t[1:]) for t in tokens if t.startswith("!"))
         # Remembered answers: rules ask about the same few hundred codes all day long.
         self._known: dict[str, bool] = {}
-        self.bit = 0 if _sealed else 1 << len(_INDEXED)
-        if self.bit:
-            _INDEXED.append(self)
 
     def __contains__(self, code: object) -> bool:
         if not isinstance(code, str):
@@ -92,16 +93,36 @@ class CodeSet:
         return f"CodeSet({self.spec!r})"
 
 
-def memberships(code: str) -> int:
-    """The bits of every indexed code set that holds `code`.
+class CodeIndex:
+    """The code sets the stage asks about, one bit each (sets with equal specs share one).
 
-    The first call closes the index: sets made afterwards get no bit, because codes
-    already described would not carry it.
+    Built once by the stage from the sets it declares; `memberships(code)` is computed once
+    per code described, and a claim folds its codes' memberships with OR.
     """
-    global _sealed
-    _sealed = True
-    mask = 0
-    for codes in _INDEXED:
-        if code in codes:
-            mask |= codes.bit
-    return mask
+
+    __slots__ = ("bits", "sets")
+
+    def __init__(self, code_sets: Iterable[CodeSet]) -> None:
+        self.bits: dict[CodeSet, int] = {}
+        by_spec: dict[str, int] = {}
+        for codes in code_sets:
+            self.bits[codes] = by_spec.setdefault(codes.spec, 1 << len(by_spec))
+        self.sets = tuple(self.bits)
+
+    def __contains__(self, codes: object) -> bool:
+        return codes in self.bits
+
+    def bit(self, codes: CodeSet) -> int:
+        """The set's bit; a set the stage did not declare is an error, not a slow path."""
+        try:
+            return self.bits[codes]
+        except KeyError:
+            raise KeyError(f"{codes!r} is not in the code index") from None
+
+    def memberships(self, code: str) -> int:
+        """The bits of every indexed code set that holds `code`."""
+        mask = 0
+        for codes, bit in self.bits.items():
+            if code in codes:
+                mask |= bit
+        return mask

@@ -2,8 +2,10 @@
 
 CPT descriptors are the AMA's; `data/cpt_reference.csv` carries the project's own short
 paraphrases, a category for enrichment and dashboards, the add-on flag with the primary
-procedures an add-on needs (MET-004), and the deletion date of deleted codes (MET-003).
-Procedure codes are matched exactly as received.
+procedures an add-on needs (MET-004), and the dates a code is active (MET-003): the date
+it became active and the deletion date of deleted codes. An empty `active_from` means the
+code was active before 2022-10-01, the first date the stage judges (the exact date is not
+recorded). Procedure codes are matched exactly as received.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ class ProcedureInfo:
     category: str | None
     add_on_primaries: ProcedureCodes | None
     """The procedures one of which must be on the claim for this add-on code (MET-004)."""
+    active_from: dt.date | None
+    """The first day the code may be billed; None: before any date the stage judges."""
     deleted_on: dt.date | None
 
     @property
@@ -111,6 +115,7 @@ class CptCatalog:
         self._entries: dict[str, ProcedureInfo] = {}
         for row in csv.DictReader(text.splitlines()):
             primaries = row["add_on_primaries"].strip()
+            active = row["active_from"].strip()
             deleted = row["deleted_on"].strip()
             self._entries[row["code"]] = ProcedureInfo(
                 code=row["code"],
@@ -118,6 +123,7 @@ class CptCatalog:
                 description=row["description"],
                 category=row["category"],
                 add_on_primaries=ProcedureCodes(primaries) if primaries else None,
+                active_from=dt.date.fromisoformat(active) if active else None,
                 deleted_on=dt.date.fromisoformat(deleted) if deleted else None,
             )
 
@@ -132,5 +138,6 @@ class CptCatalog:
             description=UNKNOWN_CODE if well_formed else UNRECOGNISED_FORMAT,
             category=None,
             add_on_primaries=None,
+            active_from=None,
             deleted_on=None,
         )

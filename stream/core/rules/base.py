@@ -7,8 +7,9 @@ feeds the rule table of the README and `claims-stage rules`, and its ID is the c
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from types import CodeType
 
 from stream.core.claim import Claim, ClaimDiagnosis, ClaimProcedure
 from stream.core.codes.codeset import CodeSet
@@ -61,6 +62,23 @@ class Rule:
     tests its own condition in full."""
     reads_procedures: bool = False
     """The rule can only fire on a claim whose procedures the rules read."""
+    judges_dates: bool = False
+    """The rule judges claims whose date lies outside the loaded code sets (MET-042); every
+    other rule needs a code set and is not evaluated on them."""
+
+    @property
+    def code_sets(self) -> tuple[CodeSet, ...]:
+        """Every `CodeSet` the rule reads: its `applies_to` and the module-level sets its
+        check names (directly, inside comprehensions, or inside tuples and dicts of sets).
+        The stage indexes them (`stream.core.codes.codeset.CodeIndex`)."""
+        found: dict[int, CodeSet] = {}
+        if isinstance(self.applies_to, CodeSet):
+            found[id(self.applies_to)] = self.applies_to
+        namespace = self.check.__globals__
+        for name in _names(self.check.__code__):
+            for codes in _code_sets_in(namespace.get(name), depth=3):
+                found[id(codes)] = codes
+        return tuple(found.values())
 
     @property
     def severity_label(self) -> str:
@@ -103,6 +121,7 @@ def rule(
     warning_branches: bool = False,
     applies_to: CodeSet | int | None = None,
     reads_procedures: bool = False,
+    judges_dates: bool = False,
 ) -> Callable[[Check], Rule]:
     """Declare a rule: `@rule("MET-005", title=..., ...)` over its check function."""
 
@@ -120,9 +139,29 @@ def rule(
             warning_branches,
             applies_to,
             reads_procedures,
+            judges_dates,
         )
 
     return declare
+
+
+def _names(code: CodeType) -> Iterator[str]:
+    """Global names a function's code reads, including its nested comprehensions."""
+    yield from code.co_names
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            yield from _names(constant)
+
+
+def _code_sets_in(value: object, depth: int) -> Iterator[CodeSet]:
+    if isinstance(value, CodeSet):
+        yield value
+    elif depth and isinstance(value, tuple | list | frozenset | set):
+        for item in value:
+            yield from _code_sets_in(item, depth - 1)
+    elif depth and isinstance(value, dict):
+        for item in value.values():
+            yield from _code_sets_in(item, depth - 1)
 
 
 def codes_of(diagnoses: Iterable[ClaimDiagnosis]) -> str:

@@ -10,7 +10,7 @@ rule or fix its severity:
     severity = "warning"   # every MET-031 finding becomes a warning
 
 A configuration that changes anything gives the ruleset a version suffix derived from its
-content (`2026.11.0+cfg.1a2b3c4d`), so every decision says which rules judged it.
+content (`2026.12.0+cfg.1a2b3c4d`), so every decision says which rules judged it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from stream.core.claim import Claim
 from stream.core.codes.codeset import CodeSet
 from stream.core.contracts import Severity
-from stream.core.rules import CATALOGUE, RULE_ID_RANGE, RULES_BY_ID, RULESET_VERSION, Rule
+from stream.core.rules import CATALOGUE, RULE_ID_RANGE, RULES_BY_ID, RULESET_VERSION, Hit, Rule
 
 
 class RuleOverride(BaseModel):
@@ -47,6 +48,12 @@ class RulesConfig(BaseModel):
         unknown = sorted(set(rules) - set(RULES_BY_ID))
         if unknown:
             raise ValueError(f"unknown rule IDs {', '.join(unknown)} (known: {RULE_ID_RANGE})")
+        for rule_id, override in rules.items():
+            if not override.enabled and RULES_BY_ID[rule_id].judges_dates:
+                raise ValueError(
+                    f"{rule_id} cannot be disabled: claims dated outside the loaded code "
+                    "sets would then pass unjudged"
+                )
         return rules
 
 
@@ -88,6 +95,9 @@ class RuleFinding:
     rarc: str | None
 
 
+_Check = tuple[Callable[[Claim], Hit | None], Rule, Severity | None, int, int, bool]
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveRule:
     rule: Rule
@@ -107,19 +117,9 @@ class Ruleset:
             for rule in CATALOGUE
             if rule.rule_id not in config.rules or config.rules[rule.rule_id].enabled
         )
-        # Flat tuples for the per-claim loop: it runs once per rule on every decision. A rule's
-        # `applies_to` becomes a bit mask: traits, or the code set's membership bit.
-        self._checks = tuple(
-            (
-                a.rule.check,
-                a.rule,
-                a.severity,
-                a.rule.applies_to if isinstance(a.rule.applies_to, int) else 0,
-                a.rule.applies_to.bit if isinstance(a.rule.applies_to, CodeSet) else 0,
-                a.rule.reads_procedures,
-            )
-            for a in self.active
-        )
+        self._bound_to: dict[CodeSet, int] | None = None
+        self._checks: tuple[_Check, ...] = ()
+        self._date_checks: tuple[_Check, ...] = ()
         effective = {
             rule_id: override.model_dump(exclude_defaults=True)
             for rule_id, override in sorted(config.rules.items())
@@ -135,10 +135,39 @@ class Ruleset:
     def from_file(cls, path: Path | None) -> Ruleset:
         return cls(load_rules_config(path) if path else None)
 
+    @property
+    def code_sets(self) -> tuple[CodeSet, ...]:
+        """Every code set the enabled rules read, for the stage's code index."""
+        return tuple(codes for a in self.active for codes in a.rule.code_sets)
+
+    def _bind(self, bits: dict[CodeSet, int]) -> None:
+        """Flat tuples for the per-claim loop, against the claim's code index: the loop
+        runs once per rule on every decision. A rule's `applies_to` becomes a bit mask: traits,
+        or the code set's membership bit."""
+        checks = tuple(
+            (
+                a.rule.check,
+                a.rule,
+                a.severity,
+                a.rule.applies_to if isinstance(a.rule.applies_to, int) else 0,
+                bits.get(a.rule.applies_to, 0) if isinstance(a.rule.applies_to, CodeSet) else 0,
+                a.rule.reads_procedures,
+            )
+            for a in self.active
+        )
+        self._checks = checks
+        self._date_checks = tuple(c for c in checks if c[1].judges_dates)
+        self._bound_to = bits
+
     def evaluate(self, claim: Claim) -> tuple[RuleFinding, ...]:
+        if claim.code_bits is not self._bound_to:
+            self._bind(claim.code_bits)
         findings: list[RuleFinding] = []
         traits, sets, procedures = claim.traits, claim.memberships, bool(claim.procedures)
-        for check, rule, severity, gate_traits, gate_set, reads_procedures in self._checks:
+        # A claim dated outside the loaded code sets is judged by MET-042 alone: no code
+        # can be judged without a code set.
+        checks = self._checks if claim.code_set is not None else self._date_checks
+        for check, rule, severity, gate_traits, gate_set, reads_procedures in checks:
             # Skip rules that cannot fire on this claim, without calling them.
             if (
                 (gate_traits and not traits & gate_traits)

@@ -6,8 +6,10 @@ from stream.core.claim import Claim
 from stream.core.codes.codeset import CodeSet
 from stream.core.rules.base import Hit, codes_of, hit, rule
 
-_FEMALE_ONLY = CodeSet("C51-C58 C79.6 C50.?1 Z85.40-Z85.44 Z85.4A D06 O")
-_MALE_ONLY = CodeSet("C60-C63 C50.?2 Z85.45-Z85.49 N40-N53")
+# `#` is a digit: the fifth character of C50.x1x/C50.x2x names the site; in the
+# inflammatory C50.A0-C50.A2 (FY2026) it is the letter A, and 1 and 2 are the side.
+_FEMALE_ONLY = CodeSet("C51-C58 C79.6 C50.#1 Z85.40-Z85.44 Z85.4A D06 O")
+_MALE_ONLY = CodeSet("C60-C63 C50.#2 Z85.45-Z85.49 N40-N53")
 
 
 @rule(
@@ -23,8 +25,10 @@ def met033_sex_conflict(claim: Claim) -> Hit | None:
     """A claim cannot carry both female-only and male-only diagnoses.
 
     Female-only: C51-C58, C79.6-, female-breast C50.x1x, Z85.40-Z85.44, Z85.4A, D06.-,
-    O codes. Male-only: C60-C63, male-breast C50.x2x, Z85.45-Z85.49, N40-N53. The check is
-    within the claim; it does not read the patient's sex.
+    O codes. Male-only: C60-C63, male-breast C50.x2x, Z85.45-Z85.49, N40-N53. In
+    C50.x1x and C50.x2x the x is a digit: the inflammatory-breast codes C50.A0-C50.A2
+    (from 2025-10-01) name the side, not the sex, and are neither. The check is within the
+    claim; it does not read the patient's sex.
 
     Example that fails: C50.911, C61. Passes: C50.921 (male breast), C61.
     """

@@ -9,6 +9,30 @@ from stream.core.contracts import Severity
 from stream.core.rules.base import Hit, codes_of, hit, rule
 
 
+_PAIRED_OR_MULTICENTRIC = frozenset(
+    {
+        "bone",
+        "breast",
+        "colon",
+        "eye",
+        "fallopian",
+        "kidney",
+        "liporal",
+        "lung",
+        "melanoma",
+        "merkel",
+        "otherresp",
+        "ovary",
+        "rectum",
+        "skinother",
+        "softtissue",
+        "testis",
+    }
+)
+"""Site families (catalogue Appendix A) where MET-010 warns: a new primary beside an
+eradicated one is common there. Every other family is an error."""
+
+
 def shared_families(claim: Claim) -> list[tuple[SiteFamily, list[ClaimDiagnosis]]]:
     """Site families (Appendix A) present both as an active primary and as a Z85 code."""
     if not claim.has(Trait.HISTORY) or not claim.has(Trait.ACTIVE_PRIMARY):
@@ -47,9 +71,11 @@ def met010_history_and_active_same_site(claim: Claim) -> Hit | None:
     family on both sides is an error where the Tabular excludes the pair (the
     haematological families) or the organ is single (history plus active then means a
     recurrence, which is coded to the primary site). In paired or multicentric sites
-    (breast, lung, kidney, colon, melanoma, skin and others) a new primary beside an
-    eradicated one is common, so the finding is a warning there; Z85 has no laterality,
-    so a same-breast recurrence coded with Z85.3 also only warns.
+    (bone, breast, colon, eye, fallopian tube, kidney, lip and oral cavity, lung,
+    melanoma, Merkel cell, other respiratory, ovary, rectum, other skin, soft tissue,
+    testis) a new primary beside an eradicated one is common, so the finding is a warning
+    there; Z85 has no laterality, so a same-breast recurrence coded with Z85.3 also only
+    warns.
 
     Example that fails: C61, C79.51, Z85.46. Passes: C50.911, C79.51.
     """
@@ -57,7 +83,7 @@ def met010_history_and_active_same_site(claim: Claim) -> Hit | None:
     if not shared:
         return None
     severity: Severity = (
-        "error" if any(f.met010_severity == "error" for f, _ in shared) else "warning"
+        "warning" if all(f.name in _PAIRED_OR_MULTICENTRIC for f, _ in shared) else "error"
     )
     involved = [d for _, diagnoses in shared for d in diagnoses]
     names = ", ".join(f.name for f, _ in shared)

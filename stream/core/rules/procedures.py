@@ -66,7 +66,7 @@ def met030_craniotomy_diagnosis(claim: Claim) -> Hit | None:
 
 _PET = ProcedureCodes("78811-78816")
 _PET_SUPPORT = CodeSet("D37-D49 !D3A R91.1 R93.41 R93.421 R93.422 R93.49 R77.9")
-_NON_FDG_TRACERS = ProcedureCodes("A9587 A9588 A9593 A9595 A9596 A9800")
+_NON_FDG_TRACERS = ProcedureCodes("A9587 A9588 A9593 A9595 A9596 A9800 A9616")
 _PET_SOFT_FINDINGS = CodeSet("R90-R99 R59")
 _PROSTATE = CodeSet("C61")
 _INITIAL_STRATEGY = re.compile(
@@ -90,8 +90,9 @@ def met031_pet_needs_cancer(claim: Claim) -> Hit | None:
     78811-78816 with no supporting diagnosis is an error. Supporting: any malignancy
     other than C80.2; D37-D49 other than D3A; R91.1, R93.41, R93.421, R93.422, R93.49,
     R77.9. A Z85 code supports nothing by itself. It is a warning instead when the claim
-    carries a non-FDG PET tracer (A9587, A9588, A9593, A9595, A9596, A9800), which the FDG
-    coverage rule does not govern, or an R90-R99 or R59 finding. A supported PET whose only
+    carries a non-FDG PET tracer (A9587, A9588, A9593, A9595, A9596, A9800, and A9616
+    from 2025-10-01), which the FDG coverage rule does not govern, or an R90-R99 or R59
+    finding. A supported PET whose only
     malignancy is C61 warns when the reason for the encounter says initial, newly
     diagnosed, new diagnosis or staging: initial anti-tumour strategy FDG PET for prostate
     adenocarcinoma is nationally non-covered. A Medicare coverage edit applied to every

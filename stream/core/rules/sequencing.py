@@ -31,7 +31,8 @@ def met013_secondary_treatment_sequencing(claim: Claim) -> Hit | None:
     primary (C00-C76, C4A, C7A), the claim has a secondary (C77-C79 or C7B), and the
     encounter is not one of I.C.2.f: no paracentesis or thoracentesis procedure (49082,
     49083, 32554-32557) and none of J91.0, R18.0, I31.31. Those encounters may lead with
-    either the primary or the metastatic site. A first-listed lymphoid or haematopoietic
+    either the primary or the metastatic site. The procedure proves the exemption on an
+    inpatient claim too: a CPT code there never fails a claim but counts as evidence. A first-listed lymphoid or haematopoietic
     code (which has no secondary code), a C80 code, or any other lead code (Z51.-,
     G89.3, M84.5-, dehydration) does not fire this rule. The primary need not have been
     removed for the secondary to lead.
@@ -43,7 +44,7 @@ def met013_secondary_treatment_sequencing(claim: Claim) -> Hit | None:
     secondaries = claim.with_traits(Trait.SECONDARY | Trait.SECONDARY_NET)
     if not secondaries:
         return None
-    if claim.procedures_in(_EFFUSION_PROCEDURES) or claim.in_set(_EFFUSION_DIAGNOSES):
+    if claim.evidence_in(_EFFUSION_PROCEDURES) or claim.in_set(_EFFUSION_DIAGNOSES):
         return None
     first = claim.first
     assert first is not None
@@ -119,9 +120,11 @@ def met015_therapy_encounter(claim: Claim) -> Hit | None:
     syndrome, meningioma or a desmoid tumour is correct coding. (b) A first-listed code
     other than Z51.0/Z51.11/Z51.12 with no surgical procedure on the claim is an error,
     and a warning on an inpatient claim (inpatient claims carry no CPT, so a same-stay
-    operation cannot be seen). (c) A first-listed Z51 code with a surgical procedure on
-    the claim is a warning: when the episode includes surgical removal of the neoplasm,
-    the neoplasm leads (I.C.2.e.1). A surgical procedure is an all-digit CPT code in
+    operation cannot be seen; a surgical CPT code billed on one still exempts it). An
+    invalid first-listed code is MET-001's alone: (b) and (c) then do not apply. (c) A
+    first-listed Z51 code with a surgical procedure on an outpatient or professional claim
+    is a warning: when the episode includes surgical removal of the neoplasm, the
+    neoplasm leads (I.C.2.e.1). A surgical procedure is an all-digit CPT code in
     10021-69990 outside 36000-36999 (vascular access). Brachytherapy is MET-035.
 
     Example that fails: C50.912, Z51.11, C78.7 with 96413. Passes: Z51.11, D46.21 with
@@ -142,9 +145,11 @@ def met015_therapy_encounter(claim: Claim) -> Hit | None:
             "treated: code the neoplasm as an additional diagnosis",
             diagnoses=therapy,
         )
+    first = claim.first
+    if first is None:
+        return None
     surgery = claim.procedures_in(_SURGERY)
-    first = claim.diagnoses[0]
-    if first.code not in _THERAPY_ENCOUNTER and not surgery:
+    if first.code not in _THERAPY_ENCOUNTER and not surgery and not claim.evidence_in(_SURGERY):
         severity: Severity = "warning" if claim.setting == "inpatient" else "error"
         return hit(
             severity,
