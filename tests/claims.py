@@ -20,6 +20,7 @@ def encounter(
     event_id: str = "evt-test-1",
     claim_id: str = "CLM-TEST-1",
     date_of_service: str = DATE_OF_SERVICE,
+    discharge_date: str | None = None,
 ) -> dict[str, Any]:
     """An encounter event dict; procedures get one unit each, as in the catalogue."""
     context = {
@@ -28,7 +29,7 @@ def encounter(
         "primary_status": primary_status,
         "tnm": tnm,
     }
-    return {
+    event: dict[str, Any] = {
         "schema_version": 1,
         "event_id": event_id,
         "claim_id": claim_id,
@@ -38,6 +39,9 @@ def encounter(
         "diagnoses": [{"sequence": i, "code": c} for i, c in enumerate(diagnoses, 1)],
         "procedures": [{"line": i, "code": c} for i, c in enumerate(procedures or [], 1)],
     }
+    if discharge_date is not None:
+        event["discharge_date"] = discharge_date
+    return event
 
 
 def encode(event: dict[str, Any]) -> bytes:
