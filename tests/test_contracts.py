@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from stream.core.contracts import (
     MAX_RECORD_BYTES,
@@ -76,7 +77,10 @@ def test_a_good_event_is_decided_with_key_and_headers(decider: Decider) -> None:
     }
     decision = Decision.model_validate_json(output.value)
     assert decision.source == SOURCE
-    assert decision.code_sets.icd10cm == "2026-04-01"
+    assert decision.code_sets.icd10cm == "2026-04-01"  # the code set of 2026-05-15
+    assert decision.code_sets.icd10cm_fiscal_year == 2026
+    assert decision.code_sets.icd10cm_descriptions == "2026-04-01"
+    assert output.code_set == "FY2026"
     assert [d.code for d in decision.diagnoses] == ["C34.11", "C79.51"]
     assert decision.diagnoses[1].kind == "secondary_malignancy"
     assert decision.procedures[0].description == "chest CT, contrast"
@@ -198,6 +202,8 @@ def test_duplicate_procedure_line(decider: Decider) -> None:
         ("occurred_at", "yesterday", "occurred_at"),
         ("schema_version", 2, "schema_version"),
         ("schema_version", "1", "schema_version"),
+        ("schema_version", True, "schema_version"),  # booleans are not integers
+        ("schema_version", 1.0, "schema_version"),
         ("setting", "emergency", "setting"),
         ("event_id", "", "event_id"),
         ("event_id", "   ", "event_id"),
@@ -322,3 +328,81 @@ def test_inpatient_procedures_are_reported_but_not_judged(decider: Decider) -> N
     decision = Decision.model_validate_json(output.value)
     assert decision.findings == ()  # MET-003 reads outpatient and professional claims only
     assert [p.code for p in decision.procedures] == ["32405"]
+
+
+def test_schema_version_true_is_a_contract_violation(decider: Decider) -> None:
+    raw = encode(good()).replace(b'"schema_version": 1', b'"schema_version": true')
+    output = decider.decide(raw, SOURCE)
+    assert output.dead_letter_kind == "contract_violation"
+    letter = DeadLetter.model_validate_json(output.value)
+    assert letter.error.message.startswith("schema_version: ")
+    assert "bool" in letter.error.message
+
+
+def test_outputs_with_schema_version_true_are_refused_too(decider: Decider) -> None:
+    for raw in (b"not json", encode(good())):
+        document = json.loads(decider.decide(raw, SOURCE).value)
+        model = DeadLetter if "error" in document else Decision
+        model.model_validate_json(json.dumps(document))  # as produced: valid
+        document["schema_version"] = True
+        with pytest.raises(ValidationError) as caught:
+            model.model_validate_json(json.dumps(document))
+        assert caught.value.errors()[0]["loc"] == ("schema_version",)
+
+
+def test_a_discharge_before_the_date_of_service_is_a_contract_violation(decider: Decider) -> None:
+    event = good()
+    event.update(setting="inpatient", date_of_service="2026-10-03", discharge_date="2026-09-30")
+    letter = _violation(decider, event)
+    assert letter.error.details[0].loc == ("discharge_date",)
+    assert "before the date of service" in letter.error.message
+
+
+def test_each_decision_records_the_code_set_of_its_own_date(decider: Decider) -> None:
+    cases = {
+        ("outpatient", "2022-10-01", None): ("2022-10-01", 2023, "FY2023"),
+        ("outpatient", "2023-04-01", None): ("2023-04-01", 2023, "FY2023"),
+        ("outpatient", "2024-09-30", None): ("2024-04-01", 2024, "FY2024"),
+        ("outpatient", "2025-06-30", None): ("2024-10-01", 2025, "FY2025"),
+        ("outpatient", "2026-03-31", None): ("2025-10-01", 2026, "FY2026"),
+        ("outpatient", "2026-10-01", None): ("2026-10-01", 2027, "FY2027"),
+        # inpatient: the discharge date chooses
+        ("inpatient", "2026-09-28", "2026-10-02"): ("2026-10-01", 2027, "FY2027"),
+        ("inpatient", "2026-09-28", None): ("2026-04-01", 2026, "FY2026"),
+        ("outpatient", "2027-04-01", None): ("none", None, "none"),
+    }
+    for (setting, day, discharge), (release, year, label) in cases.items():
+        event = encounter(
+            ["C34.11"], setting=setting, date_of_service=day, discharge_date=discharge
+        )
+        output = decider.decide(encode(event), SOURCE)
+        decision = Decision.model_validate_json(output.value)
+        assert decision.code_sets.icd10cm == release, (setting, day, discharge)
+        assert decision.code_sets.icd10cm_fiscal_year == year
+        assert output.code_set == label
+
+
+def test_a_code_newer_than_the_descriptions_says_so_and_is_described_by_its_parent(
+    decider: Decider,
+) -> None:
+    event = encounter(["C34.11", "C79.83"], date_of_service="2026-10-15")
+    decision = Decision.model_validate_json(decider.decide(encode(event), SOURCE).value)
+    assert decision.outcome == "validated"
+    new = decision.diagnoses[1]
+    assert new.billable and new.kind == "secondary_malignancy"
+    assert new.description is not None
+    assert new.description.startswith("No description in the bundled ICD-10-CM 2026-04-01")
+    assert "C79.8, Secondary malignant neoplasm of other specified sites" in new.description
+
+
+def test_a_code_invalid_on_the_claim_date_is_reported_invalid_and_not_billable(
+    decider: Decider,
+) -> None:
+    event = encounter(["C86.00", "C86.0"], date_of_service="2024-09-30")
+    decision = Decision.model_validate_json(decider.decide(encode(event), SOURCE).value)
+    assert [(d.kind, d.billable) for d in decision.diagnoses] == [
+        ("invalid", False),
+        ("primary_malignancy", True),
+    ]
+    message = decision.findings[0].message
+    assert "C86.00 is not valid on 2024-09-30: it takes effect on 2024-10-01" in message

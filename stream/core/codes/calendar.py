@@ -221,6 +221,14 @@ class CodeCalendar:
         """The code CMS's conversion table maps `code` to between two years, if it differs."""
         return self._conversions.get((code, source_year, target_year))
 
+    def master_codes(self) -> list[str]:
+        """Every code the master lists, valid in a supported period or not, in order."""
+        return sorted(self._billable)
+
+    def header_codes(self) -> list[str]:
+        """Every code that is a header in some supported period, in order."""
+        return sorted(code for code, mask in self._headers.items() if mask)
+
     def changing_codes(self) -> list[str]:
         """Codes billable on some supported dates and not on others."""
         every = (1 << len(self.periods)) - 1

@@ -99,7 +99,7 @@ def read_value(path: Path) -> bytes:
 
 def parse_master(value: bytes, where: str) -> tuple[tuple[MasterRecord, ...], dt.date]:
     """Records and last valid date from the raw value; raises on anything unexpected."""
-    if len(value) < HEADER.size:
+    if len(value) < HEADER_SIZE:
         raise MasterFormatError(f"{where}: {len(value)} bytes, shorter than the header")
     magic, count, first, strings, last = HEADER.unpack_from(value, 0)
     if magic != MAGIC:
