@@ -165,13 +165,49 @@ def test_explain_prints_the_rule_documentation() -> None:
     assert runner.invoke(app, ["explain", "MET-099"]).exit_code == 2
 
 
+def _code(*args: str) -> Any:
+    return runner.invoke(app, ["code", *args], env={"COLUMNS": "200"})
+
+
 def test_code_lookup() -> None:
-    result = runner.invoke(app, ["code", "c7951"], env={"COLUMNS": "200"})
+    result = _code("c7951", "--on", "2026-05-15")
     assert result.exit_code == 0
     assert "C79.51" in result.output
     assert "secondary_malignancy" in result.output
-    assert runner.invoke(app, ["code", "10006"]).exit_code == 0
-    assert runner.invoke(app, ["code", "Q99999"]).exit_code == 1
+    assert _code("10006", "--on", "2026-05-15").exit_code == 0
+    assert _code("Q99999").exit_code == 1
+
+
+def test_code_on_either_side_of_the_fy2027_boundary() -> None:
+    before = _code("C79.83", "--on", "2026-09-30")
+    assert before.exit_code == 1
+    assert "not valid on that date" in before.output
+    assert "it takes effect on 2026-10-01 (FY2027)" in before.output
+    after = _code("C79.83", "--on", "2026-10-01")
+    assert after.exit_code == 0, after.output
+    assert "(ICD-10-CM FY2027): valid on that date, billable" in after.output
+    for result in (before, after):
+        # no description in the bundled tables: say so, and describe it by its parent
+        assert "No description in the bundled ICD-10-CM 2026-04-01 tables" in result.output
+        assert "C79.8, Secondary malignant neoplasm of other specified sites" in result.output
+
+
+def test_code_on_a_split_and_outside_the_loaded_code_sets() -> None:
+    split = _code("C86.0", "--on", "2024-10-01")
+    assert "C86.0 was split on 2024-10-01: use C86.00 or C86.01" in split.output
+    assert "billable on that date" not in split.output
+    assert _code("C86.0", "--on", "2024-09-30").exit_code == 0
+    late = _code("C34.11", "--on", "2027-04-01")
+    assert late.exit_code == 1
+    assert "no ICD-10-CM code set is loaded for that date" in late.output
+    assert _code("A9616", "--on", "2025-09-30").exit_code == 1
+    assert "active from 2025-10-01" in _code("A9616", "--on", "2025-10-01").output
+
+
+def test_code_with_a_bad_date_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["code", "C61", "--on", "yesterday"])
+    assert result.exit_code == 2
+    assert "not a date" in result.output
 
 
 def test_schemas_on_disk_match_the_models(tmp_path: Path) -> None:

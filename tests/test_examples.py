@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,13 @@ def test_line_is_decided_as_expected(
     assert output.route == expected["route"], [f.message for f in output.findings]
     assert found == expected["findings"], [f.message for f in output.findings]
     assert output.dead_letter_kind == expected["dead_letter_kind"]
+    assert output.code_set == expected["code_set"]
+
+
+def test_the_stream_has_claims_of_every_supported_code_set_year(decider: Decider) -> None:
+    years = Counter(row["code_set"] for row in EXPECTED_ROWS if row["code_set"])
+    for label in decider.code_set_labels:
+        assert years[label] >= (1 if label == "none" else 30), (label, years)
 
 
 def test_every_rule_fires_somewhere() -> None:

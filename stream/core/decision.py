@@ -124,7 +124,9 @@ class Decider:
     def code_set_version(self) -> str:
         """What this stage judges codes by, in one line: years, dates and sources."""
         calendar = self.icd10cm.calendar
-        return f"{calendar.coverage} from {calendar.source}; descriptions {self.icd10cm.descriptions}"
+        return (
+            f"{calendar.coverage} from {calendar.source}; descriptions {self.icd10cm.descriptions}"
+        )
 
     def decide(
         self,

@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.ops, pytest.mark.integration]
 
 WIDTH, HEIGHT = 1280, 800
 DOCS_SCREENSHOT = REPO / "docs" / "status-page.png"
-RULESET_VERSION = "2026.11.0"
-ICD10CM_RELEASE = "2026-04-01"
+RULESET_VERSION = "2026.12.0"
+ICD10CM_COVERAGE = "FY2023-FY2027 (2022-10-01..2027-03-31)"
 OUTCOME_LABELS = {"validated": "validated", "rejected": "rejected", "dead_letter": "dead letters"}
 
 
@@ -92,7 +92,16 @@ def test_status_page_in_a_real_browser(deployment: StageDeployment, tmp_path: Pa
     # --- the DOM after rendering ---------------------------------------------------------
     document = dump_dom(url)
     dom = parse_dom(document)
-    for element_id in ("health", "rate", "outcomes", "rules", "dead-letters", "lag", "versions"):
+    for element_id in (
+        "health",
+        "rate",
+        "outcomes",
+        "rules",
+        "dead-letters",
+        "code-sets",
+        "lag",
+        "versions",
+    ):
         assert element_id in dom.text, f"no element #{element_id} in\n{document}"
 
     assert dom.text["health"] == "healthy", document
@@ -103,11 +112,15 @@ def test_status_page_in_a_real_browser(deployment: StageDeployment, tmp_path: Pa
     )
 
     versions = {row[0]: row[1] for row in dom.tables["versions"]}
-    assert versions == {
+    assert {k: v for k, v in versions.items() if k != "ICD-10-CM"} == {
         "claims-stage": __version__,
         "ruleset": RULESET_VERSION,
-        "ICD-10-CM": ICD10CM_RELEASE,
     }, versions
+    assert versions["ICD-10-CM"].startswith(ICD10CM_COVERAGE), versions
+
+    by_year = {row[0]: _number(row[1]) for row in dom.tables["code-sets"]}
+    assert sum(by_year.values()) == sum(counts.routes[r] for r in ("validated", "rejected"))
+    assert list(by_year)[-1] == "none", by_year
 
     dead_letters = {row[0]: _number(row[1]) for row in dom.tables["dead-letters"]}
     assert dead_letters == dict(counts.dead_letter_kinds), dead_letters

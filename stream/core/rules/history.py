@@ -8,7 +8,6 @@ from stream.core.codes.icd10cm import SiteFamily, Trait
 from stream.core.contracts import Severity
 from stream.core.rules.base import Hit, codes_of, hit, rule
 
-
 _PAIRED_OR_MULTICENTRIC = frozenset(
     {
         "bone",
