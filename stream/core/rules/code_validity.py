@@ -69,7 +69,7 @@ def met001_valid_code(claim: Claim) -> Hit | None:
     otherwise, from FY2023 (2022-10-01) to the last date the CMS code masters cover. A code
     fails when it does not have the shape of an ICD-10-CM code or is not valid on that
     date, and the message says when it is: C79.83 takes effect on 2026-10-01 (FY2027),
-    C81.0A on 2024-10-01, and I42.0 was deleted on 2026-10-01.
+    C81.0A on 2024-10-01, and T81.32XA was deleted on 2024-10-01.
 
     Example that fails: C50.912, C78.03 (there is no C78.03; bilateral lung metastases are
     C78.01 + C78.02). Passes: C50912, C7801, C7802.
