@@ -158,18 +158,20 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
     period = icd10cm.calendar.period_of(day)
     bit = period.bit if period is not None else 0
     lookup = icd10cm.lookup
+    # list comprehensions, not generators: this runs for every claim
     diagnoses = tuple(
-        ClaimDiagnosis(
-            d.sequence,
-            d.code,
-            info,
-            bool(info.valid_periods & bit),
-            bool(info.billable_periods & bit),
-        )
-        for d in ordered
-        for info in (lookup(d.code),)
+        [
+            ClaimDiagnosis(
+                d.sequence,
+                d.code,
+                (info := lookup(d.code)),
+                (info.valid_periods & bit) != 0,
+                (info.billable_periods & bit) != 0,
+            )
+            for d in ordered
+        ]
     )
-    valid = tuple(d for d in diagnoses if d.valid)
+    valid = tuple([d for d in diagnoses if d.valid])
     traits = sets = 0
     for diagnosis in valid:
         traits |= diagnosis.info.traits

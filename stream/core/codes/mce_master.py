@@ -40,13 +40,8 @@ class MasterFormatError(RuntimeError):
     """The code master cannot be read as expected; the message says where and why."""
 
 
-@dataclass(frozen=True, slots=True)
-class MasterRecord:
-    code: str
-    """Dotted, upper case: `C86.00`."""
-    start: dt.date
-    end: dt.date
-    """The last day the code is valid (inclusive)."""
+MasterRecord = tuple[str, dt.date, dt.date]
+"""One record: the dotted, upper-case code (`C86.00`), its first and its last valid day."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +118,10 @@ def parse_master(value: bytes, where: str) -> tuple[tuple[MasterRecord, ...], dt
         ends = dates.get(end) or dates.setdefault(end, _date(end, where))
         if ends < begins:
             raise MasterFormatError(f"{where}: record {number} ({code}) ends before it starts")
-        records.append(MasterRecord(dotted(code), begins, ends))
+        records.append((dotted(code), begins, ends))
         previous = code
     last_date = _date(last, f"{where}: header")
-    if not records or max(r.end for r in records) != last_date:
+    if not records or max(end for _, _, end in records) != last_date:
         raise MasterFormatError(f"{where}: the header's last date {last_date} ends no record")
     return tuple(records), last_date
 
