@@ -149,6 +149,19 @@ def test_check_refuses_a_broken_rules_configuration(tmp_path: Path) -> None:
     assert "MET-999" in result.output
 
 
+def test_met042_cannot_be_disabled(tmp_path: Path) -> None:
+    """A claim dated outside the loaded code sets must never pass unjudged."""
+    config = tmp_path / "rules.toml"
+    config.write_text("[rules.MET-042]\nenabled = false\n")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(good(1))
+    result = runner.invoke(
+        app, ["check", str(source), "--out", str(tmp_path), "--rules-config", str(config)]
+    )
+    assert result.exit_code == 2
+    assert "MET-042 cannot be disabled" in " ".join(result.output.split())
+
+
 def test_rules_lists_every_rule() -> None:
     result = runner.invoke(app, ["rules"], env={"COLUMNS": "200"})
     assert result.exit_code == 0

@@ -374,6 +374,27 @@ PANELS: tuple[Panel, ...] = (
         w=12,
         h=8,
     ),
+    # --- code sets ----------------------------------------------------------------------
+    Panel(
+        title="Decisions per second by ICD-10-CM code-set year",
+        kind="timeseries",
+        unit="ops",
+        description="Claims decided per second, by the fiscal year whose code set judged them "
+        "(5m rate): the claim's discharge date (inpatient) or date of service chooses it. "
+        "Around October 1 two years run side by side; 'none' is a claim dated outside the "
+        "loaded code sets (MET-042): a rise near the end of the loaded dates means the stage "
+        "needs newer code masters (README, Code metadata).",
+        queries=(
+            Query(
+                f"sum by (fiscal_year) (rate(claims_code_set_decisions_total{{{SELECTOR}}}[5m]))",
+                "{{fiscal_year}}",
+            ),
+        ),
+        x=0,
+        y=45,
+        w=24,
+        h=8,
+    ),
 )
 
 

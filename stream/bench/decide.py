@@ -3,7 +3,8 @@
     python -m stream.bench.decide [--input FILE] [--rounds 7] [--json out/bench-decide.json]
 
 Pins itself to one CPU, loads the stage, warms the code caches with one pass, then runs
-rounds of at least half a second each over (a) every line of the example stream and
+rounds of at least half a second each over (a) every line of the example stream (whose
+claims are dated in every loaded ICD-10-CM code-set year) and
 (b) the claims with 2 to 8 diagnoses, and reports the median decisions per second with
 the spread. The decode share (`EncounterEvent.model_validate_json` alone) is measured
 side by side, as is the peak resident memory of the process.

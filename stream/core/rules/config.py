@@ -9,8 +9,10 @@ rule or fix its severity:
     [rules.MET-031]
     severity = "warning"   # every MET-031 finding becomes a warning
 
-A configuration that changes anything gives the ruleset a version suffix derived from its
-content (`2026.12.0+cfg.1a2b3c4d`), so every decision says which rules judged it.
+MET-042 (a claim dated outside the loaded code sets) cannot be disabled: such a claim would
+pass unjudged. A configuration that changes anything gives the ruleset a version suffix
+derived from its content (`2026.12.0+cfg.1a2b3c4d`), so every decision says which rules
+judged it.
 """
 
 from __future__ import annotations
