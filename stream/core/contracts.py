@@ -94,6 +94,40 @@ def _violation(loc: tuple[str | int, ...], message: str) -> PydanticCustomError:
     return PydanticCustomError("contract_violation", message, {"where": loc})
 
 
+# --- provenance of a claim read from an 837 or a FHIR resource ---------------------------
+
+OriginFormat = Literal["x12-837p", "x12-837i", "x12", "fhir-r4"]
+ORIGIN_FORMATS: tuple[OriginFormat, ...] = get_args(OriginFormat)
+
+
+class Origin(Contract):
+    """Where a claim came from when the stage read it from an 837 or a FHIR resource.
+
+    Carried from the encounter event into its decision or dead letter, so that a payer can
+    tie every output back to the claim it was sent as. Absent on native events.
+    """
+
+    format: OriginFormat = Field(
+        description="x12-837p (005010X222A1), x12-837i (005010X223A2), x12 (an interchange of "
+        "another guide, which the stage does not read) or fhir-r4 (a FHIR R4 Claim)."
+    )
+    claim_position: int = Field(
+        ge=1, description="1 = the first claim of its interchange or Bundle, in file order."
+    )
+    submitter_claim_id: str | None = Field(
+        default=None, description="CLM01 (patient control number) or Claim.identifier value."
+    )
+    interchange_sender_id: str | None = Field(default=None, description="ISA06.")
+    interchange_control_number: str | None = Field(default=None, description="ISA13.")
+    group_control_number: str | None = Field(default=None, description="GS06.")
+    transaction_set_control_number: str | None = Field(default=None, description="ST02.")
+    implementation_guide: str | None = Field(
+        default=None, description="ST03, the 837's guide: 005010X222A1 or 005010X223A2."
+    )
+    resource_id: str | None = Field(default=None, description="Claim.id.")
+    bundle_id: str | None = Field(default=None, description="Bundle.id, for a bundled Claim.")
+
+
 # --- the encounter event (input) --------------------------------------------------------
 
 
@@ -154,6 +188,9 @@ class EncounterEvent(Contract):
     context: EncounterContext | None = None
     diagnoses: tuple[DiagnosisEntry, ...] = Field(min_length=1, max_length=25)
     procedures: tuple[ProcedureEntry, ...] | None = None
+    origin: Origin | None = Field(
+        default=None, description="Set when the stage read the claim from an 837 or FHIR."
+    )
 
     @model_validator(mode="after")
     def _cross_references(self) -> EncounterEvent:
@@ -271,8 +308,13 @@ class Decision(Contract):
     findings: tuple[Finding, ...]
     diagnoses: tuple[DiagnosisDetail, ...]
     procedures: tuple[ProcedureDetail, ...]
-    encounter: EncounterEvent = Field(description="The input event, as received.")
+    encounter: EncounterEvent = Field(
+        description="The input event, as received; for an 837 or FHIR claim, the event read from it."
+    )
     source: Source
+    origin: Origin | None = Field(
+        default=None, description="The 837 or FHIR claim the decision is about (the event's)."
+    )
 
     @model_validator(mode="after")
     def _outcome_matches_findings(self) -> Decision:
@@ -302,11 +344,20 @@ class DeadLetter(Contract):
 
     schema_version: SchemaVersion = 1
     error: DeadLetterError
-    raw_value: str = Field(description="The input exactly: as text when UTF-8, else base64.")
+    raw_value: str = Field(
+        description=(
+            "The input exactly: as text when UTF-8, else base64. For one claim of an 837 "
+            "or a FHIR Bundle: that claim's part of the input (its segments with the "
+            "envelope and loops around them; its Bundle entry with the Patient it names)."
+        )
+    )
     raw_value_encoding: Literal["utf-8", "base64"]
     raw_key: str | None
     source: Source
     received_at: dt.datetime
+    origin: Origin | None = Field(
+        default=None, description="The 837 or FHIR claim the input was, when known."
+    )
 
 
 CONTRACTS: dict[str, type[BaseModel]] = {

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 
+from stream.core.adapters import fhir
+from stream.core.adapters.formats import AdaptedClaim
 from stream.core.claim import build_claim
 from stream.core.codes.codeset import CodeIndex
 from stream.core.codes.cpt import CptCatalog
@@ -30,6 +32,7 @@ from stream.core.contracts import (
     EncounterEvent,
     ErrorDetail,
     KafkaSource,
+    Origin,
     Outcome,
     Route,
     Source,
@@ -130,24 +133,32 @@ class Decider:
 
     def decide(
         self,
-        value: bytes | None,
+        value: bytes | AdaptedClaim | None,
         source: Source,
         key: bytes | None = None,
         received_at: dt.datetime | None = None,
     ) -> Output:
-        """Decide one input record. Never raises: a failure is a dead letter."""
+        """Decide one input record. Never raises: a failure is a dead letter.
+
+        The record is a native encounter event, a FHIR `Claim` (or a Bundle holding one), or
+        a claim an adapter has already read from an 837 or a Bundle (`AdaptedClaim`).
+        """
         now = received_at or _utc_now()
         try:
+            if isinstance(value, AdaptedClaim):
+                return self._decide_adapted(value, source, key, now)
             return self._decide(value, source, key, now)
         except Exception as error:  # a bug in the stage; the input is kept whole for replay
             return dead_letter(
-                value,
+                value.raw if isinstance(value, AdaptedClaim) else value,
                 source,
                 key,
                 now,
                 "internal_error",
                 f"the stage failed on this record ({type(error).__name__}); it is kept "
                 "whole and can be replayed once the stage is fixed",
+                origin=value.origin if isinstance(value, AdaptedClaim) else None,
+                claim_id=value.claim_id if isinstance(value, AdaptedClaim) else None,
             )
 
     def _decide(
@@ -181,12 +192,49 @@ class Decider:
                 f"the record is not UTF-8: byte 0x{value[error.start]:02x} at offset "
                 f"{error.start} cannot be decoded",
             )
+        if b'"resourceType"' in value:  # cheap test first: the hot path is native events
+            adapted = _fhir_record(value)
+            if adapted is not None:
+                return self._decide_adapted(adapted, source, key, now)
+        if value.lstrip()[:3] == b"ISA":
+            return dead_letter(
+                value,
+                source,
+                key,
+                now,
+                "contract_violation",
+                "the record is an X12 interchange: one record is one claim, as an encounter "
+                "event or a FHIR Claim; `claims-stage ingest` splits an 837 into its claims",
+            )
         try:
             event = EncounterEvent.model_validate_json(value)
         except ValidationError as error:
             kind, message, details = explain_validation_error(error)
             return dead_letter(value, source, key, now, kind, message, details)
         return self._decision(event, value, source, now)
+
+    def _decide_adapted(
+        self, adapted: AdaptedClaim, source: Source, key: bytes | None, now: dt.datetime
+    ) -> Output:
+        """A claim read from an 837 or FHIR: the same contract and rules as a native event."""
+        if adapted.problems or adapted.event is None:
+            problems = adapted.problems
+            message = problems[0].message if problems else "the claim could not be read"
+            if len(problems) > 1:
+                message += (
+                    f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+                )
+            details = tuple(ErrorDetail(loc=p.loc, msg=p.message, type=p.type) for p in problems)
+            return _adapted_letter(adapted, source, key, now, message, details)
+        try:
+            event = EncounterEvent.model_validate_json(adapted.event)
+        except ValidationError as error:
+            _, message, details = explain_validation_error(error)
+            place = adapted.place_of(details[0].loc)
+            if place is not None:
+                message += f" ({place})"
+            return _adapted_letter(adapted, source, key, now, message, details)
+        return self._decision(event, adapted.event, source, now)
 
     def _decision(
         self, event: EncounterEvent, raw: bytes, source: Source, now: dt.datetime
@@ -233,6 +281,7 @@ class Decider:
                 ],
                 "encounter": orjson.Fragment(raw.strip()),
                 "source": source_document(source),
+                **_origin_member(event.origin),
             },
             option=orjson.OPT_UTC_Z,
         )
@@ -250,6 +299,43 @@ class Decider:
             findings=findings,
             code_set=period.label if period else NO_CODE_SET,
         )
+
+
+def _origin_member(origin: Origin | None) -> dict[str, object]:
+    """The decision's `origin`, only when the claim came from an 837 or FHIR."""
+    return {} if origin is None else {"origin": origin.model_dump(mode="json", exclude_none=True)}
+
+
+def _fhir_record(value: bytes) -> AdaptedClaim | None:
+    """A record that is a FHIR resource, read by the FHIR adapter; None when it is not."""
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None  # the native path reports the JSON error
+    if not fhir.is_fhir(document):
+        return None
+    return fhir.adapt_record(document, value)
+
+
+def _adapted_letter(
+    adapted: AdaptedClaim,
+    source: Source,
+    key: bytes | None,
+    now: dt.datetime,
+    message: str,
+    details: tuple[ErrorDetail, ...],
+) -> Output:
+    return dead_letter(
+        adapted.raw,
+        source,
+        key,
+        now,
+        "contract_violation",
+        message,
+        details,
+        origin=adapted.origin,
+        claim_id=adapted.claim_id,
+    )
 
 
 def source_document(source: Source) -> dict[str, str | int]:
@@ -302,8 +388,13 @@ def dead_letter(
     kind: DeadLetterKind,
     message: str,
     details: tuple[ErrorDetail, ...] = (),
+    origin: Origin | None = None,
+    claim_id: str | None = None,
 ) -> Output:
-    """A dead letter that keeps the input exactly: as text when UTF-8, else base64."""
+    """A dead letter that keeps the input exactly: as text when UTF-8, else base64.
+
+    `origin` and `claim_id` are those of a claim read from an 837 or FHIR, when known.
+    """
     raw = value or b""
     encoding: Literal["utf-8", "base64"] = "utf-8"
     try:
@@ -318,6 +409,7 @@ def dead_letter(
         raw_key=_key_text(key),
         source=source,
         received_at=received_at,
+        origin=origin,
     )
     headers: list[tuple[str, bytes]] = [("error_kind", kind.encode())]
     if isinstance(source, KafkaSource):
@@ -326,7 +418,9 @@ def dead_letter(
             ("source_partition", str(source.partition).encode()),
             ("source_offset", str(source.offset).encode()),
         ]
-    event_id, claim_id = _identifiers(raw) if kind == "contract_violation" else (None, None)
+    event_id: str | None = None
+    if claim_id is None and origin is None and kind == "contract_violation":
+        event_id, claim_id = _identifiers(raw)
     return Output(
         route="dead_letter",
         key=key,
