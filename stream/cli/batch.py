@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from stream.core.adapters.formats import AdaptedClaim
 from stream.core.contracts import FileSource, Route, Source
 from stream.core.decision import Decider
 from stream.core.tally import Tally
@@ -40,8 +41,11 @@ def read_lines(stream: BinaryIO) -> Iterator[bytes]:
         yield line[:-1] if line.endswith(b"\n") else line
 
 
-InputRecord = tuple[bytes, Source]
-"""One input record as the batch reads it: the value to decide and where it came from."""
+InputRecord = tuple[bytes | AdaptedClaim, Source]
+"""One input record as the batch reads it: the value to decide and where it came from.
+
+The value is a line's bytes, or a claim an adapter read from an 837 or a FHIR Bundle
+(`stream.cli.readers` reads every format)."""
 
 
 def line_records(lines: Iterable[bytes], source_name: str) -> Iterator[InputRecord]:

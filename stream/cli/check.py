@@ -11,7 +11,8 @@ from typing import Annotated, BinaryIO
 import typer
 from rich.table import Table
 
-from stream.cli.batch import OUTPUT_FILES, BatchSummary, line_records, read_lines, run_batch
+from stream.cli.batch import OUTPUT_FILES, BatchSummary, run_batch
+from stream.cli.readers import FORMAT_NAMES, read_input
 from stream.cli.common import RulesConfigOption, app, err, fail, load_ruleset, load_settings, out
 from stream.core.rules import RULES_BY_ID
 
@@ -23,15 +24,20 @@ PROGRESS_FROM_BYTES = 1 << 20
 def check(
     input_path: Annotated[
         str,
-        typer.Argument(metavar="INPUT", help="JSON Lines file of encounter events; - reads stdin."),
+        typer.Argument(
+            metavar="INPUT",
+            help="Encounter events (JSON Lines), an X12 837, a FHIR Bundle or Claims; - reads stdin.",
+        ),
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the three output files.")],
     rules_config: RulesConfigOption = None,
 ) -> None:
-    """Decide every line of a JSON Lines file, with no broker.
+    """Decide every claim of a file, with no broker.
 
-    Writes OUT/validated.jsonl, OUT/rejected.jsonl and OUT/dead-letter.jsonl: one output
-    line per input line. Exits 0 when every line was processed, whatever the outcomes.
+    The format comes from the content: JSON Lines of encounter events or FHIR Claims, a FHIR
+    Bundle or Claim, or X12 837P/837I interchanges (split into their claims). Writes
+    OUT/validated.jsonl, OUT/rejected.jsonl and OUT/dead-letter.jsonl: one output line per
+    input line or claim. Exits 0 when every record was processed, whatever the outcomes.
     """
     from stream.core.decision import Decider, freeze_reference_data
 
@@ -41,9 +47,13 @@ def check(
         decider = Decider(ruleset=ruleset)
         freeze_reference_data()
         with byte_progress(size, "deciding") as advance:
-            records = line_records(read_lines(source), name)
-            summary = run_batch(decider, records, out_dir, advance)
-    print_summary(summary, out_dir, ruleset.version)
+            reading = read_input(source, name, advance)
+            summary = run_batch(decider, reading.records, out_dir)
+    if reading.format != "json-lines":
+        out.print(f"read {name} as {FORMAT_NAMES[reading.format]}", highlight=False)
+    for note in reading.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    print_summary(summary, out_dir, ruleset.version, reading.unit)
 
 
 def ensure_writable(out_dir: Path) -> None:
@@ -96,12 +106,14 @@ def byte_progress(total: int, label: str) -> Iterator[Callable[[int], None] | No
         yield advance
 
 
-def print_summary(summary: BatchSummary, out_dir: Path, ruleset_version: str) -> None:
+def print_summary(
+    summary: BatchSummary, out_dir: Path, ruleset_version: str, unit: str = "lines"
+) -> None:
     """Counts per outcome, the most frequent findings and the dead-letter kinds."""
     tally = summary.tally
     rate = tally.records / summary.seconds if summary.seconds else 0.0
     out.print(
-        f"[bold]{tally.records:,}[/] lines decided in {summary.seconds:.2f} s "
+        f"[bold]{tally.records:,}[/] {unit} decided in {summary.seconds:.2f} s "
         f"({rate:,.0f}/s) with ruleset {ruleset_version}"
     )
     outcomes = Table(title="Outcomes", title_justify="left", show_edge=False)
