@@ -225,6 +225,17 @@ def _validation_problems(model: Any, resource: dict[str, Any], path: str) -> lis
     return []
 
 
+def _location(element: str) -> tuple[str | int, ...]:
+    """`Claim.item[0].quantity` -> ("Claim", "item", 0, "quantity"), as pydantic locates."""
+    loc: list[str | int] = []
+    for part in element.split("."):
+        name, _, index = part.partition("[")
+        loc.append(name)
+        if index:
+            loc.append(int(index.rstrip("]")))
+    return tuple(loc)
+
+
 def _element_path(path: str, loc: tuple[Any, ...]) -> str:
     """`Claim`, ("item", 0, "sequence") -> `Claim.item[0].sequence`."""
     text = path
@@ -296,7 +307,7 @@ class _ClaimReader:
         self.places: dict[tuple[str | int, ...], str] = {}
 
     def fail(self, element: str, message: str, type: str = "fhir_missing_claim_data") -> None:
-        self.problems.append(Problem(tuple(element.split(".")), f"{element}: {message}", type))
+        self.problems.append(Problem(_location(element), f"{element}: {message}", type))
 
     def facts(self, patient: Patient | None, claim_id: str | None) -> ClaimFacts | None:
         if claim_id is None:

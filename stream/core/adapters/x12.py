@@ -378,7 +378,15 @@ class InterchangeReader:
         text = io.TextIOWrapper(self._stream, encoding="utf-8", newline="")
         try:
             reader = pyx12.x12context.X12ContextReader(pyx12.params.params(), self._collector, text)
+            interchanges = 0
             for node in reader.iter_segments():
+                if node.seg_data.get_seg_id() == "ISA":
+                    interchanges += 1
+                    if interchanges > 1:
+                        # pyx12 4.0.0 keeps counting IEA segments across the interchanges
+                        # of one file (and reports the second as over its maximum use)
+                        # unless its counters are reset at each ISA, as it does at a GS.
+                        reader._reset_counter_to_isa_counts()
                 yield from self._segment(node)
         except (pyx12.errors.X12Error, pyx12.errors.EngineError, UnicodeDecodeError) as error:
             yield from self._unreadable(error)
@@ -708,7 +716,7 @@ def _read_service(draft: _Draft, segment: Any, segment_id: str, where: str) -> N
     if units is None:
         draft.problems.append(
             Problem(
-                loc=("2400", segment_id, index + 1, "SV104" if segment_id == "SV1" else "SV205"),
+                loc=("2400", segment_id, line_number, "SV104" if segment_id == "SV1" else "SV205"),
                 message=f"{where}: service line {line_number} has {quantity} units; the stage "
                 "reads whole units of 1 or more",
                 type="x12_units_not_whole",
