@@ -44,14 +44,68 @@ PAYERS: dict[str, tuple[str, str]] = {
 }
 """payer_id -> (name on NM1*PR, SBR09 claim filing indicator)."""
 
-_LAST = (
-    "ABERNATHY BRIGHTWATER CALLOWAY DRUMMOND ELLSWORTH FAIRCLOTH GALLOWAY HARTWELL "
-    "IVERSON JESSUP KINCAID LANGFORD MERRIWEATHER NORTHCOTT OAKHURST PEMBERTON QUINLAN "
-    "ROCHFORD SATTERLY THORNBURY UNDERHILL VANTERPOOL WINSLOW YARBROUGH"
-).split()
-_FEMALE = "ADA BEATRIX CORA DELPHINE EDITH FLORENCE GWENDOLYN HAZEL IMOGEN JUNE".split()
-_MALE = "ALBERT BERNARD CORNELIUS DESMOND EZRA FLETCHER GIDEON HORACE IGNATIUS JASPER".split()
-_STREETS = "ALDER BIRCH CEDAR DOGWOOD ELM FIR HAWTHORN JUNIPER LINDEN MAPLE".split()
+_LAST = [
+    "ABERNATHY",
+    "BRIGHTWATER",
+    "CALLOWAY",
+    "DRUMMOND",
+    "ELLSWORTH",
+    "FAIRCLOTH",
+    "GALLOWAY",
+    "HARTWELL",
+    "IVERSON",
+    "JESSUP",
+    "KINCAID",
+    "LANGFORD",
+    "MERRIWEATHER",
+    "NORTHCOTT",
+    "OAKHURST",
+    "PEMBERTON",
+    "QUINLAN",
+    "ROCHFORD",
+    "SATTERLY",
+    "THORNBURY",
+    "UNDERHILL",
+    "VANTERPOOL",
+    "WINSLOW",
+    "YARBROUGH",
+]
+_FEMALE = [
+    "ADA",
+    "BEATRIX",
+    "CORA",
+    "DELPHINE",
+    "EDITH",
+    "FLORENCE",
+    "GWENDOLYN",
+    "HAZEL",
+    "IMOGEN",
+    "JUNE",
+]
+_MALE = [
+    "ALBERT",
+    "BERNARD",
+    "CORNELIUS",
+    "DESMOND",
+    "EZRA",
+    "FLETCHER",
+    "GIDEON",
+    "HORACE",
+    "IGNATIUS",
+    "JASPER",
+]
+_STREETS = [
+    "ALDER",
+    "BIRCH",
+    "CEDAR",
+    "DOGWOOD",
+    "ELM",
+    "FIR",
+    "HAWTHORN",
+    "JUNIPER",
+    "LINDEN",
+    "MAPLE",
+]
 _TOWNS = (
     ("BROOKFIELD", "MA", "015061234"),
     ("MILLBRIDGE", "ME", "046580987"),
@@ -197,9 +251,7 @@ class SegmentWriter:
         return self.hl
 
 
-def interchange(
-    envelope: Envelope, transactions: Sequence[tuple[Guide, Sequence[Event]]]
-) -> str:
+def interchange(envelope: Envelope, transactions: Sequence[tuple[Guide, Sequence[Event]]]) -> str:
     """One interchange of one functional group; each transaction set holds its events,
     grouped by billing provider and patient."""
     created = envelope.created
@@ -221,12 +273,22 @@ def interchange(
     return "\n".join(lines) + "\n"
 
 
-def transaction_set(envelope: Envelope, guide: Guide, events: Sequence[Event], control: str) -> list[str]:
+def transaction_set(
+    envelope: Envelope, guide: Guide, events: Sequence[Event], control: str
+) -> list[str]:
     guide_id = {"837p": "005010X222A1", "837i": "005010X223A2"}[guide]
     out = SegmentWriter()
     created = envelope.created
     out.add("ST", "837", control, guide_id)
-    out.add("BHT", "0019", "00", f"B{envelope.interchange_control_number}{control}", f"{created:%Y%m%d}", f"{created:%H%M}", "CH")
+    out.add(
+        "BHT",
+        "0019",
+        "00",
+        f"B{envelope.interchange_control_number}{control}",
+        f"{created:%Y%m%d}",
+        f"{created:%H%M}",
+        "CH",
+    )
     out.add("NM1", "41", "2", envelope.submitter, "", "", "", "", "46", envelope.sender_id)
     out.add("PER", "IC", "EDI DESK", "TE", "6035550142")
     out.add("NM1", "40", "2", envelope.receiver, "", "", "", "", "46", envelope.receiver_id)
@@ -247,7 +309,9 @@ def _by_provider(guide: Guide, events: Sequence[Event]) -> list[tuple[Provider, 
     return [(provider, groups[key]) for key, provider in order if key in groups]
 
 
-def _billing_provider(out: SegmentWriter, provider: Provider, events: list[Event], guide: Guide) -> None:
+def _billing_provider(
+    out: SegmentWriter, provider: Provider, events: list[Event], guide: Guide
+) -> None:
     parent = out.next_hl()
     out.add("HL", str(parent), "", "20", "1")
     out.add("PRV", "BI", "PXC", provider.taxonomy)
@@ -280,7 +344,9 @@ def _subscriber(out: SegmentWriter, parent: int, claims: list[Event], guide: Gui
     level = out.next_hl()
     out.add("HL", str(level), str(parent), "22", "1" if dependent else "0")
     out.add("SBR", "P", "" if dependent else "18", f"GRP{key[-5:]}", "", "", "", "", "", filing)
-    holder = person(key + ("-subscriber" if dependent else ""), "M" if dependent else patient.get("sex"))
+    holder = person(
+        key + ("-subscriber" if dependent else ""), "M" if dependent else patient.get("sex")
+    )
     out.add("NM1", "IL", "1", holder.last, holder.first, "", "", "", "MI", holder.member_id)
     out.add("N3", holder.street)
     out.add("N4", holder.city, holder.state, holder.zip)
@@ -323,7 +389,16 @@ def _professional_claim(out: SegmentWriter, event: Event) -> None:
         product = ":".join(["HC", line["code"], *(line.get("modifiers") or [])])
         pointers = line.get("diagnosis_pointers") or [1]
         out.add("LX", str(line["line"]))
-        out.add("SV1", product, charge(line["code"], units), "UN", str(units), "", "", ":".join(str(p) for p in pointers))
+        out.add(
+            "SV1",
+            product,
+            charge(line["code"], units),
+            "UN",
+            str(units),
+            "",
+            "",
+            ":".join(str(p) for p in pointers),
+        )
         out.add("DTP", "472", "D8", _ymd(event["date_of_service"]))
 
 
@@ -340,7 +415,18 @@ def _institutional_claim(out: SegmentWriter, event: Event) -> None:
     room = float(charge("0120", days))
     total = sum(float(charge(p["code"], int(p.get("units") or 1))) for p in procedures)
     total += room if inpatient else 0
-    out.add("CLM", event["claim_id"], f"{total:.2f}", "", "", f"{_type_of_bill(event)}:A:1", "", "A", "Y", "Y")
+    out.add(
+        "CLM",
+        event["claim_id"],
+        f"{total:.2f}",
+        "",
+        "",
+        f"{_type_of_bill(event)}:A:1",
+        "",
+        "A",
+        "Y",
+        "Y",
+    )
     if inpatient:
         out.add("DTP", "096", "TM", "1130")
     out.add("DTP", "434", "RD8", f"{_ymd(start)}-{_ymd(end)}")
@@ -365,12 +451,26 @@ def _institutional_claim(out: SegmentWriter, event: Event) -> None:
         units = int(line.get("units") or 1)
         product = ":".join(["HC", line["code"], *(line.get("modifiers") or [])])
         out.add("LX", str(number))
-        out.add("SV2", revenue_code(line["code"]), product, charge(line["code"], units), "UN", str(units))
+        out.add(
+            "SV2",
+            revenue_code(line["code"]),
+            product,
+            charge(line["code"], units),
+            "UN",
+            str(units),
+        )
         out.add("DTP", "472", "D8", _ymd(start))
     if inpatient or not procedures:
         out.add("LX", str(number + 1))
         code = "0120" if inpatient else "0510"
-        out.add("SV2", code, "", f"{room:.2f}" if inpatient else charge(code), "DA" if inpatient else "UN", str(days if inpatient else 1))
+        out.add(
+            "SV2",
+            code,
+            "",
+            f"{room:.2f}" if inpatient else charge(code),
+            "DA" if inpatient else "UN",
+            str(days if inpatient else 1),
+        )
 
 
 # --- FHIR R4 -------------------------------------------------------------------------------
@@ -398,10 +498,19 @@ def patient_resource(event: Event, resource_id: str | None = None) -> dict[str, 
     resource: dict[str, Any] = {
         "resourceType": "Patient",
         "id": resource_id or _patient_id(event),
-        "identifier": [{"system": "https://claims-stage.example/mrn", "value": _patient_key(event)}],
+        "identifier": [
+            {"system": "https://claims-stage.example/mrn", "value": _patient_key(event)}
+        ],
         "name": [{"family": me.last.title(), "given": [me.first.title()]}],
         "gender": gender,
-        "address": [{"line": [me.street.title()], "city": me.city.title(), "state": me.state, "postalCode": me.zip[:5]}],
+        "address": [
+            {
+                "line": [me.street.title()],
+                "city": me.city.title(),
+                "state": me.state,
+                "postalCode": me.zip[:5],
+            }
+        ],
     }
     if patient.get("birth_date"):
         resource["birthDate"] = patient["birth_date"]
@@ -430,7 +539,10 @@ def claim_resource(event: Event, patient_reference: str, created: dt.datetime) -
             "identifier": {"system": PAYER_SYSTEM, "value": payer_id},
             "display": PAYERS.get(payer_id, (payer_id, ""))[0].title(),
         },
-        "provider": {"identifier": {"system": NPI_SYSTEM, "value": provider.npi}, "display": provider.name.title()},
+        "provider": {
+            "identifier": {"system": NPI_SYSTEM, "value": provider.npi},
+            "display": provider.name.title(),
+        },
         "priority": _coding("http://terminology.hl7.org/CodeSystem/processpriority", "normal"),
     }
     if institutional:
@@ -449,7 +561,9 @@ def claim_resource(event: Event, patient_reference: str, created: dt.datetime) -
         }
         for d in sorted(event["diagnoses"], key=lambda d: d["sequence"])
     ]
-    claim["insurance"] = [{"sequence": 1, "focal": True, "coverage": {"display": f"{payer_id} coverage"}}]
+    claim["insurance"] = [
+        {"sequence": 1, "focal": True, "coverage": {"display": f"{payer_id} coverage"}}
+    ]
     claim["item"] = _items(event, start, end)
     return claim
 
@@ -470,7 +584,9 @@ def _items(event: Event, start: str, end: str) -> list[dict[str, Any]]:
         else:
             item["revenue"] = _coding(REVENUE, revenue_code(line["code"]))
         if line.get("modifiers"):
-            item["modifier"] = [_coding(_procedure_system(line["code"]), m) for m in line["modifiers"]]
+            item["modifier"] = [
+                _coding(_procedure_system(line["code"]), m) for m in line["modifiers"]
+            ]
         items.append(item)
     if event["setting"] == "inpatient":
         items.append(
@@ -493,7 +609,9 @@ def fhir_bundle(events: Iterable[Event], bundle_id: str, created: dt.datetime) -
         patient_id = _patient_id(event)
         if patient_id not in seen:
             seen.add(patient_id)
-            entries.append({"fullUrl": f"urn:uuid:{_uuid(patient_id)}", "resource": patient_resource(event)})
+            entries.append(
+                {"fullUrl": f"urn:uuid:{_uuid(patient_id)}", "resource": patient_resource(event)}
+            )
         claim = claim_resource(event, f"Patient/{patient_id}", created)
         claims.append({"fullUrl": f"urn:uuid:{_uuid(claim['id'])}", "resource": claim})
     return {
@@ -508,9 +626,11 @@ def fhir_bundle(events: Iterable[Event], bundle_id: str, created: dt.datetime) -
 def fhir_claim_with_patient(event: Event, created: dt.datetime) -> dict[str, Any]:
     """A Claim with its Patient contained: one self-contained record (JSON Lines, Kafka)."""
     claim = claim_resource(event, "#patient", created)
-    claim = {"resourceType": "Claim", "id": claim["id"], "contained": [patient_resource(event, "patient")]} | {
-        k: v for k, v in claim.items() if k not in ("resourceType", "id")
-    }
+    claim = {
+        "resourceType": "Claim",
+        "id": claim["id"],
+        "contained": [patient_resource(event, "patient")],
+    } | {k: v for k, v in claim.items() if k not in ("resourceType", "id")}
     return claim
 
 

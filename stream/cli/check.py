@@ -12,8 +12,8 @@ import typer
 from rich.table import Table
 
 from stream.cli.batch import OUTPUT_FILES, BatchSummary, run_batch
-from stream.cli.readers import FORMAT_NAMES, read_input
 from stream.cli.common import RulesConfigOption, app, err, fail, load_ruleset, load_settings, out
+from stream.cli.readers import FORMAT_NAMES, read_input
 from stream.core.rules import RULES_BY_ID
 
 PROGRESS_FROM_BYTES = 1 << 20
@@ -83,9 +83,12 @@ def open_input(input_path: str) -> Iterator[tuple[BinaryIO, str, int]]:
 
 
 @contextmanager
-def byte_progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar over `total` bytes on a terminal; None (no bar) otherwise."""
-    if total < PROGRESS_FROM_BYTES or not err.is_terminal:
+def byte_progress(
+    total: int, label: str, minimum: int = PROGRESS_FROM_BYTES
+) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar over `total` bytes on a terminal, from `minimum` bytes; None (no bar)
+    otherwise."""
+    if total < minimum or not err.is_terminal:
         yield None
         return
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn

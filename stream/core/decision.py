@@ -193,7 +193,7 @@ class Decider:
                 f"{error.start} cannot be decoded",
             )
         if b'"resourceType"' in value:  # cheap test first: the hot path is native events
-            adapted = _fhir_record(value)
+            adapted = fhir_record(value)
             if adapted is not None:
                 return self._decide_adapted(adapted, source, key, now)
         if value.lstrip()[:3] == b"ISA":
@@ -217,24 +217,10 @@ class Decider:
         self, adapted: AdaptedClaim, source: Source, key: bytes | None, now: dt.datetime
     ) -> Output:
         """A claim read from an 837 or FHIR: the same contract and rules as a native event."""
-        if adapted.problems or adapted.event is None:
-            problems = adapted.problems
-            message = problems[0].message if problems else "the claim could not be read"
-            if len(problems) > 1:
-                message += (
-                    f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-                )
-            details = tuple(ErrorDetail(loc=p.loc, msg=p.message, type=p.type) for p in problems)
-            return _adapted_letter(adapted, source, key, now, message, details)
-        try:
-            event = EncounterEvent.model_validate_json(adapted.event)
-        except ValidationError as error:
-            _, message, details = explain_validation_error(error)
-            place = adapted.place_of(details[0].loc)
-            if place is not None:
-                message += f" ({place})"
-            return _adapted_letter(adapted, source, key, now, message, details)
-        return self._decision(event, adapted.event, source, now)
+        checked = check_adapted(adapted, source, key, now)
+        if isinstance(checked, Output):
+            return checked
+        return self._decision(checked, adapted.event or b"", source, now)
 
     def _decision(
         self, event: EncounterEvent, raw: bytes, source: Source, now: dt.datetime
@@ -306,7 +292,30 @@ def _origin_member(origin: Origin | None) -> dict[str, object]:
     return {} if origin is None else {"origin": origin.model_dump(mode="json", exclude_none=True)}
 
 
-def _fhir_record(value: bytes) -> AdaptedClaim | None:
+def check_adapted(
+    adapted: AdaptedClaim, source: Source, key: bytes | None, now: dt.datetime
+) -> EncounterEvent | Output:
+    """The encounter event of a claim read from an 837 or FHIR, checked against the contract,
+    or its dead letter: what `decide` does before the rules, and what `ingest` does before
+    it sends a claim's event to the input topic."""
+    if adapted.problems or adapted.event is None:
+        problems = adapted.problems
+        message = problems[0].message if problems else "the claim could not be read"
+        if len(problems) > 1:
+            message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+        details = tuple(ErrorDetail(loc=p.loc, msg=p.message, type=p.type) for p in problems)
+        return _adapted_letter(adapted, source, key, now, message, details)
+    try:
+        return EncounterEvent.model_validate_json(adapted.event)
+    except ValidationError as error:
+        _, message, details = explain_validation_error(error)
+        place = adapted.place_of(details[0].loc)
+        if place is not None:
+            message += f" ({place})"
+        return _adapted_letter(adapted, source, key, now, message, details)
+
+
+def fhir_record(value: bytes) -> AdaptedClaim | None:
     """A record that is a FHIR resource, read by the FHIR adapter; None when it is not."""
     try:
         document = orjson.loads(value)

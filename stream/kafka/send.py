@@ -1,4 +1,5 @@
-"""Feeding the stage: `claims-stage send` produces lines to the input topic."""
+"""Feeding the stage: `claims-stage send` produces lines to the input topic, and
+`claims-stage ingest` produces the claims of an 837 or a FHIR Bundle."""
 
 from __future__ import annotations
 
@@ -67,6 +68,54 @@ def send_lines(
         report.sent += 1
         if progress is not None:
             progress(1)
+    client.flush()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record to produce: where to, key, value and headers."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def send_records(
+    settings: Settings,
+    records: Iterable[Outgoing],
+    progress: Callable[[Outgoing], None] | None = None,
+) -> SendReport:
+    """Produce records to their topics, waiting for every delivery before returning."""
+    report = SendReport()
+    client = clients.producer(settings)
+
+    def on_delivery(error: KafkaError | None, _: Any) -> None:
+        if error is None:
+            report.delivered += 1
+        else:
+            report.failed += 1
+
+    started = time.perf_counter()
+    for record in records:
+        while True:
+            try:
+                client.produce(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=list(record.headers),
+                    on_delivery=on_delivery,
+                )
+                break
+            except BufferError:  # the local queue is full: let deliveries drain
+                client.poll(0.1)
+        client.poll(0)
+        report.sent += 1
+        if progress is not None:
+            progress(record)
     client.flush()
     report.seconds = time.perf_counter() - started
     return report

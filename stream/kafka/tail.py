@@ -26,7 +26,10 @@ def describe(value: bytes | None) -> str:
     if "error" in record:
         error = record.get("error") or {}
         source = record.get("source") or {}
-        where = "/".join(str(source.get(k, "?")) for k in ("topic", "partition", "offset"))
+        if "file" in source:  # a claim `ingest` could not read
+            where = f"{source.get('file')} line {source.get('line')}"
+        else:
+            where = "/".join(str(source.get(k, "?")) for k in ("topic", "partition", "offset"))
         return (
             f"dead letter  {error.get('kind')}  from {where}  key={record.get('raw_key')}\n"
             f"    {error.get('message')}"

@@ -64,7 +64,9 @@ def verdict(decider: Decider, value: bytes | Any) -> dict[str, Any]:
     document = json.loads(output.value)
     if output.route == "dead_letter":
         return {"dead_letter": document["error"]["message"]}
-    return {key: document[key] for key in ("claim_id", "outcome", "findings", "diagnoses", "procedures")}
+    return {
+        key: document[key] for key in ("claim_id", "outcome", "findings", "diagnoses", "procedures")
+    }
 
 
 def native_events(decider: Decider) -> list[tuple[Event, dict[str, Any]]]:
@@ -239,7 +241,11 @@ def _ymd(value: str) -> str:
 FHIR_FAULTS = (
     (1, "item 1 bills 1.5 units", "Claim.item[0].quantity.value"),
     (2, "the diagnosis is coded in SNOMED CT only, with no ICD-10-CM coding", "Claim.diagnosis[0]"),
-    (3, "an item's sequence is the text 'one' (fhir.resources rejects it)", "Claim.item[0].sequence"),
+    (
+        3,
+        "an item's sequence is the text 'one' (fhir.resources rejects it)",
+        "Claim.item[0].sequence",
+    ),
     (4, "its Patient's birthDate is 1958-02-30 (fhir.resources rejects it)", "Patient.birthDate"),
 )
 
@@ -317,9 +323,7 @@ def describe(decider: Decider, events: list[Event]) -> str:
         outpatient=settings["outpatient"],
         families=", ".join(f"{name} {n}" for name, n in sorted(families.items())),
         rows="\n".join(rows),
-        x12_faults="\n".join(
-            f"| {n + 1} | {what} | `{where}` |" for n, what, where in X12_FAULTS
-        ),
+        x12_faults="\n".join(f"| {n + 1} | {what} | `{where}` |" for n, what, where in X12_FAULTS),
         fhir_faults="\n".join(
             f"| {n + 1} | {what} | `{where}` |" for n, what, where in FHIR_FAULTS
         ),
