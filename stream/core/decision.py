@@ -304,7 +304,7 @@ def check_adapted(
         if len(problems) > 1:
             message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
         details = tuple(ErrorDetail(loc=p.loc, msg=p.message, type=p.type) for p in problems)
-        return _adapted_letter(adapted, source, key, now, message, details)
+        return _adapted_letter(adapted, source, key, now, message, details, adapted.kind)
     try:
         return EncounterEvent.model_validate_json(adapted.event)
     except ValidationError as error:
@@ -333,13 +333,14 @@ def _adapted_letter(
     now: dt.datetime,
     message: str,
     details: tuple[ErrorDetail, ...],
+    kind: DeadLetterKind = "contract_violation",
 ) -> Output:
     return dead_letter(
         adapted.raw,
         source,
         key,
         now,
-        "contract_violation",
+        kind,
         message,
         details,
         origin=adapted.origin,

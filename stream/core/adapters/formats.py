@@ -21,7 +21,7 @@ from typing import Literal
 
 import orjson
 
-from stream.core.contracts import Origin, Setting, Sex
+from stream.core.contracts import DeadLetterKind, Origin, Setting, Sex
 
 InputFormat = Literal["json-lines", "fhir-bundle-lines", "json-document", "x12"]
 """How an input file is read into records.
@@ -99,6 +99,8 @@ class AdaptedClaim:
     event: bytes | None = None
     """The encounter event (JSON) the claim maps to; None when `problems` says why not."""
     problems: tuple[Problem, ...] = ()
+    kind: DeadLetterKind = "contract_violation"
+    """The dead-letter kind when `problems` is not empty: `not_utf8` for an undecodable 837."""
     places: dict[tuple[str | int, ...], str] = field(default_factory=dict)
     """Where each part of the event came from (`("diagnoses", 2)` -> `HI01-4 at ...`), so
     that a contract violation names the segment or element to fix."""

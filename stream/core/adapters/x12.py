@@ -587,6 +587,7 @@ class InterchangeReader:
             ),
             claim_id=None,
             line=self._last_line + 1,
+            kind="not_utf8" if isinstance(error, UnicodeDecodeError) else "contract_violation",
             problems=(
                 Problem(
                     loc=("ISA_LOOP",),
