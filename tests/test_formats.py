@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from stream.bench import claimfiles
 from stream.cli.main import app
 from stream.cli.readers import read_input
+from stream.core.adapters import fhir
 from stream.core.adapters.formats import AdaptedClaim, detect_format
 from stream.core.adapters.x12 import InterchangeReader
-from stream.core.contracts import DeadLetter, Decision, FileSource
+from stream.core.contracts import DeadLetter, Decision, FileSource, normalize_icd10cm
 from stream.core.decision import Decider, Output
 from stream.core.rules import RULES_BY_ID
 
@@ -676,3 +679,93 @@ def test_a_dangling_item_pointer_is_a_contract_violation_naming_the_item(decider
     letter = DeadLetter.model_validate_json(_decide_claim(decider, claim).value)
     assert letter.error.details[0].loc == ("procedures", 0, "diagnosis_pointers", 0)
     assert letter.error.message.endswith("(Claim.item[0])")
+
+
+# --- any event, written as an 837 and as FHIR, reads back into itself --------------------------
+
+DIAGNOSIS_CODES = ["C34.11", "C79.51", "Z51.11", "C50.912", "R64", "E88.A", "C7B.02", "Z85.3"]
+PROCEDURE_CODES = ["71260", "96413", "J9271", "77373", "99214", "A9552", "0001U"]
+
+
+@st.composite
+def events(draw: st.DrawFn, claim: int) -> dict[str, Any]:
+    setting = draw(st.sampled_from(["professional", "outpatient", "inpatient"]))
+    limit = 12 if setting == "professional" else 25
+    codes = draw(st.lists(st.sampled_from(DIAGNOSIS_CODES), min_size=1, max_size=limit))
+    start = dt.date(2026, 1, 1) + dt.timedelta(days=draw(st.integers(0, 272)))
+    procedures = []
+    # an 837P claim bills at least one service line; an institutional one may bill none
+    for line in range(1, draw(st.integers(1 if setting == "professional" else 0, 4)) + 1):
+        procedure: dict[str, Any] = {
+            "line": line,
+            "code": draw(st.sampled_from(PROCEDURE_CODES)),
+            "units": draw(st.integers(1, 9)),
+        }
+        modifiers = draw(st.lists(st.sampled_from(["26", "59", "LT", "RT", "25"]), max_size=4))
+        if modifiers:
+            procedure["modifiers"] = modifiers
+        if setting == "professional":
+            pointers = st.integers(1, len(codes))
+            procedure["diagnosis_pointers"] = draw(st.lists(pointers, min_size=1, max_size=4))
+        procedures.append(procedure)
+    event = _event(
+        f"CLM-{claim:06d}",
+        codes,
+        setting=setting,
+        date=start.isoformat(),
+        patient=f"PT-{claim}",
+        sex=draw(st.sampled_from(["F", "M", "U"])),
+    )
+    event["procedures"] = procedures
+    event["payer_id"] = draw(st.sampled_from(sorted(claimfiles.PAYERS)))
+    if setting == "inpatient":
+        stay = dt.timedelta(days=draw(st.integers(0, 20)))
+        event["discharge_date"] = (start + stay).isoformat()
+    return event
+
+
+def _comparable(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as the rules read it, whichever way it was written."""
+    return {
+        "claim_id": event["claim_id"],
+        "setting": event["setting"],
+        "date_of_service": event["date_of_service"],
+        "discharge_date": event.get("discharge_date") if event["setting"] == "inpatient" else None,
+        "patient": {k: v for k, v in event["patient"].items() if k != "id"},
+        "payer_id": event["payer_id"],
+        "diagnoses": [normalize_icd10cm(d["code"]) for d in event["diagnoses"]],
+        "procedures": [
+            (
+                p["line"],
+                p["code"],
+                p.get("units", 1),
+                tuple(p.get("modifiers") or ()),
+                tuple(p.get("diagnosis_pointers") or ())
+                if event["setting"] == "professional"
+                else (),
+            )
+            for p in event.get("procedures") or ()
+        ],
+    }
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_event_written_as_an_837_and_as_fhir_reads_back_into_itself(
+    data: st.DataObject,
+) -> None:
+    written = [data.draw(events(claim)) for claim in range(data.draw(st.integers(1, 6)))]
+    professional = [e for e in written if e["setting"] == "professional"]
+    institutional = [e for e in written if e["setting"] != "professional"]
+    text = (_x12(professional, "837p", 1) if professional else "") + (
+        _x12(institutional, "837i", 2) if institutional else ""
+    )
+    claims, notes = _claims(text)  # one file of up to two interchanges: one pyx12 reader
+    assert notes == []
+    read = [_event_of(claim) for claim in claims]
+    by_id = {e["claim_id"]: _comparable(e) for e in written}
+    assert {e["claim_id"]: _comparable(e) for e in read} == by_id
+    for event in written:
+        claim = claimfiles.fhir_claim_with_patient(event, CREATED)
+        adapted = fhir.adapt_record(claim, json.dumps(claim).encode())
+        assert _comparable(_event_of(adapted)) == by_id[event["claim_id"]]

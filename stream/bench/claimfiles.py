@@ -378,6 +378,8 @@ def _procedures(event: Event) -> list[dict[str, Any]]:
 
 def _professional_claim(out: SegmentWriter, event: Event) -> None:
     procedures = _procedures(event)
+    if not procedures:
+        raise ValueError(f"{event['claim_id']}: an 837P claim bills at least one service line")
     total = sum(float(charge(p["code"], int(p.get("units") or 1))) for p in procedures)
     reads = any("26" in (p.get("modifiers") or ()) for p in procedures)
     place = "21" if not procedures else ("22" if reads else "11")
