@@ -505,7 +505,7 @@ def test_a_claim_with_no_service_date_names_what_is_missing() -> None:
 
 
 def test_an_x12_record_on_the_input_topic_is_told_to_use_ingest(decider: Decider) -> None:
-    output = decider.decide(_x12([_event("CLM-A", ["C34.11"])]).encode(), SOURCE)
+    output = decider.decide(_x12([_event("CLM-A", ["C34.11"], ["71260"])]).encode(), SOURCE)
     letter = DeadLetter.model_validate_json(output.value)
     assert "claims-stage ingest" in letter.error.message
 

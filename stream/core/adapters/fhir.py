@@ -97,17 +97,19 @@ def read_bundle(document: dict[str, Any], line: int = 1) -> Iterator[AdaptedClai
     its references; problems of the Bundle itself fail every Claim in it."""
     listed = document.get("entry")
     entries: list[Any] = listed if isinstance(listed, list) else []
-    shell = _validation_problems(Bundle, {**document, "entry": []}, "Bundle")
+    _, shell = _validated(Bundle, {**document, "entry": []}, "Bundle")
     if not isinstance(document.get("entry", []), list):
         shell.append(Problem(("Bundle", "entry"), "Bundle.entry: must be a list", "list_type"))
-    resolve = _bundled(entries)
+    by_reference = _entry_index(entries)
+    resolve = _resolver(by_reference)
+    envelope = {k: v for k, v in document.items() if k != "entry"}
     position = 0
     for index, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or resource.get("resourceType") != "Claim":
             continue
         position += 1
-        raw = _claim_bundle(document, entry, resolve)
+        raw = _claim_bundle(envelope, entry, by_reference)
         origin = Origin(
             format="fhir-r4",
             claim_position=position,
@@ -151,42 +153,48 @@ def _contained(resource: dict[str, Any]) -> Resolver:
     return lambda reference: contained.get(reference or "")
 
 
-def _bundled(entries: list[Any]) -> Resolver:
-    """References into a Bundle: by `fullUrl`, or relative (`Patient/123`)."""
+def _entry_index(entries: list[Any]) -> dict[str, dict[str, Any]]:
+    """A Bundle's entries by the references that can name them: `fullUrl`, or relative
+    (`Patient/123`)."""
     index: dict[str, dict[str, Any]] = {}
     for entry in entries:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
             continue
         if isinstance(entry.get("fullUrl"), str):
-            index[entry["fullUrl"]] = resource
+            index[entry["fullUrl"]] = entry
         if isinstance(resource.get("resourceType"), str) and isinstance(resource.get("id"), str):
-            index[f"{resource['resourceType']}/{resource['id']}"] = resource
-    return lambda reference: index.get(reference or "")
+            index[f"{resource['resourceType']}/{resource['id']}"] = entry
+    return index
+
+
+def _resolver(index: dict[str, dict[str, Any]]) -> Resolver:
+    def resolve(reference: str | None) -> dict[str, Any] | None:
+        entry = index.get(reference or "")
+        return entry["resource"] if entry is not None else None
+
+    return resolve
 
 
 def _chain(first: Resolver, second: Resolver) -> Resolver:
     return lambda reference: first(reference) or second(reference)
 
 
-def _claim_bundle(document: dict[str, Any], entry: dict[str, Any], resolve: Resolver) -> bytes:
+def _claim_bundle(
+    envelope: dict[str, Any], entry: dict[str, Any], index: dict[str, dict[str, Any]]
+) -> bytes:
     """A Claim's part of a Bundle, which its dead letter keeps: a Bundle of the Claim's entry
     and the entries of the Patient, Encounters and Conditions it names."""
     claim = entry["resource"]
     named = [_reference(claim.get("patient"))]
     named += [_reference(d.get("diagnosisReference")) for d in _dicts(claim.get("diagnosis"))]
     named += [_reference(e) for i in _dicts(claim.get("item")) for e in _dicts(i.get("encounter"))]
-    related = [
-        other
-        for other in _dicts(document.get("entry"))
-        if other is not entry
-        and any(
-            ref and (ref == other.get("fullUrl") or resolve(ref) is other.get("resource"))
-            for ref in named
-        )
-    ]
-    shell = {k: v for k, v in document.items() if k != "entry"}
-    return orjson.dumps({**shell, "entry": [entry, *related]})
+    related: dict[int, dict[str, Any]] = {}
+    for reference in named:
+        other = index.get(reference or "")
+        if other is not None and other is not entry:
+            related.setdefault(id(other), other)
+    return orjson.dumps({**envelope, "entry": [entry, *related.values()]})
 
 
 def _dicts(value: object) -> list[dict[str, Any]]:
@@ -200,12 +208,13 @@ def _reference(value: object) -> str | None:
 # --- validation -------------------------------------------------------------------------------
 
 
-def _validation_problems(model: Any, resource: dict[str, Any], path: str) -> list[Problem]:
-    """fhir.resources' verdict on a resource, each error located by its element path."""
+def _validated(model: Any, resource: dict[str, Any], path: str) -> tuple[Any, list[Problem]]:
+    """fhir.resources' verdict on a resource: the model, or the errors, each located by its
+    element path."""
     try:
-        model.model_validate(resource)
+        return model.model_validate(resource), []
     except ValidationError as error:
-        return [
+        return None, [
             Problem(
                 loc=(path, *e["loc"]),
                 message=f"{_element_path(path, e['loc'])}: {e['msg']}",
@@ -215,14 +224,13 @@ def _validation_problems(model: Any, resource: dict[str, Any], path: str) -> lis
         ]
     except (KeyError, ValueError, TypeError) as error:
         # fhir.resources raises a bare KeyError for a contained resource of an unknown type
-        return [
+        return None, [
             Problem(
                 loc=(path,),
                 message=f"{path}: fhir.resources cannot read it ({type(error).__name__}: {error})",
                 type="fhir_unreadable",
             )
         ]
-    return []
 
 
 def _location(element: str) -> tuple[str | int, ...]:
@@ -251,20 +259,20 @@ def _adapt(
     resource: dict[str, Any], raw: bytes, resolve: Resolver, origin: Origin, where: str = ""
 ) -> AdaptedClaim:
     prefix = f"{where}: " if where else ""
-    problems = _validation_problems(Claim, resource, "Claim")
+    claim, problems = _validated(Claim, resource, "Claim")
     claim_id = _claim_id(resource)
     origin = origin.model_copy(
         update={"submitter_claim_id": claim_id, "resource_id": _text(resource.get("id"))}
     )
     adapted = AdaptedClaim(raw=raw, origin=origin, claim_id=claim_id)
     patient_resource = resolve(_reference(resource.get("patient")))
-    if patient_resource is not None and not _is_contained(resource, patient_resource):
-        problems += _validation_problems(Patient, patient_resource, "Patient")
-    if problems:
+    patient: Patient | None = None
+    if patient_resource is not None and patient_resource.get("resourceType") == "Patient":
+        patient, patient_problems = _validated(Patient, patient_resource, "Patient")
+        problems += [] if _is_contained(resource, patient_resource) else patient_problems
+    if problems or claim is None:
         adapted.problems = tuple(_prefixed(p, prefix) for p in problems)
         return adapted
-    claim = Claim.model_validate(resource)
-    patient = Patient.model_validate(patient_resource) if patient_resource is not None else None
     reader = _ClaimReader(claim, resolve)
     facts = reader.facts(patient, claim_id)
     if facts is None:

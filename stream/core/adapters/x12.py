@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -140,9 +140,10 @@ class _Raised:
 class _Collector:
     """pyx12's error-handler interface, collecting problems with where they were found."""
 
-    def __init__(self) -> None:
+    def __init__(self, loops: Callable[[Any], tuple[str, ...]]) -> None:
+        self._loops_of = loops
         self.raised: list[_Raised] = []
-        self._loops: tuple[str, ...] = ()
+        self._place: tuple[str, ...] | Any = ()
         self._segment_id: str | None = None
         self._position: int | None = None
         self._line: int | None = None
@@ -164,17 +165,19 @@ class _Collector:
         self._cursor(loops, seg, src.get_seg_count(), src.get_cur_line())
 
     def add_seg(self, map_node: Any, seg: Any, seg_count: int, cur_line: int, ls_id: Any) -> None:
-        self._cursor(loops_of(map_node), seg, seg_count, cur_line, map_node.id)
+        self._cursor(map_node, seg, seg_count, cur_line, map_node.id)
 
     def _cursor(
         self,
-        loops: tuple[str, ...],
+        place: tuple[str, ...] | Any,
         seg: Any,
         position: int | None,
         line: int | None,
         map_id: str | None = None,
     ) -> None:
-        self._loops = loops
+        # The loops of a map node are worked out only when a problem is raised there:
+        # pyx12 moves this cursor at every segment.
+        self._place = place
         # pyx12 reports a missing segment or loop with a stand-in segment of no elements
         self._missing = seg is None or len(seg) == 0
         self._segment_id = seg.get_seg_id() if seg is not None else map_id
@@ -218,7 +221,7 @@ class _Collector:
                 message,
                 value,
                 element,
-                self._loops,
+                self._place if isinstance(self._place, tuple) else self._loops_of(self._place),
                 self._segment_id,
                 self._position,
                 self._line,
@@ -257,6 +260,20 @@ def loops_of(map_node: Any) -> tuple[str, ...]:
     """The loop IDs around a map node, outermost first (`ISA_LOOP`, ..., `2300`)."""
     parts = [part for part in map_node.get_path().split("/") if part]
     return tuple(parts if map_node.is_loop() else parts[:-1])
+
+
+class _Loops:
+    """`loops_of`, remembered per map node: pyx12 builds a node's path anew on each call."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[Any, tuple[str, ...]]] = {}
+
+    def __call__(self, map_node: Any) -> tuple[str, ...]:
+        known = self._known.get(id(map_node))
+        if known is None or known[0] is not map_node:
+            known = (map_node, loops_of(map_node))
+            self._known[id(map_node)] = known
+        return known[1]
 
 
 def _problem(raised: _Raised) -> Problem:
@@ -363,7 +380,8 @@ class InterchangeReader:
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
         self.notes: list[str] = []
-        self._collector = _Collector()
+        self._loops = _Loops()
+        self._collector = _Collector(self._loops)
         self._interchange = _Envelope()
         self._group = _Envelope()
         self._transaction: _Envelope | None = None
@@ -467,7 +485,7 @@ class InterchangeReader:
             return self._innermost()
         if segment_id in ("ISA", "GS", "ST", "SE", "GE", "IEA"):
             return self._envelope(segment, segment_id)
-        loops = loops_of(map_node)
+        loops = self._loops(map_node)
         if segment_id == "HL":
             return self._open_level(loops[-1])
         if segment_id == "CLM":
@@ -674,7 +692,7 @@ def _int(value: str | None) -> int | None:
 
 
 def _read_diagnoses(draft: _Draft, segment: Any, where: str) -> None:
-    for index in range(1, 13):
+    for index in range(1, min(len(segment), 12) + 1):
         reference = f"HI{index:02d}"
         qualifier = segment.get_value(f"{reference}-1")
         code = segment.get_value(f"{reference}-2")
