@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench bench-formats bench-stage ops-tools dashboard clean
 
 help: ## list the verbs
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
