@@ -769,3 +769,35 @@ def test_any_event_written_as_an_837_and_as_fhir_reads_back_into_itself(
         claim = claimfiles.fhir_claim_with_patient(event, CREATED)
         adapted = fhir.adapt_record(claim, json.dumps(claim).encode())
         assert _comparable(_event_of(adapted)) == by_id[event["claim_id"]]
+
+
+class _Pipe(io.BytesIO):
+    """Standard input from a pipe: it cannot seek."""
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, *_: Any) -> int:
+        raise io.UnsupportedOperation("seek")
+
+
+@pytest.mark.parametrize("file_name", ["837i.x12", "bundle.json", "claims.jsonl"])
+def test_a_pipe_is_read_like_a_file(decider: Decider, file_name: str) -> None:
+    data = (CLAIMS / file_name).read_bytes()
+    from_file = [verdict(o) for o in outputs(decider, data)]
+    reading = read_input(_Pipe(data), "-")
+    assert [verdict(decider.decide(v, s)) for v, s in reading.records] == from_file
+
+
+def test_a_bug_on_an_adapted_claim_keeps_the_claim_for_replay(
+    decider: Decider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*_: Any) -> Output:
+        raise RuntimeError("a bug")
+
+    claims, _ = _claims(_x12([_event("CLM-A", ["C34.11"], ["71260"])]))
+    monkeypatch.setattr(decider, "_decision", boom)
+    letter = DeadLetter.model_validate_json(decider.decide(claims[0], SOURCE).value)
+    assert letter.error.kind == "internal_error"
+    assert letter.raw_value.encode() == claims[0].raw
+    assert letter.origin == claims[0].origin

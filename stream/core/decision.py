@@ -196,7 +196,7 @@ class Decider:
             adapted = fhir_record(value)
             if adapted is not None:
                 return self._decide_adapted(adapted, source, key, now)
-        if value.lstrip()[:3] == b"ISA":
+        if value[:64].lstrip()[:3] == b"ISA":
             return dead_letter(
                 value,
                 source,
