@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 DATE_OF_SERVICE = "2026-05-15"  # inside the catalogue's 2026-04-01..2026-09-30
@@ -46,3 +47,12 @@ def encounter(
 
 def encode(event: dict[str, Any]) -> bytes:
     return json.dumps(event).encode()
+
+
+def claims_in(path: Path) -> int:
+    """How many claims an example file holds, counted on its text: CLM segments of an 837,
+    Claim resources of FHIR JSON."""
+    text = path.read_text()
+    if path.suffix == ".x12":
+        return text.count("\nCLM*")
+    return text.count('"resourceType": "Claim"')

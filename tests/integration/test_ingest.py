@@ -14,35 +14,34 @@ import pytest
 
 from stream.core.contracts import FileSource
 from stream.core.decision import Decider
+from tests.claims import claims_in
 from tests.stage_kafka import ROOT, StageDeployment, read_outputs
 
 pytestmark = pytest.mark.integration
 
 CLAIMS = ROOT / "schemas" / "examples" / "claims"
 INGESTED = {
-    # file: (decisions, dead letters)
-    "837p.x12": (12, 0),
-    "837i.x12": (17, 0),
-    "bundle.json": (29, 0),
+    # file: (decisions, dead letters), as schemas/examples/claims/README.md lists them
+    "837p.x12": (claims_in(CLAIMS / "837p.x12"), 0),
+    "837i.x12": (claims_in(CLAIMS / "837i.x12"), 0),
+    "bundle.json": (claims_in(CLAIMS / "bundle.json"), 0),
     "837p-errors.x12": (2, 6),
     "bundle-errors.json": (2, 4),
 }
-SENT = ("claims.jsonl", 29)  # FHIR Claims as they are: the worker reads them
+SENT = ("claims.jsonl", claims_in(CLAIMS / "claims.jsonl"))  # FHIR Claims: the worker reads them
 
 
 def _group(document: dict[str, Any]) -> str:
     """Which input file an output answers, from its origin."""
     origin = document["origin"]
     if origin["format"] == "fhir-r4":
-        return {"claims-2026-09-30": "bundle.json", "claims-with-errors": "bundle-errors.json"}.get(
+        return {"claims-export": "bundle.json", "claims-with-errors": "bundle-errors.json"}.get(
             origin.get("bundle_id"), "claims.jsonl"
         )
-    return {
-        "260930001": "837p.x12",
-        "260930101": "837i.x12",
-        "260930102": "837i.x12",
-        "260930201": "837p-errors.x12",
-    }[origin["interchange_control_number"]]
+    # interchange control numbers: 1xxxxxxxx 837p.x12, 2xxxxxxxx 837i.x12, 3xxxxxxxx errors
+    return {"1": "837p.x12", "2": "837i.x12", "3": "837p-errors.x12"}[
+        origin["interchange_control_number"][0]
+    ]
 
 
 def _run(deployment: StageDeployment, *args: str) -> str:

@@ -46,8 +46,10 @@ CLAIMS_JSONL = HERE / "claims.jsonl"
 P837_ERRORS = HERE / "837p-errors.x12"
 BUNDLE_ERRORS = HERE / "bundle-errors.json"
 README = HERE / "README.md"
+BUNDLE_ID, ERRORS_BUNDLE_ID = "claims-export", "claims-with-errors"
 
-CREATED = dt.datetime(2026, 9, 30, 18, 5, tzinfo=dt.UTC)
+P837_CONTROL, I837_CONTROL, ERRORS_CONTROL = 100000001, 200000001, 300000001
+"""First interchange control numbers (ISA13) of each 837 file."""
 PER_SETTING = {"professional": 12, "outpatient": 10, "inpatient": 8}
 CLEAN_PER_SETTING = 2
 
@@ -142,29 +144,59 @@ def _rules(decided: dict[str, Any]) -> set[tuple[str, str]]:
 # --- the files ------------------------------------------------------------------------------
 
 
-def envelope(control: int) -> claimfiles.Envelope:
+def last_day(event: Event) -> dt.date:
+    return dt.date.fromisoformat(event.get("discharge_date") or event["date_of_service"])
+
+
+def created_after(events: list[Event]) -> dt.datetime:
+    """When a batch is sent: three days after its last claim's last day of service."""
+    last = max(last_day(e) for e in events) + dt.timedelta(days=3)
+    return dt.datetime.combine(last, dt.time(18, 5), tzinfo=dt.UTC)
+
+
+def batches(events: list[Event]) -> list[list[Event]]:
+    """Claims as a provider sends them: one batch per fiscal year of service (October to
+    September), a batch of one claim joined to its neighbour."""
+    years: dict[int, list[Event]] = {}
+    for event in events:
+        day = last_day(event)
+        years.setdefault(day.year + (day.month >= 10), []).append(event)
+    grouped: list[list[Event]] = []
+    for batch in years.values():
+        if grouped and (len(batch) == 1 or len(grouped[-1]) == 1):
+            grouped[-1] = grouped[-1] + batch
+        else:
+            grouped.append(list(batch))
+    return grouped
+
+
+def envelope(control: int, created: dt.datetime) -> claimfiles.Envelope:
     return claimfiles.Envelope(
         sender_id="HARBORVIEWBS",
         receiver_id="CLAIMSSTAGE",
-        created=CREATED,
+        created=created,
         interchange_control_number=control,
         group_control_number=control % 100_000,
     )
 
 
+def interchanges(guide: claimfiles.Guide, events: list[Event], first_control: int) -> str:
+    return "".join(
+        claimfiles.interchange(envelope(first_control + n, created_after(batch)), [(guide, batch)])
+        for n, batch in enumerate(batches(events))
+    )
+
+
 def render(events: list[Event]) -> dict[Path, bytes]:
     professional = [e for e in events if e["setting"] == "professional"]
-    inpatient = [e for e in events if e["setting"] == "inpatient"]
-    outpatient = [e for e in events if e["setting"] == "outpatient"]
+    institutional = [e for e in events if e["setting"] != "professional"]
     files = {
-        P837: claimfiles.interchange(envelope(260930001), [("837p", professional)]).encode(),
-        I837: (
-            claimfiles.interchange(envelope(260930101), [("837i", inpatient)])
-            + claimfiles.interchange(envelope(260930102), [("837i", outpatient)])
-        ).encode(),
-        BUNDLE: _json(claimfiles.fhir_bundle(events, "claims-2026-09-30", CREATED)),
+        P837: interchanges("837p", professional, P837_CONTROL).encode(),
+        I837: interchanges("837i", institutional, I837_CONTROL).encode(),
+        BUNDLE: _json(claimfiles.fhir_bundle(events, BUNDLE_ID, created_after(events))),
         CLAIMS_JSONL: b"".join(
-            json.dumps(claimfiles.fhir_claim_with_patient(e, CREATED)).encode() + b"\n"
+            json.dumps(claimfiles.fhir_claim_with_patient(e, created_after([e]))).encode()
+            + b"\n"
             for e in events
         ),
     }
@@ -192,7 +224,8 @@ def _broken_837(professional: list[Event]) -> bytes:
     in a second transaction set whose SE count is wrong."""
     first = [_single_claim_patient(e, n) for n, e in enumerate(professional[:6])]
     second = [_single_claim_patient(e, n + 6) for n, e in enumerate(professional[6:8])]
-    text = claimfiles.interchange(envelope(260930201), [("837p", first), ("837p", second)])
+    sent = envelope(ERRORS_CONTROL, created_after(first + second))
+    text = claimfiles.interchange(sent, [("837p", first), ("837p", second)])
     lines = text.splitlines()
     out: list[str] = []
     claim = -1
@@ -254,7 +287,7 @@ def _broken_bundle(events: list[Event]) -> bytes:
     """Six Claims; the second to the fifth are broken one way each."""
     chosen = [e for e in events if e.get("procedures")][:6]
     chosen = [_single_claim_patient(e, 20 + n) for n, e in enumerate(chosen)]
-    bundle = claimfiles.fhir_bundle(chosen, "claims-with-errors", CREATED)
+    bundle = claimfiles.fhir_bundle(chosen, ERRORS_BUNDLE_ID, created_after(chosen))
     claims = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Claim"]
     patients = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
     claims[1]["item"][0]["quantity"] = {"value": 1.5}
@@ -318,6 +351,10 @@ def describe(decider: Decider, events: list[Event]) -> str:
         )
     return README_TEXT.format(
         count=len(events),
+        p837_interchanges=len(batches([e for e in events if e["setting"] == "professional"])),
+        i837_interchanges=len(batches([e for e in events if e["setting"] != "professional"])),
+        first=min(e["date_of_service"] for e in events),
+        last=max(last_day(e) for e in events).isoformat(),
         professional=settings["professional"],
         inpatient=settings["inpatient"],
         outpatient=settings["outpatient"],
@@ -338,8 +375,8 @@ The same {count} clinical claims in the formats the stage reads besides its own 
 
 | file | format | claims |
 |---|---|---|
-| `837p.x12` | ASC X12 837P 005010X222A1: one interchange, two billing providers (an oncology group, a radiology group), patients as subscribers and as dependents (loop 2000C) | {professional} professional |
-| `837i.x12` | ASC X12 837I 005010X223A2: two interchanges from one hospital, type of bill 111 (inpatient) and 131 (outpatient) | {inpatient} inpatient, {outpatient} outpatient |
+| `837p.x12` | ASC X12 837P 005010X222A1: {p837_interchanges} interchanges, one per fiscal year of service, with two billing providers (an oncology group, a radiology group), patients as subscribers and as dependents (loop 2000C) | {professional} professional |
+| `837i.x12` | ASC X12 837I 005010X223A2: {i837_interchanges} interchanges from one hospital, type of bill 111 (inpatient) and 131 (outpatient) | {inpatient} inpatient, {outpatient} outpatient |
 | `bundle.json` | a FHIR R4 `Bundle` (collection) of Patients and Claims | {count} |
 | `claims.jsonl` | FHIR R4 `Claim`s with a contained `Patient`, one a line (what the worker reads from the input topic) | {count} |
 
@@ -347,7 +384,9 @@ Each claim is an event of the example stream (`../encounters.jsonl`, same `claim
 decision does not depend on its `context`: an 837 or a FHIR Claim carries no TNM stage,
 primary status or treatment target. `claims-stage check` gives each claim, in every format,
 the decision its native event gets (outcome, findings, codes); `tests/test_formats.py`
-checks it. Providers, patients and identifiers are invented.
+checks it. The claims' dates of service run from {first} to {last}, as the example stream's
+do, across the code-set years the stage loads; each batch is sent three days after its last
+claim. Providers, patients and identifiers are invented.
 
 **Do not edit these files by hand.** Change `generate.py` and run
 
