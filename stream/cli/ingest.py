@@ -92,7 +92,7 @@ def _plan(
         checked = check_adapted(adapted, source, key, dt.datetime.now(dt.UTC))
         if isinstance(checked, Output):
             counts.dead_letters += 1
-            yield Outgoing(settings.dlq_topic, checked.key, checked.value, checked.headers)
+            yield Outgoing(settings.dlq_topic, checked.key, checked.value, tuple(checked.headers))
         else:
             counts.events += 1
             yield Outgoing(settings.input_topic, checked.claim_id.encode(), adapted.event or b"")

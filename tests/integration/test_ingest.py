@@ -15,7 +15,7 @@ import pytest
 from stream.core.contracts import FileSource
 from stream.core.decision import Decider
 from tests.claims import claims_in
-from tests.stage_kafka import ROOT, StageDeployment, read_outputs
+from tests.stage_kafka import ROOT, Record, StageDeployment, read_outputs
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ def test_ingest_and_the_worker_give_one_output_per_claim(
     assert len(records) == expected, deployment.logs()
 
     settings = deployment.settings
-    documents = [(record, record.document) for record in records]
+    documents: list[tuple[Record, dict[str, Any]]] = [(r, r.document) for r in records]
     answered = Counter((_group(d), d["origin"]["submitter_claim_id"]) for _, d in documents)
     per_file = Counter(group for group, _ in answered)
     assert max(answered.values()) == 1  # one output per claim

@@ -195,8 +195,7 @@ def render(events: list[Event]) -> dict[Path, bytes]:
         I837: interchanges("837i", institutional, I837_CONTROL).encode(),
         BUNDLE: _json(claimfiles.fhir_bundle(events, BUNDLE_ID, created_after(events))),
         CLAIMS_JSONL: b"".join(
-            json.dumps(claimfiles.fhir_claim_with_patient(e, created_after([e]))).encode()
-            + b"\n"
+            json.dumps(claimfiles.fhir_claim_with_patient(e, created_after([e]))).encode() + b"\n"
             for e in events
         ),
     }
