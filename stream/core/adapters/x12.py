@@ -17,7 +17,7 @@ concerns:
 Claims are therefore released at the end of their transaction set (SE), so memory holds one
 transaction set (the guide recommends at most 5,000 claims in one) at a time.
 
-Elements read: ISA06, ISA13, GS06, GS08, ST02, ST03, SBR02, NM1*PR NM109 (2010BB), DMG02
+Elements read: ISA06, ISA13, GS06, GS08, ST02, ST03, NM1*PR NM109 (2010BB), DMG02
 and DMG03 (2010BA, or 2010CA for a patient who is not the subscriber), CLM01, CLM05, DTP*434
 and DTP*435 (837I), HI ABK/BK and ABF/BF, LX01, SV1 (HC code, modifiers, SV104 units, SV107
 pointers), SV2 (SV202 HC code, modifiers, SV205 units) and DTP*472. Everything else is
@@ -321,7 +321,6 @@ class _Level(_Context):
     """A billing provider (2000A), subscriber (2000B) or patient (2000C) loop."""
 
     loop: str = ""
-    relationship: str | None = None  # SBR02: 18 = the subscriber is the patient
     birth_date: dt.date | None = None
     sex: Sex | None = None
     payer_id: str | None = None
@@ -363,8 +362,11 @@ def _statement(value: str | None) -> tuple[dt.date, dt.date] | None:
     return (first, last) if first and last else None
 
 
+_SEXES: dict[str, Sex] = {"F": "F", "M": "M", "U": "U"}
+
+
 def _sex(value: str | None) -> Sex | None:
-    return value if value in ("F", "M", "U") else None  # type: ignore[return-value]
+    return _SEXES.get(value or "")
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -656,9 +658,7 @@ def _unsupported_guide(guide: str) -> Problem:
 def _read_level_segment(
     level: _Level, segment: Any, segment_id: str, loops: tuple[str, ...]
 ) -> None:
-    if segment_id == "SBR":
-        level.relationship = segment.get_value("SBR02")
-    elif segment_id == "DMG":
+    if segment_id == "DMG":
         level.birth_date = _date(segment.get_value("DMG02"))
         level.sex = _sex(segment.get_value("DMG03"))
     elif segment_id == "NM1" and loops[-1] == "2010BB":
