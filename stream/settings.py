@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -32,7 +32,18 @@ class Settings(BaseSettings):
     web_host: str = Field(default="127.0.0.1", description="Where /metrics and /healthz listen.")
     web_port: int = 6066
     partitions: int = Field(default=6, ge=1, description="Partitions of topics we create.")
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas of topics we create (default: 3 on a cluster of 3 or more "
+        "brokers, else one per broker).",
+    )
+    min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas that must take a write before it counts, for topics we create "
+        "(default: 2 with 3 or more replicas, else 1).",
+    )
     rules_config: Path | None = Field(
         default=None, description="TOML file that disables rules or changes their severity."
     )
@@ -86,6 +97,19 @@ class Settings(BaseSettings):
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{server.strip()!r} is not host:port (e.g. 127.0.0.1:9092)")
         return servers
+
+    @model_validator(mode="after")
+    def _replicas_that_can_take_a_write(self) -> Settings:
+        if (
+            self.replication_factor is not None
+            and self.min_insync_replicas is not None
+            and self.min_insync_replicas > self.replication_factor
+        ):
+            raise ValueError(
+                f"CLAIMS_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) is more than "
+                f"CLAIMS_REPLICATION_FACTOR ({self.replication_factor}): no write could succeed"
+            )
+        return self
 
     @property
     def broker_configured(self) -> bool:

@@ -12,56 +12,241 @@ from stream.cli.common import RulesConfigOption, app, err, fail, load_ruleset, l
 from stream.settings import Settings
 
 if TYPE_CHECKING:
-    from stream.kafka.localbroker import LocalBroker
+    from stream.kafka.access import Needs
+    from stream.kafka.localbroker import LocalCluster
 
-broker_app = typer.Typer(help="The local Kafka broker (single-node KRaft, from Maven Central).")
+broker_app = typer.Typer(
+    help="The local Kafka cluster (KRaft, one node or three, optionally secured; from Maven "
+    "Central)."
+)
 topics_app = typer.Typer(help="The stage's topics.")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 
 
-def _local_broker(settings: Settings) -> LocalBroker:
-    from stream.kafka.localbroker import LocalBroker, default_home
+def _local_cluster(
+    settings: Settings, nodes: int | None = None, secure: bool | None = None
+) -> LocalCluster:
+    """The local cluster of CLAIMS_LOCAL_BROKER_HOME, on the ports CLAIMS_KAFKA_BOOTSTRAP
+    names when set (else those it was formatted with, else 9092, 9094, ...)."""
+    from stream.kafka.localbroker import BrokerError, LocalCluster, default_home, default_ports
 
-    host, _, port = settings.kafka_bootstrap.partition(",")[0].rpartition(":")
-    return LocalBroker(settings.local_broker_home or default_home(), host=host, port=int(port))
+    servers = [s.strip().rpartition(":") for s in settings.kafka_bootstrap.split(",")]
+    host = servers[0][0]
+    ports: list[int] | None = None
+    if settings.broker_configured:
+        ports = [int(port) for _, _, port in servers]
+        if nodes is not None and len(ports) != nodes:
+            ports = default_ports(ports[0], nodes)
+    try:
+        return LocalCluster(
+            settings.local_broker_home or default_home(),
+            nodes=nodes if nodes is not None else (len(ports) if ports else None),
+            secure=secure,
+            host=host,
+            ports=ports,
+        )
+    except BrokerError as error:
+        raise fail(str(error)) from error
+
+
+def _check_access(settings: Settings, needs: Needs) -> None:
+    """Exit 2 with the cause named unless this user may do what the command needs."""
+    from stream.kafka.access import AccessError, check_access
+
+    try:
+        check_access(settings, needs)
+    except AccessError as error:
+        hint = ""
+        if error.cause == "missing topics":
+            hint = (
+                ". The worker does not let the broker auto-create them with one partition; "
+                "run `claims-stage topics create` first."
+            )
+        raise fail(f"{error}{hint}") from error
+
+
+def _grant_local_acls(cluster: LocalCluster, settings: Settings) -> None:
+    """On a secured local cluster: the stage's and the producer's ACLs, for these settings."""
+    from pydantic import SecretStr
+
+    from stream.kafka.acls import grant, stage_grants
+
+    admin = cluster.client_environment("admin")
+    admin_settings = settings.model_copy(
+        update={
+            "kafka_bootstrap": cluster.bootstrap,
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": admin["CLAIMS_SASL_MECHANISM"],
+            "sasl_username": admin["CLAIMS_SASL_USERNAME"],
+            "sasl_password": SecretStr(admin["CLAIMS_SASL_PASSWORD"]),
+            "ssl_cafile": Path(admin["CLAIMS_SSL_CAFILE"]),
+        }
+    )
+    grant(admin_settings, stage_grants(settings))
 
 
 @broker_app.command("start")
 def broker_start(
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 120.0,
+    nodes: Annotated[
+        int | None,
+        typer.Option(
+            "--nodes",
+            min=1,
+            help="Nodes of the cluster (default: as formatted, else 1). Client ports 9092, "
+            "9094, 9096, ...",
+            show_default=False,
+        ),
+    ] = None,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="SASL_SSL only: a generated CA, SCRAM-SHA-512 users stage, producer and "
+            "admin, ACLs; writes var/kafka/<user>.env and .properties.",
+        ),
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the nodes.")] = 120.0,
 ) -> None:
-    """Start the local broker (idempotent) and print its bootstrap address."""
+    """Start the local cluster, or the nodes of it that are down, and print its bootstrap."""
     from stream.kafka.localbroker import BrokerError
 
-    broker = _local_broker(load_settings())
+    settings = load_settings()
+    cluster = _local_cluster(settings, nodes, True if secure else None)
     started = time.perf_counter()
     try:
-        bootstrap = broker.start(timeout=timeout)
+        bootstrap = cluster.start(timeout=timeout)
+        if cluster.secure:
+            _grant_local_acls(cluster, settings)
     except BrokerError as error:
         err.print(f"[bold red]the local broker did not start:[/] {error}", highlight=False)
         raise typer.Exit(1) from error
-    out.print(f"Kafka is up at [bold]{bootstrap}[/] ({time.perf_counter() - started:.1f} s)")
+    kind = "SASL_SSL" if cluster.secure else "PLAINTEXT"
+    count = len(cluster.nodes)
+    out.print(
+        f"Kafka is up at [bold]{bootstrap}[/] ({count} node{'s' * (count > 1)}, {kind}, "
+        f"{time.perf_counter() - started:.1f} s)",
+        highlight=False,
+    )
+    if cluster.secure:
+        _print_client_files(cluster, settings)
     print(bootstrap)
 
 
+def _print_client_files(cluster: LocalCluster, settings: Settings) -> None:
+    outputs = ", ".join(t for t in _output_topics(settings))
+    roles = {
+        "stage": f"reads {settings.input_topic} (group {settings.app_id}), writes {outputs}",
+        "producer": f"writes {settings.input_topic}",
+        "admin": "creates topics, grants ACLs (super user)",
+    }
+    out.print("Settings for each user (CLAIMS_* in .env; Kafka's tools take .properties):")
+    for files in cluster.client_files():
+        out.print(f"  {files.user:9} {files.env}  {roles[files.user]}", highlight=False)
+    out.print(f"For example:  set -a; . {cluster.home / 'admin.env'}; set +a", highlight=False)
+
+
+def _output_topics(settings: Settings) -> list[str]:
+    from stream.kafka.topics import stage_topics
+
+    return [name for name in stage_topics(settings) if name != settings.input_topic]
+
+
 @broker_app.command("stop")
-def broker_stop() -> None:
-    """Stop the local broker cleanly."""
-    stopped = _local_broker(load_settings()).stop()
-    out.print("stopped the local broker" if stopped else "the local broker was not running")
+def broker_stop(
+    node: Annotated[
+        int | None, typer.Option("--node", help="Stop only this node (1, 2, 3, ...).")
+    ] = None,
+) -> None:
+    """Stop the local cluster (or one node) cleanly; `broker start` starts what is down."""
+    from stream.kafka.localbroker import BrokerError
+
+    cluster = _local_cluster(load_settings())
+    try:
+        stopped = cluster.stop(node=node)
+    except BrokerError as error:
+        raise fail(str(error)) from error
+    what = f"node {node}" if node is not None else "the local broker"
+    out.print(f"stopped {what}" if stopped else f"{what} was not running")
 
 
 @broker_app.command("status")
-def broker_status() -> None:
-    """Say whether the local broker runs (exit 0 when it does, 1 when not)."""
-    status = _local_broker(load_settings()).status()
+def broker_status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A list of objects: node, pid, port, ...")
+    ] = False,
+) -> None:
+    """Each node with its pid and listener (exit 0 when every node runs, 1 when not)."""
+    import json
+
+    statuses = _local_cluster(load_settings()).status()
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "node": s.node,
+                        "pid": s.pid,
+                        "port": s.port,
+                        "running": s.running,
+                        "bootstrap": s.bootstrap,
+                        "controller_port": s.controller_port,
+                        "log": str(s.log_path),
+                    }
+                    for s in statuses
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for s in statuses:
+            out.print(
+                f"node {s.node}: {'running' if s.running else 'not running'}: {s.bootstrap} "
+                f"(pid {s.pid}); {s.detail}; log {s.log_path}",
+                highlight=False,
+            )
+    raise typer.Exit(0 if all(s.running for s in statuses) else 1)
+
+
+@broker_app.command("reset")
+def broker_reset() -> None:
+    """Stop the local cluster and delete its topics, configuration and credentials (not the
+    jars), so that the next start may choose another --nodes or --secure."""
+    from stream.kafka.localbroker import BrokerError
+
+    cluster = _local_cluster(load_settings())
+    try:
+        deleted = cluster.reset()
+    except BrokerError as error:
+        raise fail(str(error)) from error
     out.print(
-        f"{'running' if status.running else 'not running'}: {status.bootstrap} "
-        f"(pid {status.pid}); {status.detail}; log {status.log_path}",
+        f"deleted {len(deleted)} files and folders under {cluster.home}"
+        if deleted
+        else "nothing to delete",
         highlight=False,
     )
-    raise typer.Exit(0 if status.running else 1)
+
+
+@app.command()
+def acls(
+    stage_user: Annotated[str, typer.Option(help="The stage's SASL user.")] = "stage",
+    producer_user: Annotated[str, typer.Option(help="The input producer's user.")] = "producer",
+    commands: Annotated[
+        bool, typer.Option("--commands", help="Print kafka-acls.sh command lines instead.")
+    ] = False,
+) -> None:
+    """The ACLs the stage and its producer need on a secured cluster (from the settings)."""
+    from stream.kafka.acls import stage_grants
+
+    settings = load_settings()
+    for g in stage_grants(settings, stage_user, producer_user):
+        if commands:
+            print(g.kafka_acls(settings.kafka_bootstrap))
+        else:
+            out.print(
+                f"{g.principal:16} ALLOW {g.operation:6} {g.resource:5} {g.name}",
+                highlight=False,
+            )
 
 
 @topics_app.command("create")
@@ -69,56 +254,54 @@ def topics_create() -> None:
     """Create the input, validated, rejected and dead-letter topics that are missing."""
     from confluent_kafka import KafkaException
 
-    from stream.kafka.topics import create_topics
+    from stream.kafka.access import Needs
+    from stream.kafka.topics import TopicsError, create_topics
 
     settings = load_settings()
+    _check_access(settings, Needs())
     try:
         states = create_topics(settings)
-    except KafkaException as error:
+    except (KafkaException, TopicsError) as error:
         raise fail(f"cannot create topics on {settings.kafka_bootstrap}: {error}") from error
     for state in states:
         verb = "created" if state.created else "exists "
-        out.print(f"{verb} {state.name:24} {state.role:12} {state.partitions} partitions")
+        replicas = f", {state.replicas} replicas" if state.replicas else ""
+        if state.min_insync_replicas:
+            replicas += f" (min in-sync {state.min_insync_replicas})"
+        out.print(
+            f"{verb} {state.name:24} {state.role:12} {state.partitions} partitions{replicas}",
+            highlight=False,
+        )
 
 
 @topics_app.command("list")
 def topics_list() -> None:
     """Show which of the stage's topics exist."""
+    from stream.kafka.access import Needs
     from stream.kafka.topics import describe_topics
 
-    for state in describe_topics(load_settings()):
+    settings = load_settings()
+    _check_access(settings, Needs())
+    for state in describe_topics(settings):
         partitions = f"{state.partitions} partitions" if state.partitions else "MISSING"
-        out.print(f"{state.name:24} {state.role:12} {partitions}")
-
-
-def _check_topics(settings: Settings) -> None:
-    from confluent_kafka import KafkaException
-
-    from stream.kafka.topics import missing_topics
-
-    try:
-        missing = missing_topics(settings)
-    except KafkaException as error:
-        raise fail(f"cannot reach Kafka at {settings.kafka_bootstrap}: {error}") from error
-    if missing:
-        raise fail(
-            f"missing topics on {settings.kafka_bootstrap}: {', '.join(missing)}. The worker "
-            "does not let the broker auto-create them with one partition; run "
-            "`claims-stage topics create` first."
-        )
+        replicas = f", {state.replicas} replicas" if state.replicas else ""
+        out.print(f"{state.name:24} {state.role:12} {partitions}{replicas}", highlight=False)
 
 
 @app.command()
 def worker(rules_config: RulesConfigOption = None) -> None:
     """Run the stream worker until SIGTERM or Ctrl-C (settings from CLAIMS_* variables)."""
     from stream.core.decision import Decider
+    from stream.kafka.access import stage_needs
     from stream.logs import configure
     from stream.worker.app import run_worker
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
     ruleset = load_ruleset(settings, rules_config)
-    _check_topics(settings)
+    # Before Faust starts: a wrong password, an untrusted certificate or a missing ACL
+    # ends here with the cause named, not in a client retrying forever.
+    _check_access(settings, stage_needs(settings))
     run_worker(settings, lambda: Decider(ruleset=ruleset))
 
 
@@ -135,6 +318,7 @@ def send(
 ) -> None:
     """Produce a JSON Lines file to the input topic, key = claim_id; bad lines as they are."""
     from stream.cli.batch import read_lines
+    from stream.kafka.access import Needs
     from stream.kafka.send import send_lines
 
     settings = load_settings()
@@ -143,6 +327,7 @@ def send(
             lines = list(read_lines(source))
     except OSError as error:
         raise fail(f"cannot read {input_path}: {error.strerror}") from error
+    _check_access(settings, Needs(write=(topic or settings.input_topic,)))
     if err.is_terminal and len(lines) > 1000:
         from rich.progress import Progress
 
@@ -176,11 +361,13 @@ def tail(
     ] = None,
 ) -> None:
     """Print arriving records readably: outcome, claim and findings; dead letters' errors."""
+    from stream.kafka.access import Needs
     from stream.kafka.tail import TailError, describe
     from stream.kafka.tail import tail as follow
 
     settings = load_settings()
-    names = topics or [settings.validated_topic, settings.rejected_topic, settings.dlq_topic]
+    names = topics or _output_topics(settings)
+    _check_access(settings, Needs(read=tuple(names)))
     try:
         for topic, _, value in follow(settings, names, from_beginning, limit, idle):
             out.print(f"[dim]{topic}[/] {describe(value)}", highlight=False)
@@ -215,16 +402,21 @@ def run(
     ruleset = load_ruleset(settings, None)
     broker = None
     if not settings.broker_configured:
-        broker = _local_broker(settings)
+        broker = _local_cluster(settings)
+        if broker.secure:
+            raise fail(
+                f"the local cluster in {broker.home} is secured: no one user may do all that "
+                "`run` does. Start the parts with each user's settings (README: Security), "
+                "or `claims-stage broker reset` for a plaintext one."
+            )
         started = time.perf_counter()
         out.print("starting the local Kafka broker (CLAIMS_KAFKA_BOOTSTRAP is not set) ...")
         try:
-            broker.start()
+            bootstrap = broker.start()
         except BrokerError as error:
             raise fail(f"the local broker did not start: {error}") from error
-        out.print(
-            f"Kafka is up at {settings.kafka_bootstrap} ({time.perf_counter() - started:.1f} s)"
-        )
+        settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
+        out.print(f"Kafka is up at {bootstrap} ({time.perf_counter() - started:.1f} s)")
     try:
         for state in create_topics(settings):
             out.print(f"topic {state.name} ({state.role}): {state.partitions} partitions")

@@ -8,6 +8,7 @@ consumer is Faust's aiokafka; `faust_credentials` gives it the same security set
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -89,27 +90,36 @@ def faust_broker_urls(settings: Settings) -> list[str]:
     return [f"kafka://{server.strip()}" for server in servers if server.strip()]
 
 
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS context of Python clients: verifies the broker's certificate and name against
+    CLAIMS_SSL_CAFILE (else the system's CAs), with a client certificate if one is given."""
+    context = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH,
+        cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
+    )
+    if settings.ssl_certfile:
+        context.load_cert_chain(
+            str(settings.ssl_certfile),
+            str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+        )
+    return context
+
+
 def faust_credentials(settings: Settings) -> Any:
     """The same security settings for Faust's aiokafka consumer; None for PLAINTEXT."""
     import faust
 
     if settings.security_protocol == "PLAINTEXT":
         return None
-    ssl_context = None
+    context = None
     if settings.security_protocol in ("SSL", "SASL_SSL"):
-        ssl_context = faust.SSLCredentials(
-            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
-        ).context
-        if settings.ssl_certfile:
-            ssl_context.load_cert_chain(
-                str(settings.ssl_certfile),
-                str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
-            )
+        context = ssl_context(settings)
     if settings.security_protocol == "SSL":
-        return faust.SSLCredentials(ssl_context)
+        return faust.SSLCredentials(context)
+    # SASL_PLAINTEXT without a context, SASL_SSL with one: Faust tells them apart by it.
     return faust.SASLCredentials(
         username=settings.sasl_username,
         password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
-        ssl_context=ssl_context,
+        ssl_context=context,
         mechanism=settings.sasl_mechanism or "PLAIN",
     )

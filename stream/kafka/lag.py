@@ -12,13 +12,15 @@ def read_lag(settings: Settings, partitions: set[int]) -> dict[int, int]:
     """How many input records of each partition are not yet committed by the stage's group.
 
     A short-lived client each time: it reads the group's commits without joining the
-    group, and leaves nothing behind when the worker stops.
+    group, and leaves nothing behind when the worker stops. It asks for the input topic's
+    metadata even when no partition is held, so that a cluster that does not answer raises.
     """
-    if not partitions:
-        return {}
     topic = settings.input_topic
     consumer = clients.consumer(settings, settings.app_id)
     try:
+        consumer.list_topics(topic, timeout=5)
+        if not partitions:
+            return {}
         wanted = [TopicPartition(topic, p) for p in sorted(partitions)]
         committed = {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=5)}
         lag: dict[int, int] = {}

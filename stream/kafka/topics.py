@@ -2,19 +2,26 @@
 
 A broker that auto-creates a missing topic gives it one partition, which silently caps the
 consumer group at one busy worker; so the stage creates its topics itself and the worker
-refuses to start without them.
+refuses to start without them. On a cluster of three or more brokers they get three replicas,
+two of which must take each write, unless the settings say otherwise.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from stream.kafka import clients
 from stream.kafka.clients import MAX_MESSAGE_BYTES
+from stream.kafka.replication import default_min_insync, default_replication
 from stream.settings import Settings
+
+
+class TopicsError(ValueError):
+    """The topics cannot be created as the settings ask on this cluster."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,26 @@ class TopicState:
     role: str
     partitions: int | None  # None: the topic does not exist
     created: bool = False
+    replicas: int | None = None
+    min_insync_replicas: int | None = None  # known for the topics created here
+
+
+def replication(settings: Settings, brokers: int) -> tuple[int, int]:
+    """(replication factor, min in-sync replicas) for new topics on `brokers` brokers: the
+    settings where given, else 3 and 2 with three or more brokers, else one per broker and 1."""
+    factor = settings.replication_factor or default_replication(brokers)[0]
+    min_insync = settings.min_insync_replicas or default_min_insync(factor)
+    if factor > brokers:
+        raise TopicsError(
+            f"replication factor {factor} needs {factor} brokers; the cluster has {brokers} "
+            "(CLAIMS_REPLICATION_FACTOR)"
+        )
+    if min_insync > factor:
+        raise TopicsError(
+            f"min.insync.replicas {min_insync} is more than the {factor} replicas: every "
+            "write would fail (CLAIMS_MIN_INSYNC_REPLICAS)"
+        )
+    return factor, min_insync
 
 
 def stage_topics(settings: Settings) -> dict[str, str]:
@@ -35,19 +62,18 @@ def stage_topics(settings: Settings) -> dict[str, str]:
     }
 
 
+def _state(metadata: Any, name: str, role: str) -> TopicState:
+    topic = metadata.topics.get(name)
+    if topic is None or topic.error is not None:
+        return TopicState(name, role, None)
+    replicas = max((len(p.replicas) for p in topic.partitions.values()), default=None)
+    return TopicState(name, role, len(topic.partitions), replicas=replicas)
+
+
 def describe_topics(settings: Settings, timeout: float = 10.0) -> list[TopicState]:
-    """Which of the stage's topics exist, with their partition counts."""
+    """Which of the stage's topics exist, with their partition and replica counts."""
     metadata = clients.admin(settings).list_topics(timeout=timeout)
-    return [
-        TopicState(
-            name,
-            role,
-            len(metadata.topics[name].partitions)
-            if name in metadata.topics and metadata.topics[name].error is None
-            else None,
-        )
-        for name, role in stage_topics(settings).items()
-    ]
+    return [_state(metadata, name, role) for name, role in stage_topics(settings).items()]
 
 
 def missing_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
@@ -57,15 +83,22 @@ def missing_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
 def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicState]:
     """Create whichever of the stage's topics are missing. Idempotent."""
     admin = clients.admin(settings)
-    existing = describe_topics(settings, timeout)
+    metadata = admin.list_topics(timeout=timeout)
+    factor, min_insync = replication(settings, len(metadata.brokers))
+    existing = [_state(metadata, name, role) for name, role in stage_topics(settings).items()]
+
+    def config(name: str) -> dict[str, str]:
+        config = {"min.insync.replicas": str(min_insync)}
+        if name == settings.dlq_topic:
+            config["max.message.bytes"] = str(MAX_MESSAGE_BYTES)
+        return config
+
     wanted = [
         NewTopic(
             state.name,
             num_partitions=settings.partitions,
-            replication_factor=settings.replication_factor,
-            config={"max.message.bytes": str(MAX_MESSAGE_BYTES)}
-            if state.name == settings.dlq_topic
-            else {},
+            replication_factor=factor,
+            config=config(state.name),
         )
         for state in existing
         if state.partitions is None
@@ -81,7 +114,14 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicState]
                 if error.args[0].name() != "TOPIC_ALREADY_EXISTS":
                     raise
     return [
-        TopicState(s.name, s.role, s.partitions or settings.partitions, s.name in created)
+        TopicState(
+            s.name,
+            s.role,
+            s.partitions or settings.partitions,
+            s.name in created,
+            factor if s.name in created else s.replicas,
+            min_insync if s.name in created else None,
+        )
         for s in existing
     ]
 

@@ -36,9 +36,33 @@ class WorkerState:
     failing_since: dict[tuple[int, int], float] = field(default_factory=dict)
     """Records whose output the broker has not taken yet: (partition, offset) -> first failure."""
     assigned_at: float | None = None
+    session_timeout: float = 30.0
+    """The consumer group's session timeout: a cluster silent for longer has given this
+    worker's partitions away, or could not tell that it should."""
+    unreachable_since: float | None = None
+    """When the first of the current run of failed calls to the cluster began; None once
+    one succeeds."""
+    unreachable_reason: str | None = None
+
+    def kafka_unreachable(self, since: float, reason: str) -> None:
+        """A call to the cluster begun at `since` failed; the earliest of a run counts."""
+        if self.unreachable_since is None:
+            self.unreachable_since = since
+        self.unreachable_reason = reason
+
+    def kafka_reachable(self) -> None:
+        self.unreachable_since = self.unreachable_reason = None
 
     def health(self, partitions: set[int], now: float) -> tuple[bool, str]:
-        """(healthy, reason): partitions held, outputs accepted, progress while records wait."""
+        """(healthy, reason): the cluster answers, partitions held, outputs accepted,
+        progress while records wait."""
+        if self.unreachable_since is not None:
+            silent = now - self.unreachable_since
+            if silent > self.session_timeout:
+                return False, (
+                    f"Kafka unreachable for {silent:.0f} s (longer than the "
+                    f"{self.session_timeout:g} s session timeout): {self.unreachable_reason}"
+                )
         if not partitions:
             return False, "no partitions assigned to this worker"
         waiting = sum(self.lag.get(p, 0) for p in partitions)

@@ -5,7 +5,9 @@
   broker acknowledge its output. Faust commits the contiguous acknowledged prefix of each
   partition, so an offset is never committed past a record whose output is not stored.
 - A failed delivery is sent again, with backoff, until the broker takes it; meanwhile the
-  committed offset stays before it, and a restart would decide it again.
+  committed offset stays before it, and a restart would decide it again. A refusal that
+  retrying cannot cure (authentication, TLS, a missing ACL) stops the worker instead
+  (`fatal.FatalStop`: exit status 2), the record uncommitted.
 - `decide` never raises, and the per-record work sits in its own error boundary, so no
   record stops the agent (an exception leaving a Faust agent skips the record).
 - Sends are pipelined: the loop does not wait for one acknowledgement before the next
@@ -20,12 +22,14 @@ import time
 from typing import Any
 
 import faust
+from confluent_kafka import KafkaException
 
 from stream.core.contracts import KafkaSource
 from stream.core.decision import Decider, Output
 from stream.ops.health import WorkerState
 from stream.ops.metrics import StageMetrics
 from stream.worker.acks import OffsetOrderAcks, Pending
+from stream.worker.fatal import FatalStop
 from stream.worker.outputs import OutputProducer
 
 log = logging.getLogger("claims_stage.worker")
@@ -48,9 +52,9 @@ class Flight:
         self.seconds = seconds
         self.pending: Pending[Flight] | None = None
 
-    def report(self, error: Any, _: Any) -> None:
+    def report(self, error: Any, message: Any) -> None:
         """librdkafka's delivery report for this record's output."""
-        self.agent.delivered(self, error)
+        self.agent.delivered(self, error, message)
 
 
 class ClaimsAgent:
@@ -72,8 +76,10 @@ class ClaimsAgent:
         state: WorkerState,
         batch_size: int = 500,
         batch_within: float = 0.02,
+        fatal: FatalStop | None = None,
     ) -> None:
         self.app = app
+        self.fatal = fatal
         self.input = input_topic
         self.decider = decider
         self.outputs = outputs
@@ -114,16 +120,28 @@ class ClaimsAgent:
         flight.pending = self.acks.add(event.message.tp, flight)
         try:
             queued = self.outputs.produce(output, flight.report)
+        except KafkaException as error:
+            # librdkafka refuses at once a topic it knows this user may not write.
+            if self.refused(error.args[0], self.outputs.topics[output.route]):
+                return  # the worker stops; the record stays uncommitted
+            self.retry(flight)
+            raise
         except Exception:
             self.retry(flight)  # tracked already: its partition waits for it
             raise
         if not queued:  # librdkafka's queue is full: wait for it, this record only
             await self.outputs.send(output, flight.report)
 
-    def delivered(self, flight: Flight, error: Any) -> None:
+    def refused(self, error: Any, topic: str | None) -> bool:
+        """Whether the cluster refused for good; then the worker is stopping."""
+        return self.fatal is not None and self.fatal.kafka_error(error, topic)
+
+    def delivered(self, flight: Flight, error: Any, message: Any = None) -> None:
         """Delivery report: the broker answered for this record's output."""
         if error is not None:
             self.metrics.output_send_errors.inc()
+            if self.refused(error, message.topic() if message is not None else None):
+                return  # refused for good: the worker stops, the record stays uncommitted
             log.warning(
                 "output not accepted by the broker (%s); sending it again",
                 error.name(),
@@ -177,6 +195,10 @@ class ClaimsAgent:
                 raise
             except Exception as error:
                 self.metrics.output_send_errors.inc()
+                if isinstance(error, KafkaException) and self.refused(
+                    error.args[0], self.outputs.topics[flight.output.route]
+                ):
+                    return
                 backoff = min(backoff * 2, REDELIVERY_MAX_BACKOFF)
                 log.warning(
                     "output still not accepted (%s); next try in %.0f s",

@@ -22,6 +22,7 @@ from stream.ops.health import WorkerState
 from stream.ops.metrics import StageMetrics
 from stream.settings import Settings
 from stream.worker.agent import ClaimsAgent
+from stream.worker.fatal import EXIT_STATUS, FatalStop
 from stream.worker.lag import LAG_INTERVAL, LagMonitor
 from stream.worker.outputs import OutputProducer
 from stream.worker.views import PageContext, install_pages
@@ -68,7 +69,10 @@ def faust_app(settings: Settings) -> faust.App:
 
 
 def create_app(
-    settings: Settings, decider: Decider, registry: CollectorRegistry | None = None
+    settings: Settings,
+    decider: Decider,
+    registry: CollectorRegistry | None = None,
+    fatal: FatalStop | None = None,
 ) -> WorkerApp:
     """Build the worker around a decider. Nothing connects until the worker starts."""
     registry = registry or CollectorRegistry()
@@ -76,7 +80,7 @@ def create_app(
     # Faust's transport sensor, and ours, on one registry. A fixed prefix, so dashboards
     # need not know the app id: faust_messages_received_total.
     sensor.install(app, registry, name_prefix="faust")
-    state = WorkerState()
+    state = WorkerState(session_timeout=settings.session_timeout)
     metrics = StageMetrics(
         registry,
         state.tally,
@@ -91,11 +95,12 @@ def create_app(
         app,
         input_topic,
         decider,
-        OutputProducer(settings),
+        OutputProducer(settings, fatal.error_callback if fatal is not None else None),
         metrics,
         state,
         batch_size=settings.batch_size,
         batch_within=settings.batch_wait_ms / 1000,
+        fatal=fatal,
     )
     app.agent(input_topic, name="decide")(agent.process)
 
@@ -152,7 +157,8 @@ def run_worker(settings: Settings, decider_factory: Callable[[], Decider]) -> No
     mode.loop.use("uvloop")
     decider = decider_factory()
     freeze_reference_data()
-    worker_app = create_app(settings, decider)
+    fatal = FatalStop(settings)
+    worker_app = create_app(settings, decider, fatal=fatal)
     worker = faust.Worker(
         worker_app.app,
         loglevel=settings.log_level,
@@ -171,5 +177,11 @@ def run_worker(settings: Settings, decider_factory: Callable[[], Decider]) -> No
     )
     try:
         worker.execute_from_commandline()
+    except SystemExit:
+        # Faust exits 0 after a stop, 1 after a crash; a refusal that retrying cannot cure
+        # (credentials, TLS, ACLs) exits 2, like the same refusal found before the start.
+        if fatal.reason is not None or fatal.crashed(worker.crash_reason):
+            raise SystemExit(EXIT_STATUS) from None
+        raise
     finally:
-        worker_app.agent.outputs.flush()
+        worker_app.agent.outputs.flush(timeout=5.0 if fatal.reason else 30.0)

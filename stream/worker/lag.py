@@ -7,6 +7,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from confluent_kafka import KafkaError, KafkaException
+
 from stream.kafka.lag import read_lag
 from stream.ops.health import WorkerState
 from stream.ops.metrics import StageMetrics
@@ -16,6 +18,12 @@ log = logging.getLogger("claims_stage.worker")
 
 LAG_INTERVAL = 5.0
 """Seconds between lag measurements (a Faust timer)."""
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, KafkaException) and isinstance(error.args[0], KafkaError):
+        return f"{error.args[0].name()}: {error.args[0].str()}"
+    return f"{type(error).__name__}: {error}"
 
 
 class LagMonitor:
@@ -41,12 +49,17 @@ class LagMonitor:
         if partitions != set(state.lag):
             # A new assignment: the stall clock starts here, not at the last decision.
             state.assigned_at = time.time()
+        asked = time.time()
         try:
             lag = await asyncio.to_thread(self.read, self.settings, partitions)
         except Exception as error:
             state.lag_error = type(error).__name__
+            # The lag reading is also the worker's look at the cluster: /healthz turns 503
+            # once these fail for longer than the session timeout.
+            state.kafka_unreachable(asked, _reason(error))
             log.warning("could not read consumer lag (%s)", state.lag_error)
             return
+        state.kafka_reachable()
         self.update(lag, time.time())
 
     def update(self, lag: dict[int, int], now: float) -> None:

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from stream.core.contracts import Route
 from stream.core.decision import Output
@@ -28,13 +28,17 @@ DeliveryReport = Callable[[Any, Any], None]
 class OutputProducer:
     """Sends outputs to the topic of their route; reports each delivery to a callback."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, on_error: Callable[[KafkaError], None] | None = None
+    ) -> None:
         self.topics: dict[Route, str] = {
             "validated": settings.validated_topic,
             "rejected": settings.rejected_topic,
             "dead_letter": settings.dlq_topic,
         }
-        self.producer = clients.producer(settings)
+        # librdkafka reports what is not about one record (a refused login) to `error_cb`.
+        extra = {"error_cb": on_error} if on_error is not None else {}
+        self.producer = clients.producer(settings, **extra)
         self._poller: asyncio.Task[None] | None = None
 
     def start(self) -> None:
