@@ -1,11 +1,13 @@
-"""A real Kafka broker for the session and real worker processes (integration, ops tests).
+"""Real Kafka for the tests and real worker processes (integration, ops tests).
 
-The broker is the project's own local broker, started by the test run on free ports in a
-temporary folder; nothing here is skipped when it is missing: it is started.
+The brokers are the project's own local cluster, started by the test run on free ports in
+temporary folders; nothing here is skipped when it is missing: it is started. A single node
+serves the session; a three-node cluster and a secured broker serve the modules that ask.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -21,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 
 from stream.cli.batch import read_lines
-from stream.kafka.localbroker import LocalBroker
-from stream.kafka.topics import create_topics
+from stream.kafka import clients
+from stream.kafka.acls import grant, stage_grants
+from stream.kafka.localbroker import LocalBroker, LocalCluster
+from stream.kafka.topics import create_topics, stage_topics
 from stream.settings import Settings
 
 HOST = "127.0.0.1"
@@ -43,6 +47,76 @@ def free_port() -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+def output_topics(settings: Settings) -> list[str]:
+    return [name for name in stage_topics(settings) if name != settings.input_topic]
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    """Settings from `CLAIMS_*` variables given here, not from this process's environment."""
+    fields = {
+        name.removeprefix("CLAIMS_").lower(): value
+        for name, value in env.items()
+        if name.startswith("CLAIMS_")
+    }
+    return Settings(**fields)
+
+
+def start_cluster(home: Path, nodes: int, secure: bool = False) -> LocalCluster:
+    ports = free_ports(2 * nodes)
+    cluster = LocalCluster(
+        home, nodes=nodes, secure=secure, ports=ports[:nodes], controller_ports=ports[nodes:]
+    )
+    started = time.perf_counter()
+    cluster.start(timeout=240.0)
+    kind = "secured " if secure else ""
+    print(
+        f"\n{kind}{nodes}-node cluster started in {time.perf_counter() - started:.1f} s "
+        f"at {cluster.bootstrap}"
+    )
+    return cluster
+
+
+@dataclass
+class SecureKafka:
+    """A secured broker (SASL_SSL, SCRAM users stage, producer and admin, ACLs)."""
+
+    cluster: LocalCluster
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cluster.bootstrap
+
+    def env(self, user: str) -> dict[str, str]:
+        """The user's `CLAIMS_*` security settings, as `var/kafka/<user>.env` has them."""
+        return self.cluster.client_environment(user)
+
+    def settings(self, user: str) -> Settings:
+        return settings_from(self.env(user))
+
+
+@pytest.fixture(scope="module")
+def cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A three-node KRaft cluster for one test module."""
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster3"), nodes=3)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """A secured single-node broker for one test module."""
+    cluster = start_cluster(tmp_path_factory.mktemp("secure"), nodes=1, secure=True)
+    yield SecureKafka(cluster)
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")
@@ -75,59 +149,81 @@ class Record:
         loaded: dict[str, object] = json.loads(self.value)
         return loaded
 
+    @property
+    def source(self) -> dict[str, int]:
+        """The input record an output answers: its partition and offset."""
+        source = self.document["source"]
+        assert isinstance(source, dict)
+        return {"partition": int(source["partition"]), "offset": int(source["offset"])}
+
 
 @dataclass
 class StageDeployment:
-    """One test's topics, consumer group and web port, and its worker processes."""
+    """One test's topics, consumer group and web port, and its worker processes.
+
+    `worker_env` adds to the workers' settings (a user's credentials, a shorter session
+    timeout); `admin_env` is what the test's own clients use (create topics, read outputs).
+    """
 
     bootstrap: str
     workdir: Path
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     partitions: int = 6
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker_env: dict[str, str] = field(default_factory=dict)
+    admin_env: dict[str, str] = field(default_factory=dict)
 
-    def env(self, web_port: int) -> dict[str, str]:
+    def stage_env(self) -> dict[str, str]:
+        """The deployment's own topics and group."""
         return {
-            **os.environ,
             "CLAIMS_KAFKA_BOOTSTRAP": self.bootstrap,
             "CLAIMS_INPUT_TOPIC": f"encounters-{self.name}",
             "CLAIMS_VALIDATED_TOPIC": f"claims.validated-{self.name}",
             "CLAIMS_REJECTED_TOPIC": f"claims.rejected-{self.name}",
             "CLAIMS_DLQ_TOPIC": f"encounters.dlq-{self.name}",
             "CLAIMS_APP_ID": f"claims-stage-{self.name}",
-            "CLAIMS_WEB_PORT": str(web_port),
             "CLAIMS_PARTITIONS": str(self.partitions),
+        }
+
+    def env(self, web_port: int, **overrides: str) -> dict[str, str]:
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_")}
+        return {
+            **inherited,
+            **self.stage_env(),
+            "CLAIMS_WEB_PORT": str(web_port),
             "CLAIMS_LOG_LEVEL": "INFO",
+            **self.worker_env,
+            **overrides,
         }
 
     @property
     def settings(self) -> Settings:
-        env = self.env(0)
-        return Settings(
-            kafka_bootstrap=env["CLAIMS_KAFKA_BOOTSTRAP"],
-            input_topic=env["CLAIMS_INPUT_TOPIC"],
-            validated_topic=env["CLAIMS_VALIDATED_TOPIC"],
-            rejected_topic=env["CLAIMS_REJECTED_TOPIC"],
-            dlq_topic=env["CLAIMS_DLQ_TOPIC"],
-            app_id=env["CLAIMS_APP_ID"],
-            partitions=self.partitions,
-        )
+        return settings_from({**self.stage_env(), **self.admin_env})
 
     def create_topics(self) -> None:
         create_topics(self.settings)
 
-    def start_worker(self, web_port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    def grant_acls(self) -> None:
+        """On a secured cluster: the stage's and the producer's ACLs for these topics."""
+        grant(self.settings, stage_grants(self.settings))
+
+    def start_worker(
+        self, web_port: int | None = None, **overrides: str
+    ) -> tuple[subprocess.Popen[bytes], int]:
         port = web_port or free_port()
         with (self.workdir / f"worker-{len(self.workers)}.log").open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "stream", "worker"],
-                env=self.env(port),
+                env=self.env(port, **overrides),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
             )
         self.workers.append(process)
         return process, port
+
+    def log_of(self, index: int) -> str:
+        return (self.workdir / f"worker-{index}.log").read_text(errors="replace")
 
     def logs(self) -> str:
         return "\n".join(
@@ -152,11 +248,15 @@ class StageDeployment:
 
     def committed(self) -> int:
         """Offsets committed by the stage's consumer group on the input topic, summed."""
+        return sum(self.committed_offsets().values())
+
+    def committed_offsets(self) -> dict[int, int]:
+        """Offsets committed by the stage's consumer group, per input partition."""
         settings = self.settings
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": settings.app_id})
+        consumer = clients.consumer(settings, settings.app_id)
         try:
             parts = [TopicPartition(settings.input_topic, p) for p in range(self.partitions)]
-            return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
+            return {tp.partition: max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10)}
         finally:
             consumer.close()
 
@@ -193,15 +293,10 @@ def read_outputs(
     """Read the three output topics from the start until `expected` records have arrived,
     or `until` says so, and a little longer, so that extra records would show up too."""
     settings = deployment.settings
-    consumer = Consumer(
-        {
-            "bootstrap.servers": deployment.bootstrap,
-            "group.id": f"verify-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+    consumer = clients.consumer(
+        settings, f"verify-{uuid.uuid4().hex[:8]}", **{"auto.offset.reset": "earliest"}
     )
-    consumer.subscribe([settings.validated_topic, settings.rejected_topic, settings.dlq_topic])
+    consumer.subscribe(output_topics(settings))
     records: list[Record] = []
     deadline = time.monotonic() + timeout
     settle_until: float | None = None
@@ -247,3 +342,74 @@ def _headers(message: Message) -> dict[str, bytes]:
     return {
         name: value.encode() if isinstance(value, str) else value or b"" for name, value in pairs
     }
+
+
+def wait_for(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def bulk_records(count: int, bad_every: int = 100) -> tuple[list[bytes], set[bytes]]:
+    """`count` records: example events with unique ids, and a malformed line every so often."""
+    events = []
+    for line in example_lines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and "event_id" in document and "claim_id" in document:
+            events.append(document)
+    records: list[bytes] = []
+    identities: set[bytes] = set()
+    for n in range(count):
+        if n % bad_every == 0:
+            line = f"malformed record {n}".encode()
+            identities.add(line)
+        else:
+            document = dict(events[n % len(events)], event_id=f"bulk-{n}", claim_id=f"CLM-B-{n}")
+            line = json.dumps(document).encode()
+            identities.add(f"bulk-{n}".encode())
+        records.append(line)
+    return records, identities
+
+
+def identity(record: Record) -> bytes:
+    document = record.document
+    if "error" in document:
+        raw = str(document["raw_value"])
+        if document["raw_value_encoding"] == "utf-8":
+            try:
+                return str(json.loads(raw)["event_id"]).encode()
+            except (ValueError, KeyError, TypeError):
+                return raw.encode()
+        return base64.b64decode(raw)
+    return str(document["event_id"]).encode()
+
+
+def decided(port: int) -> float:
+    try:
+        metrics = scrape(port)
+    except OSError:
+        return 0.0
+    return sum(
+        v
+        for k, v in metrics.items()
+        if k.startswith(("claims_decisions_total{", "claims_dead_letters_total{"))
+    )
+
+
+def covers(identities: set[bytes]) -> Callable[[list[Record]], bool]:
+    """A stop condition for `read_outputs`: every identity has come out at least once."""
+    seen: set[bytes] = set()
+    read = [0]
+
+    def covered(records: list[Record]) -> bool:
+        seen.update(identity(r) for r in records[read[0] :])
+        read[0] = len(records)
+        return identities <= seen
+
+    return covered

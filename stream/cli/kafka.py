@@ -127,6 +127,7 @@ def broker_start(
         f"Kafka is up at [bold]{bootstrap}[/] ({count} node{'s' * (count > 1)}, {kind}, "
         f"{time.perf_counter() - started:.1f} s)",
         highlight=False,
+        soft_wrap=True,
     )
     if cluster.secure:
         _print_client_files(cluster, settings)
@@ -142,8 +143,14 @@ def _print_client_files(cluster: LocalCluster, settings: Settings) -> None:
     }
     out.print("Settings for each user (CLAIMS_* in .env; Kafka's tools take .properties):")
     for files in cluster.client_files():
-        out.print(f"  {files.user:9} {files.env}  {roles[files.user]}", highlight=False)
-    out.print(f"For example:  set -a; . {cluster.home / 'admin.env'}; set +a", highlight=False)
+        out.print(
+            f"  {files.user:9} {files.env}  {roles[files.user]}", highlight=False, soft_wrap=True
+        )
+    out.print(
+        f"For example:  set -a; . {cluster.home / 'admin.env'}; set +a",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _output_topics(settings: Settings) -> list[str]:
@@ -204,6 +211,7 @@ def broker_status(
                 f"node {s.node}: {'running' if s.running else 'not running'}: {s.bootstrap} "
                 f"(pid {s.pid}); {s.detail}; log {s.log_path}",
                 highlight=False,
+                soft_wrap=True,
             )
     raise typer.Exit(0 if all(s.running for s in statuses) else 1)
 
@@ -224,6 +232,7 @@ def broker_reset() -> None:
         if deleted
         else "nothing to delete",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -246,6 +255,7 @@ def acls(
             out.print(
                 f"{g.principal:16} ALLOW {g.operation:6} {g.resource:5} {g.name}",
                 highlight=False,
+                soft_wrap=True,
             )
 
 
@@ -271,6 +281,7 @@ def topics_create() -> None:
         out.print(
             f"{verb} {state.name:24} {state.role:12} {state.partitions} partitions{replicas}",
             highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -285,7 +296,11 @@ def topics_list() -> None:
     for state in describe_topics(settings):
         partitions = f"{state.partitions} partitions" if state.partitions else "MISSING"
         replicas = f", {state.replicas} replicas" if state.replicas else ""
-        out.print(f"{state.name:24} {state.role:12} {partitions}{replicas}", highlight=False)
+        out.print(
+            f"{state.name:24} {state.role:12} {partitions}{replicas}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,14 @@ from tests.stage_kafka import (
     ROOT,
     Record,
     StageDeployment,
+    bulk_records,
+    covers,
+    decided,
     example_lines,
+    identity,
     read_outputs,
     scrape,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -41,15 +45,6 @@ def _input_line(record: Record, lines: dict[bytes, int], by_event: dict[str, int
     encounter = document["encounter"]
     assert isinstance(encounter, dict)
     return by_event[str(encounter["event_id"])]
-
-
-def _wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_example_stream_flows_through_the_stage(deployment: StageDeployment) -> None:
@@ -120,7 +115,7 @@ def test_the_example_stream_flows_through_the_stage(deployment: StageDeployment)
             and metrics.get("claims_end_to_end_seconds_count") == len(lines)
         )
 
-    _wait_for(counted, 30, "the metrics to count every record")
+    wait_for(counted, 30, "the metrics to count every record")
     metrics = scrape(port)
     for kind, count in kinds.items():
         assert metrics[f'claims_dead_letters_total{{kind="{kind}"}}'] == count
@@ -146,75 +141,13 @@ def test_the_example_stream_flows_through_the_stage(deployment: StageDeployment)
         lag = {k: v for k, v in scrape(port).items() if k.startswith("claims_consumer_lag{")}
         return len(lag) == deployment.partitions and sum(lag.values()) == 0
 
-    _wait_for(drained, 30, "the consumer lag to reach 0 on every partition")
+    wait_for(drained, 30, "the consumer lag to reach 0 on every partition")
     assert deployment.committed() == len(lines)
     assert deployment.wait_healthy(port)["status"] == "ok"
     assert worker.poll() is None
 
 
-def _bulk(count: int, bad_every: int = 100) -> tuple[list[bytes], set[bytes]]:
-    """`count` records: example events with unique ids, and a malformed line every so often."""
-    events = []
-    for line in example_lines():
-        try:
-            document = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(document, dict) and "event_id" in document and "claim_id" in document:
-            events.append(document)
-    records: list[bytes] = []
-    identities: set[bytes] = set()
-    for n in range(count):
-        if n % bad_every == 0:
-            line = f"malformed record {n}".encode()
-            identities.add(line)
-        else:
-            document = dict(events[n % len(events)], event_id=f"bulk-{n}", claim_id=f"CLM-B-{n}")
-            line = json.dumps(document).encode()
-            identities.add(f"bulk-{n}".encode())
-        records.append(line)
-    return records, identities
-
-
-def _identity(record: Record) -> bytes:
-    document = record.document
-    if "error" in document:
-        raw = str(document["raw_value"])
-        if document["raw_value_encoding"] == "utf-8":
-            try:
-                return str(json.loads(raw)["event_id"]).encode()
-            except (ValueError, KeyError, TypeError):
-                return raw.encode()
-        return base64.b64decode(raw)
-    return str(document["event_id"]).encode()
-
-
-def _decided(port: int) -> float:
-    try:
-        metrics = scrape(port)
-    except OSError:
-        return 0.0
-    return sum(
-        v
-        for k, v in metrics.items()
-        if k.startswith(("claims_decisions_total{", "claims_dead_letters_total{"))
-    )
-
-
 RECORDS = 20_000
-
-
-def _covers(identities: set[bytes]) -> Callable[[list[Record]], bool]:
-    """A stop condition for `read_outputs`: every identity has come out at least once."""
-    seen: set[bytes] = set()
-    read = [0]
-
-    def covered(records: list[Record]) -> bool:
-        seen.update(_identity(r) for r in records[read[0] :])
-        read[0] = len(records)
-        return identities <= seen
-
-    return covered
 
 
 def _worker_a_quarter_through(
@@ -224,9 +157,9 @@ def _worker_a_quarter_through(
     deployment.create_topics()
     worker, port = deployment.start_worker()
     deployment.wait_healthy(port)
-    records, identities = _bulk(RECORDS)
+    records, identities = bulk_records(RECORDS)
     assert send_lines(deployment.settings, records).delivered == RECORDS
-    _wait_for(lambda: _decided(port) >= RECORDS // 4, 120, "a quarter of the stream decided")
+    wait_for(lambda: decided(port) >= RECORDS // 4, 120, "a quarter of the stream decided")
     return worker, identities
 
 
@@ -243,9 +176,9 @@ def test_sigkill_mid_stream_loses_nothing(deployment: StageDeployment) -> None:
         deployment,
         RECORDS,
         timeout=300,
-        until=_covers(identities),
+        until=covers(identities),
     )
-    seen = Counter(_identity(r) for r in outputs)
+    seen = Counter(identity(r) for r in outputs)
     lost = identities - set(seen)
     duplicates = sum(seen.values()) - len(seen)
     print(
@@ -276,9 +209,9 @@ def test_sigterm_stops_cleanly_with_offsets_committed(deployment: StageDeploymen
         deployment,
         RECORDS,
         timeout=300,
-        until=_covers(identities),
+        until=covers(identities),
     )
-    seen = Counter(_identity(r) for r in outputs)
+    seen = Counter(identity(r) for r in outputs)
     duplicates = sum(seen.values()) - len(seen)
     print(
         f"\nSIGTERM stop took {stop_seconds:.1f} s after {produced} outputs; committed "

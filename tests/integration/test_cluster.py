@@ -1,0 +1,387 @@
+"""The stage on a three-node cluster: brokers fail, restart and freeze while it runs.
+
+One cluster for the module (KRaft, three combined nodes on free ports). Each test feeds its
+own topics at a steady rate from a thread, injects the fault while the worker decides, and
+then reads every output: every input decided, none lost, and a duplicate only where an input
+was redone after its output was stored but before its offset was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, Message
+from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
+
+from stream.kafka import clients
+from stream.kafka.localbroker import LocalCluster
+from stream.kafka.send import key_of
+from stream.settings import Settings
+from tests.stage_kafka import (
+    HOST,
+    ROOT,
+    Record,
+    StageDeployment,
+    bulk_records,
+    covers,
+    decided,
+    identity,
+    read_outputs,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+SESSION_TIMEOUT = 8.0
+"""The worker's consumer-group session timeout here (default 30 s): faults outlast it."""
+RATE = 250.0
+"""Input records per second while a fault is injected: well under what the worker decides."""
+FENCED = 8.0
+"""Seconds after which a silent node is fenced (broker.session.timeout.ms = 6 s) and its
+partitions have new leaders."""
+
+
+@pytest.fixture
+def deployment3(cluster3: LocalCluster, tmp_path: Path) -> Iterator[StageDeployment]:
+    stage = StageDeployment(
+        bootstrap=cluster3.bootstrap,
+        workdir=tmp_path,
+        worker_env={"CLAIMS_SESSION_TIMEOUT": str(SESSION_TIMEOUT)},
+    )
+    yield stage
+    stage.stop_all()
+
+
+def _cli(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_")}
+    env |= {
+        "CLAIMS_LOCAL_BROKER_HOME": str(cluster.home),
+        "CLAIMS_KAFKA_BOOTSTRAP": cluster.bootstrap,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "stream", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def _healthz(port: int) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/healthz", timeout=2) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _fully_replicated(settings: Settings) -> bool:
+    """Every partition of every topic (the group's offsets too) has all its replicas in sync."""
+    try:
+        metadata = clients.admin(settings).list_topics(timeout=5)
+    except Exception:
+        return False
+    return len(metadata.brokers) == 3 and all(
+        len(p.isrs) == len(p.replicas)
+        for topic in metadata.topics.values()
+        for p in topic.partitions.values()
+    )
+
+
+@dataclass
+class Feeder:
+    """Sends records at a steady rate from a thread, as producers do during an incident."""
+
+    settings: Settings
+    rate: float = RATE
+    records: list[bytes] = field(default_factory=lambda: bulk_records(100_000)[0])
+    sent: int = 0
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        producer = clients.producer(self.settings)
+
+        def delivered(error: KafkaError | None, _: Message) -> None:
+            if error is not None:
+                self.failures.append(error.str())
+
+        started = time.perf_counter()
+        while not self._stop.is_set() and self.sent < len(self.records):
+            ahead = started + self.sent / self.rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+            line = self.records[self.sent]
+            producer.produce(
+                self.settings.input_topic, value=line, key=key_of(line), on_delivery=delivered
+            )
+            producer.poll(0)
+            self.sent += 1
+        remaining = producer.flush(120)
+        if remaining:
+            self.failures.append(f"{remaining} records not delivered in 120 s")
+
+    def stop(self) -> set[bytes]:
+        """Stop sending; the identities of everything sent."""
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(timeout=180)
+        assert not self.failures, self.failures[:5]
+        return {_line_identity(line) for line in self.records[: self.sent]}
+
+
+def _line_identity(line: bytes) -> bytes:
+    try:
+        return str(json.loads(line)["event_id"]).encode()
+    except (ValueError, KeyError, TypeError):
+        return line
+
+
+Fault = Callable[[LocalCluster, StageDeployment, int], str]
+
+
+@dataclass
+class Outcome:
+    sent: int
+    outputs: int
+    lost: int
+    duplicates: int
+    seconds: float
+
+
+def _through(cluster: LocalCluster, deployment: StageDeployment, faults: list[Fault]) -> Outcome:
+    """Run the stage while each fault happens in turn; check every input came out."""
+    began = time.monotonic()
+    deployment.create_topics()
+    worker, port = deployment.start_worker()
+    deployment.wait_healthy(port)
+    feeder = Feeder(deployment.settings)
+    feeder.start()
+    wait_for(lambda: decided(port) >= 3 * RATE, 60, "the stream to flow")
+    committed_before = deployment.committed_offsets()
+    for fault in faults:
+        started = time.monotonic()
+        what = fault(cluster, deployment, port)
+        print(f"\n{what} ({time.monotonic() - started:.1f} s)")
+        assert worker.poll() is None, deployment.logs()
+    time.sleep(2.0)  # the stream goes on after the last fault
+    sent = feeder.stop()
+
+    outputs = read_outputs(deployment, len(sent), timeout=240, until=covers(sent))
+    by_input: dict[bytes, list[Record]] = defaultdict(list)
+    for record in outputs:
+        by_input[identity(record)].append(record)
+    lost = sent - set(by_input)
+    assert not lost, f"{len(lost)} of {len(sent)} records lost\n{deployment.logs()}"
+    assert set(by_input) == sent  # nothing came out that was not sent
+    duplicates = 0
+    for copies in by_input.values():
+        if len(copies) < 2:
+            continue
+        duplicates += len(copies) - 1
+        first = _without_times(copies[0].document)
+        for copy in copies[1:]:
+            # A redone input: the same decision of the same input record ...
+            assert _without_times(copy.document) == first
+        # ... redone from an offset the group had not committed before the faults.
+        source = copies[0].source
+        assert source["offset"] >= committed_before[source["partition"]]
+
+    ok, health = _healthz(port)
+    assert ok == 200, health
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0, deployment.logs()
+    outcome = Outcome(len(sent), len(outputs), len(lost), duplicates, time.monotonic() - began)
+    print(
+        f"{outcome.sent} records sent at {RATE:.0f}/s, {outcome.outputs} outputs: "
+        f"{outcome.lost} lost, {outcome.duplicates} duplicates ({outcome.seconds:.0f} s)"
+    )
+    return outcome
+
+
+def _without_times(document: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in document.items() if k not in ("decided_at", "received_at")}
+
+
+def _pid(cluster: LocalCluster, node: int) -> int:
+    pid = cluster.node(node).our_pid()
+    assert pid is not None, f"node {node} is not running"
+    return pid
+
+
+# ---------------------------------------------------------------- the cluster itself
+
+
+def test_three_nodes_report_their_status_and_topics_get_three_replicas(
+    cluster3: LocalCluster, deployment3: StageDeployment
+) -> None:
+    status = _cli(cluster3, "broker", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    nodes = json.loads(status.stdout)
+    assert [(n["node"], n["port"]) for n in nodes] == [(n.id, n.port) for n in cluster3.nodes]
+    assert [n["port"] for n in nodes] == [n.port for n in cluster3.nodes]
+    assert all(n["pid"] == cluster3.node(n["node"]).our_pid() for n in nodes)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_")}
+    created = subprocess.run(
+        [sys.executable, "-m", "stream", "topics", "create"],
+        env=env | deployment3.stage_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.count("3 replicas (min in-sync 2)") == 4, created.stdout
+
+    settings = deployment3.settings
+    admin = clients.admin(settings)
+    topics = admin.list_topics(timeout=10).topics
+    outputs = [settings.validated_topic, settings.rejected_topic, settings.dlq_topic]
+    for name in [settings.input_topic, *outputs]:
+        assert {len(p.replicas) for p in topics[name].partitions.values()} == {3}
+        resource = ConfigResource(ResourceType.TOPIC, name)
+        config = admin.describe_configs([resource])[resource].result(10)
+        assert config["min.insync.replicas"].value == "2"
+
+
+# ---------------------------------------------------------------- faults while the stage runs
+
+
+def _kill_the_busiest_leader(cluster: LocalCluster, deployment: StageDeployment, port: int) -> str:
+    settings = deployment.settings
+    metadata = clients.admin(settings).list_topics(settings.input_topic, timeout=10)
+    partitions = metadata.topics[settings.input_topic].partitions
+    leaders = Counter(p.leader for p in partitions.values())
+    node, led = leaders.most_common(1)[0]
+    os.kill(_pid(cluster, node), signal.SIGKILL)
+    before = decided(port)
+    time.sleep(FENCED + 4)
+    # With one of three nodes gone, two replicas still take every write: the stage goes on.
+    assert decided(port) > before, f"nothing decided while node {node} was down"
+    restarting = time.monotonic()
+    cluster.start(timeout=120)
+    restart = time.monotonic() - restarting
+    wait_for(lambda: _fully_replicated(settings), 60, "the restarted node to catch up")
+    return (
+        f"SIGKILL of node {node}, leader of {led} of {len(partitions)} input partitions; "
+        f"restarted in {restart:.1f} s"
+    )
+
+
+def test_sigkill_of_the_leader_of_most_input_partitions_loses_nothing(
+    cluster3: LocalCluster, deployment3: StageDeployment
+) -> None:
+    outcome = _through(cluster3, deployment3, [_kill_the_busiest_leader])
+    assert outcome.lost == 0
+
+
+def _rolling_restart(cluster: LocalCluster, deployment: StageDeployment, port: int) -> str:
+    """As an operator upgrades a cluster: one node at a time, each back in sync first."""
+    times = []
+    for node in cluster.nodes:
+        started = time.monotonic()
+        stopped = _cli(cluster, "broker", "stop", "--node", str(node.id))
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"stopped node {node.id}" in stopped.stdout
+        status = _cli(cluster, "broker", "status")
+        assert status.returncode == 1  # one node down
+        restarted = _cli(cluster, "broker", "start")  # starts the node that is down
+        assert restarted.returncode == 0, restarted.stderr
+        wait_for(lambda: _fully_replicated(deployment.settings), 60, "the node to catch up")
+        times.append(time.monotonic() - started)
+    return "rolling restart of nodes 1, 2, 3: " + ", ".join(f"{t:.1f} s" for t in times)
+
+
+def test_rolling_restart_of_all_three_nodes_loses_nothing(
+    cluster3: LocalCluster, deployment3: StageDeployment
+) -> None:
+    outcome = _through(cluster3, deployment3, [_rolling_restart])
+    assert outcome.lost == 0
+
+
+def _coordinator(settings: Settings) -> int:
+    """The node coordinating the stage's consumer group."""
+    admin = clients.admin(settings)
+    deadline = time.monotonic() + 60
+    while True:
+        future = admin.describe_consumer_groups([settings.app_id], request_timeout=10)
+        try:
+            coordinator: int = future[settings.app_id].result(15).coordinator.id
+            return coordinator
+        except Exception:  # the coordinator moves or loads: ask again
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _freeze_the_group_coordinator(
+    cluster: LocalCluster, deployment: StageDeployment, port: int
+) -> str:
+    settings = deployment.settings
+    node = _coordinator(settings)
+    pid = _pid(cluster, node)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(SESSION_TIMEOUT + 4)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: _fully_replicated(settings), 60, "the frozen node to catch up")
+    return f"SIGSTOP of node {node} (the group's coordinator) for {SESSION_TIMEOUT + 4:.0f} s"
+
+
+def _freeze_the_whole_cluster(cluster: LocalCluster, deployment: StageDeployment, port: int) -> str:
+    """No broker answers: /healthz says so once that outlasts the session timeout."""
+    pids = [_pid(cluster, node.id) for node in cluster.nodes]
+    frozen = time.monotonic()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = frozen + SESSION_TIMEOUT + 20
+        while True:
+            status, health = _healthz(port)
+            if status == 503 and "Kafka unreachable" in str(health["reason"]):
+                break
+            assert time.monotonic() < deadline, f"/healthz still {status}: {health}"
+            time.sleep(0.5)
+        unhealthy_after = time.monotonic() - frozen
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: _healthz(port)[0] == 200, 60, "/healthz to recover")
+    wait_for(lambda: _fully_replicated(deployment.settings), 60, "the cluster to settle")
+    return (
+        f"SIGSTOP of all three nodes: /healthz 503 after {unhealthy_after:.1f} s "
+        f"({health['reason']}), 200 {time.monotonic() - frozen:.1f} s after the freeze began"
+    )
+
+
+def test_a_node_frozen_longer_than_the_session_timeout_then_the_whole_cluster(
+    cluster3: LocalCluster, deployment3: StageDeployment
+) -> None:
+    outcome = _through(
+        cluster3, deployment3, [_freeze_the_group_coordinator, _freeze_the_whole_cluster]
+    )
+    assert outcome.lost == 0
