@@ -70,10 +70,20 @@ def settings_from(env: dict[str, str]) -> Settings:
     return Settings(**fields)
 
 
+QUICK_START = ("-XX:TieredStopAtLevel=1",)
+"""JVM options of the test clusters: the first JIT tier only, which starts a node about a
+third faster on two busy cores (the tests restart nodes; they measure no throughput)."""
+
+
 def start_cluster(home: Path, nodes: int, secure: bool = False) -> LocalCluster:
     ports = free_ports(2 * nodes)
     cluster = LocalCluster(
-        home, nodes=nodes, secure=secure, ports=ports[:nodes], controller_ports=ports[nodes:]
+        home,
+        nodes=nodes,
+        secure=secure,
+        ports=ports[:nodes],
+        controller_ports=ports[nodes:],
+        jvm_options=QUICK_START,
     )
     started = time.perf_counter()
     cluster.start(timeout=240.0)

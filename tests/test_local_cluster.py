@@ -72,7 +72,7 @@ def test_each_node_is_a_voter_and_topics_get_three_replicas_two_in_sync(tmp_path
 
 def test_a_secured_node_serves_sasl_ssl_only_with_the_standard_authorizer(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path, nodes=3, secure=True)
-    tls = TlsFiles(tmp_path / "ca.pem", tmp_path / "broker.p12", tmp_path / "trust.p12")
+    tls = TlsFiles(tmp_path / "ca.pem", tmp_path / "broker.p12")
     credentials = Credentials("store-secret", {"broker": "broker-secret"})
     config = _properties(cluster.render_config(cluster.nodes[0], tls, credentials))
     assert config["listener.security.protocol.map"] == "CONTROLLER:SSL,CLIENT:SASL_SSL"
@@ -85,6 +85,10 @@ def test_a_secured_node_serves_sasl_ssl_only_with_the_standard_authorizer(tmp_pa
     )
     assert config["listener.name.controller.ssl.client.auth"] == "required"
     assert config["ssl.keystore.location"] == str(tls.keystore)
+    assert (config["ssl.truststore.type"], config["ssl.truststore.location"]) == (
+        "PEM",
+        str(tls.ca_pem),
+    )
     assert config["authorizer.class.name"] == (
         "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     )

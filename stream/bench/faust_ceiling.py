@@ -23,7 +23,9 @@ from prometheus_client import CollectorRegistry
 
 from stream.core.contracts import KafkaSource
 from stream.core.decision import Decider, freeze_reference_data
+from stream.kafka import clients
 from stream.ops import sensor
+from stream.settings import Settings
 
 
 def main() -> None:
@@ -31,9 +33,11 @@ def main() -> None:
     mode.loop.use("uvloop")
     stage = Decider() if kind == "decide" else None
     freeze_reference_data()
+    settings = Settings()  # the bootstrap and security settings of the bench's environment
     app = faust.App(
         f"ceiling-{uuid.uuid4().hex[:8]}",
-        broker=f"kafka://{os.environ.get('CLAIMS_KAFKA_BOOTSTRAP', '127.0.0.1:9092')}",
+        broker=clients.faust_broker_urls(settings),
+        broker_credentials=clients.faust_credentials(settings),
         store="memory://",
         table_standby_replicas=0,
         topic_disable_leader=True,

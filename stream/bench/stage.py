@@ -44,9 +44,9 @@ from stream.cli.batch import read_lines
 from stream.core.contracts import KafkaSource
 from stream.core.decision import Decider, freeze_reference_data
 from stream.kafka import clients
-from stream.kafka.localbroker import LocalBroker, default_home
+from stream.kafka.localbroker import LocalCluster, default_home
 from stream.kafka.send import key_of
-from stream.kafka.topics import create_topics
+from stream.kafka.topics import create_topics, replication
 from stream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,13 +139,17 @@ def create_bench_topics(settings: Settings) -> None:
     output's timestamp is when it was stored, not when the worker handed it over."""
     admin = clients.admin(settings)
     outputs = [settings.validated_topic, settings.rejected_topic, settings.dlq_topic]
+    factor, min_insync = replication(settings, len(admin.list_topics(timeout=30).brokers))
     futures = admin.create_topics(
         [
             NewTopic(
                 name,
                 num_partitions=PARTITIONS,
-                replication_factor=1,
-                config={"message.timestamp.type": "LogAppendTime"},
+                replication_factor=factor,
+                config={
+                    "message.timestamp.type": "LogAppendTime",
+                    "min.insync.replicas": str(min_insync),
+                },
             )
             for name in outputs
         ]
@@ -160,7 +164,8 @@ def passthrough(settings: Settings, topic: str, count: int) -> float:
     target = f"{topic}-passthrough-{uuid.uuid4().hex[:6]}"
     # The broker does not auto-create topics; an unknown topic would stall every send.
     admin = clients.admin(settings)
-    admin.create_topics([NewTopic(target, num_partitions=PARTITIONS, replication_factor=1)])[
+    factor, _ = replication(settings, len(admin.list_topics(timeout=30).brokers))
+    admin.create_topics([NewTopic(target, num_partitions=PARTITIONS, replication_factor=factor)])[
         target
     ].result()
     failures: list[KafkaError] = []
@@ -370,9 +375,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     settings = Settings()
-    if not settings.broker_configured:
-        LocalBroker(settings.local_broker_home or default_home()).start()
     bootstrap = settings.kafka_bootstrap
+    if not settings.broker_configured:
+        # The local cluster as it was formatted (one node, or three with `--nodes 3`).
+        bootstrap = LocalCluster(settings.local_broker_home or default_home()).start()
     log_dir = Path("out/bench-logs")
     log_dir.mkdir(parents=True, exist_ok=True)
     topics = Topics()

@@ -375,9 +375,11 @@ class LocalCluster:
         ports: Sequence[int] | None = None,
         controller_ports: Sequence[int] | None = None,
         pom: Path | None = None,
+        jvm_options: Sequence[str] = (),
     ) -> None:
         self.home = Path(home).resolve()
         self.host = host
+        self.jvm_options = tuple(jvm_options)  # e.g. faster start-up for tests
         self.pom = (pom if pom is not None else default_pom()).resolve()
         # log4j2.xml and the templates sit beside the pom.
         self.log4j_config = self.pom.parent / "log4j2.xml"
@@ -643,7 +645,7 @@ class LocalCluster:
             broker_user=localsecurity.BROKER_USER,
             broker_password=credentials.passwords[localsecurity.BROKER_USER],
             keystore=tls.keystore,
-            truststore=tls.truststore,
+            ca_pem=tls.ca_pem,
             keystore_password=credentials.store_password,
             super_users=";".join(super_users),
         )
@@ -698,7 +700,8 @@ class LocalCluster:
         self.shape_path.write_text(json.dumps(asdict(self.shape), indent=2) + "\n")
         self._format([n for n in down if not n.formatted], java, credentials)
 
-        cmd = [java, *HEAP_OPTS, f"-Dlog4j2.configurationFile={self.log4j_config}"]
+        cmd = [java, *HEAP_OPTS, *self.jvm_options]
+        cmd += [f"-Dlog4j2.configurationFile={self.log4j_config}"]
         cmd += ["-cp", str(self.lib_dir / "*"), MAIN_CLASS]
         # Launch every node before waiting for any: a node is ready only once a majority of
         # the controller quorum is up.

@@ -3,12 +3,12 @@ users and ready-to-use client settings. Stdlib only, like the local broker it se
 
 The certificates come from the JDK's `keytool` (the broker needs a JDK anyway), never from
 code of ours: a CA key pair, a broker key pair signed by it for the loopback names, a PKCS12
-keystore and truststore for the JVM, and the CA certificate in PEM for Python clients.
+keystore for the JVM, and the CA certificate in PEM that the brokers and every client trust.
 Passwords are random (`secrets`) and stay in files only the owner may read.
 
 Layout under the cluster's home::
 
-    tls/ca.p12 ca.pem broker.p12 truststore.p12
+    tls/ca.p12 ca.pem broker.p12 broker.pem
     credentials.json         keystore password and every user's password (mode 600)
     <user>.env               CLAIMS_* settings for that user (mode 600)
     <user>.properties        the same for Kafka's own tools (--command-config)
@@ -112,9 +112,8 @@ def scram_credential(user: str, password: str, salt: bytes | None = None) -> str
 
 @dataclass(frozen=True)
 class TlsFiles:
-    ca_pem: Path
-    keystore: Path
-    truststore: Path
+    ca_pem: Path  # the CA's certificate: what clients, and the brokers themselves, trust
+    keystore: Path  # the broker's key and certificate chain, PKCS12
 
 
 def _subject_alternative_names(host: str) -> str:
@@ -127,63 +126,86 @@ def _subject_alternative_names(host: str) -> str:
     return ",".join(sorted(names))
 
 
-def _keytool(keytool: str, *args: str) -> None:
-    done = subprocess.run(
-        [keytool, *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=KEYTOOL_TIMEOUT,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SecurityError(
-            f"keytool {args[0]} failed (exit {done.returncode}): "
-            + (done.stdout + done.stderr).strip()[-2000:]
+def _keytool(keytool: str, *steps: list[str]) -> None:
+    """Run keytool once per step, the steps at the same time (each is a JVM start)."""
+    running = [
+        (
+            step,
+            subprocess.Popen(
+                [keytool, *step],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            ),
         )
+        for step in steps
+    ]
+    failures = []
+    for step, process in running:
+        try:
+            output, _ = process.communicate(timeout=KEYTOOL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        if process.returncode != 0:
+            failures.append(
+                f"keytool {step[0]} failed (exit {process.returncode}): {output[-2000:]}"
+            )
+    if failures:
+        raise SecurityError("\n".join(failures))
 
 
 def ensure_tls(tls_dir: Path, host: str, keytool: str, store_password: str) -> TlsFiles:
     """A CA and a broker keystore signed by it, made with keytool unless already there."""
-    files = TlsFiles(tls_dir / "ca.pem", tls_dir / "broker.p12", tls_dir / "truststore.p12")
-    if all(path.is_file() for path in (files.ca_pem, files.keystore, files.truststore)):
+    files = TlsFiles(tls_dir / "ca.pem", tls_dir / "broker.p12")
+    if files.ca_pem.is_file() and files.keystore.is_file():
         return files
     tls_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(tls_dir, 0o700)
     for stale in tls_dir.iterdir():
         stale.unlink()
-    ca_store = tls_dir / "ca.p12"
-    request = tls_dir / "broker.csr"
-    signed = tls_dir / "broker.pem"
-    store = ("-storetype", "PKCS12", "-storepass", store_password)
-    key = ("-keyalg", "EC", "-groupname", "secp256r1")
+    ca_store, request = str(tls_dir / "ca.p12"), str(tls_dir / "broker.csr")
+    signed, chain = tls_dir / "broker.pem", tls_dir / "broker-chain.pem"
+    store = ["-storetype", "PKCS12", "-storepass", store_password]
+    key = ["-keyalg", "EC", "-groupname", "secp256r1"]
     # fmt: off
-    # The CA: a self-signed certificate allowed to sign (critical basic constraints and key
-    # usage, as strict verifiers want).
-    _keytool(keytool, "-genkeypair", "-alias", "ca", *key, "-dname", "CN=claims-stage local CA",
-             "-ext", "bc:c=ca:true", "-ext", "ku:c=keyCertSign,cRLSign",
-             "-validity", str(CA_DAYS), "-keystore", str(ca_store), *store, "-noprompt")
-    _keytool(keytool, "-exportcert", "-rfc", "-alias", "ca", "-keystore", str(ca_store),
-             *store, "-file", str(files.ca_pem))
-    # The broker: a key pair, a request, the CA's signature for the loopback names (the
-    # same certificate serves every node: they all listen on this host).
-    _keytool(keytool, "-genkeypair", "-alias", "broker", *key, "-dname", f"CN={BROKER_CN}",
-             "-validity", str(CERT_DAYS), "-keystore", str(files.keystore), *store)
-    _keytool(keytool, "-certreq", "-alias", "broker", "-keystore", str(files.keystore), *store,
-             "-file", str(request))
-    _keytool(keytool, "-gencert", "-alias", "ca", "-keystore", str(ca_store), *store,
-             "-infile", str(request), "-outfile", str(signed), "-rfc",
-             "-validity", str(CERT_DAYS), "-ext", f"san={_subject_alternative_names(host)}",
-             "-ext", "ku:c=digitalSignature,keyAgreement",
-             "-ext", "eku=serverAuth,clientAuth")
-    _keytool(keytool, "-importcert", "-alias", "ca", "-file", str(files.ca_pem),
-             "-keystore", str(files.keystore), *store, "-noprompt")
-    _keytool(keytool, "-importcert", "-alias", "broker", "-file", str(signed),
-             "-keystore", str(files.keystore), *store, "-noprompt")
-    _keytool(keytool, "-importcert", "-alias", "ca", "-file", str(files.ca_pem),
-             "-keystore", str(files.truststore), *store, "-noprompt")
+    _keytool(
+        keytool,
+        # The CA: a self-signed certificate allowed to sign (critical basic constraints and
+        # key usage, as strict verifiers want).
+        ["-genkeypair", "-alias", "ca", *key, "-dname", "CN=claims-stage local CA",
+         "-ext", "bc:c=ca:true", "-ext", "ku:c=keyCertSign,cRLSign",
+         "-validity", str(CA_DAYS), "-keystore", ca_store, *store],
+        # The broker's key pair (one certificate serves every node: all listen on this host).
+        ["-genkeypair", "-alias", "broker", *key, "-dname", f"CN={BROKER_CN}",
+         "-validity", str(CERT_DAYS), "-keystore", str(files.keystore), *store],
+    )
+    _keytool(
+        keytool,
+        ["-exportcert", "-rfc", "-alias", "ca", "-keystore", ca_store, *store,
+         "-file", str(files.ca_pem)],
+        ["-certreq", "-alias", "broker", "-keystore", str(files.keystore), *store,
+         "-file", request],
+    )
+    # The CA signs the broker for the loopback names, as a server and as a client (the
+    # controllers ask each other for certificates).
+    _keytool(
+        keytool,
+        ["-gencert", "-alias", "ca", "-keystore", ca_store, *store, "-infile", request,
+         "-outfile", str(signed), "-rfc", "-validity", str(CERT_DAYS),
+         "-ext", f"san={_subject_alternative_names(host)}",
+         "-ext", "ku:c=digitalSignature,keyAgreement", "-ext", "eku=serverAuth,clientAuth"],
+    )
+    chain.write_text(signed.read_text() + files.ca_pem.read_text())
+    _keytool(
+        keytool,
+        ["-importcert", "-alias", "broker", "-file", str(chain),
+         "-keystore", str(files.keystore), *store, "-noprompt"],
+    )
     # fmt: on
-    request.unlink()
+    for path in (Path(request), chain):
+        path.unlink()
     for path in tls_dir.iterdir():
         os.chmod(path, 0o600 if path.suffix == ".p12" else 0o644)
     return files

@@ -5,6 +5,7 @@ Pure functions of the state the worker keeps, so each verdict has a unit test.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ class WorkerState:
             silent = now - self.unreachable_since
             if silent > self.session_timeout:
                 return False, (
-                    f"Kafka unreachable for {silent:.0f} s (longer than the "
+                    f"Kafka unreachable for {math.ceil(silent)} s (longer than the "
                     f"{self.session_timeout:g} s session timeout): {self.unreachable_reason}"
                 )
         if not partitions:

@@ -264,31 +264,39 @@ def _phi_records(run: str, count: int) -> tuple[list[bytes], list[str]]:
     return records, markers
 
 
-@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
 def test_no_patient_detail_reaches_the_logs_or_the_metrics(
-    secure_kafka: SecureKafka, secured: StageDeployment, level: str
+    secure_kafka: SecureKafka, secured: StageDeployment
 ) -> None:
     from stream.kafka.send import send_lines
 
-    worker, port = secured.start_worker(CLAIMS_LOG_LEVEL=level, CLAIMS_LOG_FORMAT="text")
-    secured.wait_healthy(port)
-    records, markers = _phi_records(level, 40)
+    # Two workers in one group, one logging at INFO and one at DEBUG, share the records.
+    levels = ("INFO", "DEBUG")
+    workers = [secured.start_worker(CLAIMS_LOG_LEVEL=level) for level in levels]
+    for _, port in workers:
+        secured.wait_healthy(port)
+    records, markers = _phi_records("run", 40)
     producer = settings_from(secured.stage_env() | secure_kafka.env("producer"))
     assert send_lines(producer, records).delivered == len(records)
+
+    def decided() -> float:
+        return sum(scrape(port).get("claims_end_to_end_seconds_count", 0) for _, port in workers)
+
+    wait_for(lambda: decided() == len(records), 60, "every record decided")
+    # The summary each worker logs every 10 s is what an operator reads at INFO.
     wait_for(
-        lambda: scrape(port).get("claims_end_to_end_seconds_count") == len(records),
-        60,
-        "every record decided",
+        lambda: all("decided" in secured.log_of(n) for n in range(len(levels))),
+        20,
+        "the summary lines",
     )
-    # The summary the worker logs every 10 s is what an operator reads at INFO.
-    wait_for(lambda: "decided" in secured.log_of(0), 20, "the summary line")
-    metrics = "\n".join(f"{k} {v}" for k, v in scrape(port).items())
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=60) == 0
-    log = secured.log_of(0)
-    if level == "DEBUG":
-        assert " DEBUG " in log
-        assert f"event_id=phi-{level}-0" in log  # records are identified, by id only
-    leaked = {marker for marker in markers if marker in log or marker in metrics}
-    assert not leaked, f"found in the {level} log or metrics: {sorted(leaked)[:10]}"
+    metrics = "\n".join(f"{k} {v}" for _, port in workers for k, v in scrape(port).items())
+    for worker, _ in workers:
+        worker.send_signal(signal.SIGTERM)
+    assert [worker.wait(timeout=60) for worker, _ in workers] == [0, 0]
+    logs = {level: secured.log_of(n) for n, level in enumerate(levels)}
+    assert " DEBUG " in logs["DEBUG"]
+    assert " DEBUG " not in logs["INFO"]
+    assert "event_id=phi-run-" in logs["DEBUG"]  # records are identified, by id only
+    for level, log in logs.items():
+        leaked = {marker for marker in markers if marker in log or marker in metrics}
+        assert not leaked, f"found in the {level} log or the metrics: {sorted(leaked)[:10]}"
     assert len(read_outputs(secured, len(records))) == len(records)
