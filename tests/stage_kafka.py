@@ -67,7 +67,7 @@ def settings_from(env: dict[str, str]) -> Settings:
         for name, value in env.items()
         if name.startswith("CLAIMS_")
     }
-    return Settings(**fields)
+    return Settings.model_validate(fields)
 
 
 QUICK_START = ("-XX:TieredStopAtLevel=1",)
