@@ -77,7 +77,6 @@ def test_the_worker_needs_its_input_group_and_outputs() -> None:
     [
         (KafkaError._AUTHENTICATION, "authentication"),
         (KafkaError.SASL_AUTHENTICATION_FAILED, "authentication"),
-        (KafkaError._SSL, "tls"),
         (KafkaError.TOPIC_AUTHORIZATION_FAILED, "authorization"),
         (KafkaError.GROUP_AUTHORIZATION_FAILED, "authorization"),
         (KafkaError.CLUSTER_AUTHORIZATION_FAILED, "authorization"),
@@ -89,6 +88,21 @@ def test_the_worker_needs_its_input_group_and_outputs() -> None:
 )
 def test_only_refusals_that_retrying_cannot_cure_are_fatal(code: int, cause: str | None) -> None:
     assert fatal_cause(KafkaError(code)) == cause
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ("SSL handshake failed: error:0A000086:SSL routines::certificate verify failed", "tls"),
+        ("SSL handshake failed: error:0A00010B:SSL routines::wrong version number", "tls"),
+        ("SSL handshake failed: Disconnected: connection closed by peer", None),
+        ("SSL transport error: Connection reset by peer", None),
+    ],
+)
+def test_an_untrusted_certificate_is_fatal_a_broken_handshake_is_not(
+    text: str, cause: str | None
+) -> None:
+    assert fatal_cause(KafkaError(KafkaError._SSL, text)) == cause
 
 
 def test_failure_messages_name_the_cause_and_what_to_check() -> None:
@@ -113,6 +127,7 @@ def test_failure_messages_name_the_cause_and_what_to_check() -> None:
         (aiokafka.errors.KafkaError("TopicAuthorizationFailedError()"), "authorization"),
         (aiokafka.errors.SaslAuthenticationFailed(), "authentication"),
         (ssl.SSLCertVerificationError("certificate verify failed"), "tls"),
+        (ssl.SSLError("EOF occurred in violation of protocol"), None),
         (aiokafka.errors.KafkaConnectionError("no route"), None),
         (ValueError("a bug"), None),
     ],

@@ -74,13 +74,19 @@ def stage_needs(settings: Settings) -> Needs:
     return Needs(read=(settings.input_topic,), write=outputs, groups=(settings.app_id,))
 
 
+TLS_REFUSALS = ("certificate", "wrong version number", "unknown ca", "no protocols available")
+"""What an SSL error says when the handshake cannot succeed however often it is tried (a
+connection closed mid-handshake by a restarting broker says otherwise, and is retried)."""
+
+
 def fatal_cause(error: KafkaError) -> Cause | None:
     """Whether a client error is one that retrying cannot cure, and which kind."""
     name = error.name()
     if name in AUTHENTICATION_CODES:
         return "authentication"
     if name in TLS_CODES:
-        return "tls"
+        text = error.str().lower()
+        return "tls" if any(refusal in text for refusal in TLS_REFUSALS) else None
     if name in AUTHORIZATION_CODES:
         return "authorization"
     return None

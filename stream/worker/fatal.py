@@ -36,8 +36,7 @@ _AIOKAFKA_CAUSES: dict[str, Cause] = {
     "TopicAuthorizationFailedError": "authorization",
     "GroupAuthorizationFailedError": "authorization",
     "ClusterAuthorizationFailedError": "authorization",
-    "SSLError": "tls",
-    "SSLCertVerificationError": "tls",
+    "SSLCertVerificationError": "tls",  # not any SSLError: a reset handshake is retried
 }
 
 
