@@ -189,3 +189,33 @@ def test_broker_status_json_lists_every_node(tmp_path: Path) -> None:
         (2, ports[1], None, False),
         (3, ports[2], None, False),
     ]
+
+
+def test_the_first_node_named_stands_for_its_recorded_cluster(tmp_path: Path) -> None:
+    ports = _free_ports(6)
+    shape = {"nodes": 3, "secure": True, "host": "127.0.0.1", "ports": ports[:3],
+             "controller_ports": ports[3:]}  # fmt: skip
+    (tmp_path / "cluster.json").write_text(json.dumps(shape))
+    env = {
+        "CLAIMS_LOCAL_BROKER_HOME": str(tmp_path),
+        "CLAIMS_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports[0]}",  # as in node 1's settings
+    }
+    result = runner.invoke(app, ["broker", "status", "--json"], env=env)
+    nodes = json.loads(result.stdout)
+    assert [(n["node"], n["port"], n["controller_port"]) for n in nodes] == [
+        (1, ports[0], ports[3]),
+        (2, ports[1], ports[4]),
+        (3, ports[2], ports[5]),
+    ]
+
+
+def test_run_refuses_a_secured_local_cluster_rather_than_using_one_user_for_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CLAIMS_KAFKA_BOOTSTRAP", raising=False)
+    shape = {"nodes": 1, "secure": True, "host": "127.0.0.1", "ports": [9092],
+             "controller_ports": [9193]}  # fmt: skip
+    (tmp_path / "cluster.json").write_text(json.dumps(shape))
+    result = runner.invoke(app, ["run"], env={"CLAIMS_LOCAL_BROKER_HOME": str(tmp_path)})
+    assert result.exit_code == 2
+    assert "is secured" in " ".join(result.output.split())

@@ -29,18 +29,28 @@ def _local_cluster(
 ) -> LocalCluster:
     """The local cluster of CLAIMS_LOCAL_BROKER_HOME, on the ports CLAIMS_KAFKA_BOOTSTRAP
     names when set (else those it was formatted with, else 9092, 9094, ...)."""
-    from stream.kafka.localbroker import BrokerError, LocalCluster, default_home, default_ports
+    from stream.kafka.localbroker import (
+        BrokerError,
+        LocalCluster,
+        default_home,
+        default_ports,
+        read_shape,
+    )
 
+    home = settings.local_broker_home or default_home()
     servers = [s.strip().rpartition(":") for s in settings.kafka_bootstrap.split(",")]
     host = servers[0][0]
     ports: list[int] | None = None
     if settings.broker_configured:
         ports = [int(port) for _, _, port in servers]
-        if nodes is not None and len(ports) != nodes:
+        recorded = read_shape(home)
+        if nodes is None and len(ports) == 1 and recorded and recorded.ports[:1] == (ports[0],):
+            ports = list(recorded.ports)  # the first node named: the cluster it belongs to
+        elif nodes is not None and len(ports) != nodes:
             ports = default_ports(ports[0], nodes)
     try:
         return LocalCluster(
-            settings.local_broker_home or default_home(),
+            home,
             nodes=nodes if nodes is not None else (len(ports) if ports else None),
             secure=secure,
             host=host,

@@ -60,6 +60,7 @@ __all__ = [
     "LocalCluster",
     "default_home",
     "default_pom",
+    "read_shape",
 ]
 
 # KafkaRaftServer logs this at INFO once broker and controller are up (3.x and 4.1 alike); the
@@ -139,6 +140,23 @@ def default_pom() -> Path:
 def default_ports(first: int, nodes: int) -> list[int]:
     """Client ports of `nodes` nodes from the first: 9092 -> 9092, 9094, 9096."""
     return [first + PORT_STEP * n for n in range(nodes)]
+
+
+def read_shape(home: Path, host: str = "127.0.0.1") -> ClusterShape | None:
+    """What the cluster in `home` was formatted for, or None for a new home."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        document = json.loads((Path(home) / "cluster.json").read_text())
+        return ClusterShape(
+            int(document["nodes"]),
+            bool(document["secure"]),
+            str(document["host"]),
+            tuple(int(p) for p in document["ports"]),
+            tuple(int(p) for p in document["controller_ports"]),
+        )
+    if (Path(home) / "data" / "meta.properties").is_file():
+        # A home from before clusters: one plaintext node on the default ports.
+        return ClusterShape(1, False, host, (DEFAULT_PORT,), (DEFAULT_PORT + CONTROLLER_OFFSET,))
+    return None
 
 
 def _new_cluster_id() -> str:
@@ -391,7 +409,7 @@ class LocalCluster:
         self.credentials_path = self.home / "credentials.json"
         self.tls_dir = self.home / "tls"
 
-        recorded = self.recorded_shape()
+        recorded = read_shape(self.home, host)
         count = nodes or (recorded.nodes if recorded else 1)
         if count < 1:
             raise BrokerError(f"a cluster needs at least one node, not {count}")
@@ -437,19 +455,7 @@ class LocalCluster:
 
     def recorded_shape(self) -> ClusterShape | None:
         """What the home was formatted for, or None for a new home."""
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            document = json.loads(self.shape_path.read_text())
-            return ClusterShape(
-                int(document["nodes"]),
-                bool(document["secure"]),
-                str(document["host"]),
-                tuple(int(p) for p in document["ports"]),
-                tuple(int(p) for p in document["controller_ports"]),
-            )
-        if (self.home / "data" / "meta.properties").is_file():
-            # A home from before clusters: one plaintext node on the default ports.
-            return ClusterShape(1, False, self.host, (DEFAULT_PORT,), (9193,))
-        return None
+        return read_shape(self.home, self.host)
 
     def node(self, node_id: int) -> _Node:
         for node in self.nodes:

@@ -25,7 +25,7 @@ from stream.settings import Settings
 log = logging.getLogger("claims_stage.worker")
 
 EXIT_STATUS = 2
-GRACE = 8.0
+GRACE = 5.0
 """Seconds the graceful stop may take before the process exits regardless."""
 
 # aiokafka's names for the same refusals, seen when Faust's consumer crashes on one.

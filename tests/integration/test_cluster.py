@@ -359,6 +359,7 @@ def _freeze_the_group_coordinator(
 
 def _freeze_the_whole_cluster(cluster: LocalCluster, deployment: StageDeployment, port: int) -> str:
     """No broker answers: /healthz says so once that outlasts the session timeout."""
+    wait_for(lambda: _healthz(port)[0] == 200, 60, "/healthz at 200 before the freeze")
     pids = [_pid(cluster, node.id) for node in cluster.nodes]
     frozen = time.monotonic()
     for pid in pids:
@@ -372,6 +373,7 @@ def _freeze_the_whole_cluster(cluster: LocalCluster, deployment: StageDeployment
             assert time.monotonic() < deadline, f"/healthz still {status}: {health}"
             time.sleep(0.5)
         unhealthy_after = time.monotonic() - frozen
+        assert unhealthy_after > SESSION_TIMEOUT  # not before the group itself gives up
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
