@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -11,6 +11,9 @@ from rich.console import Console
 
 from stream.core.rules.config import RulesConfigError, Ruleset
 from stream.settings import Settings
+
+if TYPE_CHECKING:
+    from stream.kafka.access import Needs
 
 app = typer.Typer(
     name="claims-stage",
@@ -39,6 +42,24 @@ def load_settings() -> Settings:
             for e in error.errors()
         )
         raise fail(f"invalid settings: {problems}") from error
+
+
+def require_access(settings: Settings, needs: Needs) -> None:
+    """Exit 2 with the cause named unless this user may do what the command needs: a
+    wrong password, an untrusted certificate or a missing ACL ends here, not in a client
+    retrying forever."""
+    from stream.kafka.access import AccessError, check_access
+
+    try:
+        check_access(settings, needs)
+    except AccessError as error:
+        hint = ""
+        if error.cause == "missing topics":
+            hint = (
+                ". The worker does not let the broker auto-create them with one partition; "
+                "run `claims-stage topics create` first."
+            )
+        raise fail(f"{error}{hint}") from error
 
 
 def load_ruleset(settings: Settings, rules_config: Path | None) -> Ruleset:

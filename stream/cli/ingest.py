@@ -19,7 +19,7 @@ import typer
 
 from stream.cli.batch import InputRecord
 from stream.cli.check import byte_progress
-from stream.cli.common import app, err, fail, load_settings, out
+from stream.cli.common import app, err, fail, load_settings, out, require_access
 from stream.cli.readers import FORMAT_NAMES, read_input
 from stream.core.adapters.formats import AdaptedClaim
 from stream.core.decision import Output, check_adapted, fhir_record
@@ -48,6 +48,7 @@ def ingest(
     """Split an 837 or a FHIR Bundle into one encounter event per claim and produce them to
     the input topic (key = claim ID, origin filled); unreadable claims go to the dead-letter
     topic with where and what. JSON Lines are produced line by line, FHIR Claims as events."""
+    from stream.kafka.access import Needs
     from stream.kafka.send import send_records
 
     settings = load_settings()
@@ -55,6 +56,8 @@ def ingest(
         source, size = input_path.open("rb"), input_path.stat().st_size
     except OSError as error:
         raise fail(f"cannot read {input_path}: {error.strerror}") from error
+    # Unreadable claims go straight to the dead-letter topic: both are written.
+    require_access(settings, Needs(write=(settings.input_topic, settings.dlq_topic)))
     counts = IngestCounts()
     with source, byte_progress(size, "ingesting", minimum=1) as advance:
         reading = read_input(source, str(input_path), advance)

@@ -8,11 +8,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stream.cli.common import RulesConfigOption, app, err, fail, load_ruleset, load_settings, out
+from stream.cli.common import (
+    RulesConfigOption,
+    app,
+    err,
+    fail,
+    load_ruleset,
+    load_settings,
+    out,
+    require_access,
+)
 from stream.settings import Settings
 
 if TYPE_CHECKING:
-    from stream.kafka.access import Needs
     from stream.kafka.localbroker import LocalCluster
 
 broker_app = typer.Typer(
@@ -58,22 +66,6 @@ def _local_cluster(
         )
     except BrokerError as error:
         raise fail(str(error)) from error
-
-
-def _check_access(settings: Settings, needs: Needs) -> None:
-    """Exit 2 with the cause named unless this user may do what the command needs."""
-    from stream.kafka.access import AccessError, check_access
-
-    try:
-        check_access(settings, needs)
-    except AccessError as error:
-        hint = ""
-        if error.cause == "missing topics":
-            hint = (
-                ". The worker does not let the broker auto-create them with one partition; "
-                "run `claims-stage topics create` first."
-            )
-        raise fail(f"{error}{hint}") from error
 
 
 def _grant_local_acls(cluster: LocalCluster, settings: Settings) -> None:
@@ -278,7 +270,7 @@ def topics_create() -> None:
     from stream.kafka.topics import TopicsError, create_topics
 
     settings = load_settings()
-    _check_access(settings, Needs())
+    require_access(settings, Needs())
     try:
         states = create_topics(settings)
     except (KafkaException, TopicsError) as error:
@@ -302,7 +294,7 @@ def topics_list() -> None:
     from stream.kafka.topics import describe_topics
 
     settings = load_settings()
-    _check_access(settings, Needs())
+    require_access(settings, Needs())
     for state in describe_topics(settings):
         partitions = f"{state.partitions} partitions" if state.partitions else "MISSING"
         replicas = f", {state.replicas} replicas" if state.replicas else ""
@@ -326,7 +318,7 @@ def worker(rules_config: RulesConfigOption = None) -> None:
     ruleset = load_ruleset(settings, rules_config)
     # Before Faust starts: a wrong password, an untrusted certificate or a missing ACL
     # ends here with the cause named, not in a client retrying forever.
-    _check_access(settings, stage_needs(settings))
+    require_access(settings, stage_needs(settings))
     run_worker(settings, lambda: Decider(ruleset=ruleset))
 
 
@@ -352,7 +344,7 @@ def send(
             lines = list(read_lines(source))
     except OSError as error:
         raise fail(f"cannot read {input_path}: {error.strerror}") from error
-    _check_access(settings, Needs(write=(topic or settings.input_topic,)))
+    require_access(settings, Needs(write=(topic or settings.input_topic,)))
     if err.is_terminal and len(lines) > 1000:
         from rich.progress import Progress
 
@@ -392,7 +384,7 @@ def tail(
 
     settings = load_settings()
     names = topics or _output_topics(settings)
-    _check_access(settings, Needs(read=tuple(names)))
+    require_access(settings, Needs(read=tuple(names)))
     try:
         for topic, _, value in follow(settings, names, from_beginning, limit, idle):
             out.print(f"[dim]{topic}[/] {describe(value)}", highlight=False)
