@@ -9,7 +9,15 @@ after the first question about a code. The spec is a space-separated list of ite
   catalogue reads ranges of categories;
 - `C50.#1`: `#` matches any one digit (C50.x1x, the female-breast codes, and not the
   inflammatory C50.A1 of FY2026, whose A is no site); `?` matches any one character;
-- `!C7A.026`: removes what the item would match.
+- `!C7A.026`: removes what the item would match;
+- `M84.5-`, `T86.-`: a trailing dash says "and everything below" in print; they match as
+  `M84.5` and `T86`.
+
+A set knows its display form (`str(codes)`: `C71.0-C71.5, C71.8, C83.390`; `Z51 other
+than Z51.0, Z51.11`), so that messages and documentation render a list from the set that
+decides, never retype it. Sets compose: `NET_PRIMARY | NET_HISTORY` holds the codes of
+both, `Z51 - TREATMENT` those of `Z51` outside `TREATMENT`; a composed set remembers its
+`parts`.
 
 Speed: a `CodeIndex`, built by the stage from the code sets its traits, site families and
 rules declare, gives each set a bit, and each code's description carries the bits of
@@ -19,7 +27,7 @@ set?" is then one AND on the claim's folded bits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -45,7 +53,35 @@ class _Item:
         return "?" in self.low or "#" in self.low
 
 
+def _tokens(spec: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The included and the excluded items of a spec, as written."""
+    tokens = spec.replace(",", " ").split()
+    included = tuple(t for t in tokens if not t.startswith("!"))
+    excluded = tuple(t[1:] for t in tokens if t.startswith("!"))
+    return included, excluded
+
+
+def written(item: str) -> str:
+    """An item as prose writes it: `C50.#1` is `C50.x1` (x: any digit)."""
+    return item.replace("#", "x")
+
+
+def display_spec(spec: str, show: Callable[[str], str | None] = written) -> str:
+    """A spec as prose writes it: `C71.0-C71.5, C71.8`; `Z51 other than Z51.0, Z51.11`.
+
+    `show` renders one item (a code, a prefix or a range, as written), or drops it by
+    returning None; procedure-code specs (`ProcedureCodes`) use the same syntax.
+    """
+    included, excluded = _tokens(spec)
+    shown = [text for text in map(show, included) if text]
+    left_out = [text for text in map(show, excluded) if text]
+    listing = ", ".join(shown)
+    return f"{listing} other than {', '.join(left_out)}" if left_out else listing
+
+
 def _parse(token: str) -> _Item:
+    if token.endswith("-"):  # `M84.5-`, `T86.-`: a prefix, written as print writes it
+        token = token[:-1].removesuffix(".")
     low, _, high = token.partition("-")
     high = high or low
     if len(low) != len(high):
@@ -56,15 +92,18 @@ def _parse(token: str) -> _Item:
 class CodeSet:
     """A set of normalised (dotted, upper-case) ICD-10-CM codes."""
 
-    __slots__ = ("_excluded", "_included", "_known", "spec")
+    __slots__ = ("_excluded", "_included", "_known", "excluded", "included", "parts", "spec")
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, parts: tuple[CodeSet, ...] = ()) -> None:
         self.spec = spec
-        tokens = spec.replace(",", " ").split()
-        if not tokens:
-            raise ValueError("an empty code set")
-        self._included = tuple(_parse(t) for t in tokens if not t.startswith("!"))
-        self._excluded = tuple(_parse(t[1:]) for t in tokens if t.startswith("!"))
+        # The items as written (`M84.5-`, `C71.0-C71.5`), for display.
+        self.included, self.excluded = _tokens(spec)
+        if not self.included:
+            raise ValueError(f"a code set with no codes: {spec!r}")
+        self._included = tuple(map(_parse, self.included))
+        self._excluded = tuple(map(_parse, self.excluded))
+        # The named sets this one was composed from (`|`, `-`); empty for a written set.
+        self.parts = parts
         # Remembered answers: rules ask about the same few hundred codes all day long.
         self._known: dict[str, bool] = {}
 
@@ -88,6 +127,26 @@ class CodeSet:
         if code not in self:
             return 0
         return max(len(i.low) for i in self._included if i.matches(code))
+
+    def __or__(self, other: CodeSet) -> CodeSet:
+        """The codes of either set. Only sets without exclusions compose this way: an
+        exclusion of one would take codes away from the other."""
+        if self.excluded or other.excluded:
+            raise ValueError(f"cannot join sets with exclusions: {self!r} | {other!r}")
+        return CodeSet(f"{self.spec} {other.spec}", parts=(*self._named(), *other._named()))
+
+    def __sub__(self, other: CodeSet) -> CodeSet:
+        """The codes of this set outside `other` (a set without exclusions of its own)."""
+        if other.excluded:
+            raise ValueError(f"cannot take away a set with exclusions: {other!r}")
+        removed = " ".join(f"!{item}" for item in other.included)
+        return CodeSet(f"{self.spec} {removed}", parts=(*self._named(), other))
+
+    def _named(self) -> tuple[CodeSet, ...]:
+        return self.parts if self.parts and not self.excluded else (self,)
+
+    def __str__(self) -> str:
+        return display_spec(self.spec)
 
     def __repr__(self) -> str:
         return f"CodeSet({self.spec!r})"

@@ -86,6 +86,8 @@ _TRAIT_SETS: tuple[tuple[int, CodeSet], ...] = (
 )
 
 TRAIT_SETS: tuple[CodeSet, ...] = tuple(codes for _, codes in _TRAIT_SETS)
+TRAIT_CODES: dict[int, CodeSet] = dict(_TRAIT_SETS)
+"""Each trait's codes, for documents that name a family by its codes (`NOT_Z` has none)."""
 
 # Official descriptions write a paired organ's unknown side in lower case before the organ
 # ("of unspecified kidney"); a capital "Unspecified" opens a description and qualifies the
