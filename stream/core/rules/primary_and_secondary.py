@@ -5,7 +5,8 @@ from __future__ import annotations
 from stream.core.claim import Claim
 from stream.core.codes.codeset import CodeSet
 from stream.core.codes.icd10cm import Trait
-from stream.core.rules.base import Hit, codes_of, hit, labels_of, rule
+from stream.core.rules.base import Hit, Problems, codes_of, hit, labels_of, rule, together
+from stream.core.rules.code_lists import SECONDARY_MERKEL
 
 
 @rule(
@@ -18,14 +19,19 @@ from stream.core.rules.base import Hit, codes_of, hit, labels_of, rule
     applies_to=Trait.SECONDARY,
 )
 def met005_secondary_needs_primary(claim: Claim) -> Hit | None:
-    """Whenever C77-C79 is reported, the claim must also say where the primary is.
+    """Whenever a secondary malignancy is reported, the claim must also say where the primary is.
 
-    A primary-site indicator is an active primary (C00-C76 including C4A and C7A, or
-    C81-C96), a personal-history code (Z85.-) for an eradicated primary, or C80.1 when
-    the primary cannot be determined. This corrects the absolute reading that a primary
-    C code must always accompany a secondary: an eradicated primary is a Z85 code.
+    ## What it checks
+    A claim with a secondary malignancy code ({Trait.SECONDARY}) fails when it has no
+    primary-site indicator: an active primary ({Trait.SOLID_PRIMARY}, or
+    {Trait.HEME_PRIMARY}), a personal-history code ({Trait.HISTORY}) for an eradicated
+    primary, or {Trait.UNKNOWN_PRIMARY} when the primary cannot be determined.
 
-    Example that fails: C79.51 alone. Passes: C79.51, C80.1.
+    ## Why
+    A secondary site is coded with its primary (Official Guidelines I.C.2, I.C.2.l.2), or
+    with C80.1 when the primary is unknown (I.C.2.k). This corrects the absolute reading
+    that a primary C code must always accompany a secondary: an eradicated primary is a Z85
+    code (I.C.2.d).
     """
     secondaries = claim.with_traits(Trait.SECONDARY)
     if not secondaries or claim.has(Trait.ACTIVE_PRIMARY | Trait.HISTORY | Trait.UNKNOWN_PRIMARY):
@@ -38,17 +44,18 @@ def met005_secondary_needs_primary(claim: Claim) -> Hit | None:
     )
 
 
-_NET_PRIMARY = CodeSet("C7A")
-_SOLID_PRIMARY_NOT_NET = CodeSet("C00-C76")
-_NET_HISTORY = CodeSet(
-    "Z85.020 Z85.030 Z85.040 Z85.060 Z85.07 Z85.110 Z85.230 Z85.520 Z85.89 Z85.9"
-)
-_NET_SECONDARY = CodeSet("C7B.0 C7B.8")
-_NET_INDICATOR = CodeSet(
-    "C7A C25.4 Z85.020 Z85.030 Z85.040 Z85.060 Z85.07 Z85.110 Z85.230 Z85.520 Z85.89 Z85.9"
-)
-_MERKEL_SECONDARY = CodeSet("C7B.1")
-_MERKEL_INDICATOR = CodeSet("C4A Z85.821")
+NET_PRIMARY = CodeSet("C7A")
+NET_UNKNOWN_PRIMARY = CodeSet("C7A.00")
+ENDOCRINE_PANCREAS = CodeSet("C25.4")
+"""Malignant neoplasm of the endocrine pancreas (islet cells): a neuroendocrine primary."""
+SOLID_PRIMARY_NOT_NET = CodeSet("C00-C76")
+NET_HISTORY = CodeSet("Z85.020 Z85.030 Z85.040 Z85.060 Z85.07 Z85.110 Z85.230 Z85.520 Z85.89 Z85.9")
+"""Personal-history codes that can stand for an eradicated neuroendocrine primary."""
+NET_INDICATOR = NET_PRIMARY | ENDOCRINE_PANCREAS | NET_HISTORY
+NET_SECONDARY = CodeSet("C7B.0 C7B.8")
+MERKEL_PRIMARY = CodeSet("C4A")
+MERKEL_HISTORY = CodeSet("Z85.821")
+MERKEL_INDICATOR = MERKEL_PRIMARY | MERKEL_HISTORY
 
 
 @rule(
@@ -61,47 +68,51 @@ _MERKEL_INDICATOR = CodeSet("C4A Z85.821")
     applies_to=Trait.SOLID_PRIMARY | Trait.SECONDARY_NET,
 )
 def met006_neuroendocrine_secondaries(claim: Claim) -> Hit | None:
-    """Carcinoid and NET metastases are C7B, not C78/C79, and C7B needs a NET primary.
+    """Carcinoid and NET metastases are C7B, not C78/C79, and C7B needs a neuroendocrine primary.
 
-    (a) A C7A primary with a C78/C79 secondary, and nothing else that could own that
-    secondary (no other solid primary C00-C76, no solid-tumour Z85 outside the NET
-    history list), is an error: the Tabular excludes secondary carcinoid tumours from
-    C78/C79. (b) C7B.0- or C7B.8 with no C7A, C25.4 or NET history code is an error.
-    (c) C7B.1 (secondary Merkel cell) with no C4A or Z85.821 is an error. The NET history
-    list is Z85.020, .030, .040, .060, .07, .110, .230, .520, .89 and .9. An unknown NET
-    primary is C7A.00, not C80.1. C77 is deliberately not part of (a): regional nodes of
-    a carcinoid may still be C77.
+    ## What it checks
+    (a) A neuroendocrine primary ({NET_PRIMARY}) with a secondary of
+    {Trait.ORGAN_SECONDARY}, and nothing else that could own that secondary (no other solid
+    primary {SOLID_PRIMARY_NOT_NET}, no solid-tumour Z85 outside the NET history list), is
+    an error. (b) A secondary neuroendocrine tumour ({NET_SECONDARY}) with no
+    neuroendocrine primary or history ({NET_INDICATOR}) is an error. (c) Secondary Merkel
+    cell carcinoma ({SECONDARY_MERKEL}) with no Merkel cell primary or history
+    ({MERKEL_INDICATOR}) is an error. The NET history list is {NET_HISTORY}. C77 is not
+    part of (a): regional nodes of a carcinoid may still be C77.
 
-    Example that fails: C7A.012, C78.7. Passes: C7B.02, Z85.07 (eradicated pancreatic
-    primary).
+    ## Why
+    The Tabular excludes secondary carcinoid tumours (C7B.-) from C78, C79 and C79.5, so
+    a carcinoid's metastasis coded to C78/C79 is coded to the wrong category. A C7B code
+    needs the neuroendocrine primary it came from; an unknown neuroendocrine primary is
+    {NET_UNKNOWN_PRIMARY}, not C80.1 (C80 Excludes1).
     """
-    problems: list[str] = []
-    involved = []
-    net_primaries = claim.in_set(_NET_PRIMARY)
+    problems = Problems()
+    net_primaries = claim.in_set(NET_PRIMARY)
     organ_secondaries = claim.with_traits(Trait.ORGAN_SECONDARY)
-    other_owner = claim.in_set(_SOLID_PRIMARY_NOT_NET) or [
-        d for d in claim.with_traits(Trait.SOLID_HISTORY) if d.code not in _NET_HISTORY
+    other_owner = claim.in_set(SOLID_PRIMARY_NOT_NET) or [
+        d for d in claim.with_traits(Trait.SOLID_HISTORY) if d.code not in NET_HISTORY
     ]
     if net_primaries and organ_secondaries and not other_owner:
-        problems.append(
+        problems.add(
             f"{codes_of(organ_secondaries)} beside the neuroendocrine primary "
-            f"{codes_of(net_primaries)}: code its metastases to C7B"
+            f"{codes_of(net_primaries)}: code its metastases to C7B",
+            net_primaries + organ_secondaries,
         )
-        involved += net_primaries + organ_secondaries
-    net_secondaries = claim.in_set(_NET_SECONDARY)
-    if net_secondaries and not claim.in_set(_NET_INDICATOR):
-        problems.append(
+    net_secondaries = claim.in_set(NET_SECONDARY)
+    if net_secondaries and not claim.any_in(NET_INDICATOR):
+        problems.add(
             f"{codes_of(net_secondaries)} needs a neuroendocrine primary "
-            "(C7A, C25.4 or a NET history code; unknown primary is C7A.00)"
+            f"({NET_PRIMARY}, {ENDOCRINE_PANCREAS} or a NET history code; unknown primary "
+            f"is {NET_UNKNOWN_PRIMARY})",
+            net_secondaries,
         )
-        involved += net_secondaries
-    merkel = claim.in_set(_MERKEL_SECONDARY)
-    if merkel and not claim.in_set(_MERKEL_INDICATOR):
-        problems.append(f"{codes_of(merkel)} needs a Merkel cell primary (C4A) or Z85.821")
-        involved += merkel
-    if not problems:
-        return None
-    return hit("error", "; ".join(problems), diagnoses=involved)
+    merkel = claim.in_set(SECONDARY_MERKEL)
+    if merkel and not claim.any_in(MERKEL_INDICATOR):
+        problems.add(
+            f"{codes_of(merkel)} needs a Merkel cell primary ({MERKEL_PRIMARY}) or {MERKEL_HISTORY}",
+            merkel,
+        )
+    return problems.hit("error")
 
 
 @rule(
@@ -116,13 +127,19 @@ def met006_neuroendocrine_secondaries(claim: Claim) -> Hit | None:
 def met007_unknown_primary_beside_known(claim: Claim) -> Hit | None:
     """C80.1 beside a specified primary, a haematological cancer or a Z85 is reviewed.
 
-    C80.1 means the primary of a malignancy cannot be determined. The same patient can
-    have a separate, known cancer (liver metastases of unknown primary in a man with
-    prostate cancer on surveillance: C78.7, C80.1, C61), so the pairing is a warning,
-    never an error. A coexisting C44 skin cancer does not count. C80.1 as the inpatient
-    principal diagnosis is also flagged: it should rarely be used there.
+    ## What it checks
+    {Trait.UNKNOWN_PRIMARY} (primary site unknown) with a specified solid primary
+    ({Trait.SOLID_PRIMARY}; a {Trait.OTHER_SKIN} skin cancer does not count) warns; so
+    does C80.1 with a lymphoid or haematopoietic primary ({Trait.HEME_PRIMARY}) or a
+    personal-history code ({Trait.HISTORY}). C80.1 as the principal diagnosis of an
+    inpatient claim warns too.
 
-    Example that warns: C34.11, C79.51, C80.1. Passes: C79.51, C80.1.
+    ## Why
+    C80.1 means the primary of a malignancy cannot be determined (I.C.2.k). The same
+    patient can have a separate, known cancer: liver metastases of unknown primary in a man
+    with prostate cancer on surveillance are C78.7, C80.1, C61. So the pairing is
+    reviewed, never rejected. The Tabular says C80.1 should rarely be used in the
+    inpatient setting.
     """
     unknown = claim.with_traits(Trait.UNKNOWN_PRIMARY)
     if not unknown:
@@ -155,7 +172,8 @@ def met007_unknown_primary_beside_known(claim: Claim) -> Hit | None:
     return None
 
 
-_UNKNOWN_SITES = CodeSet("C80.1 C79.9")
+PRIMARY_SITE_UNKNOWN = CodeSet("C80.1")
+SECONDARY_SITE_UNKNOWN = CodeSet("C79.9")
 
 
 @rule(
@@ -168,21 +186,25 @@ _UNKNOWN_SITES = CodeSet("C80.1 C79.9")
     applies_to=Trait.UNKNOWN_PRIMARY,
 )
 def met008_unknown_primary_and_unknown_secondary(claim: Claim) -> Hit | None:
-    """C80.1 (primary unspecified) and C79.9 (secondary, unspecified site) exclude each other.
+    """C80.1 (primary site unknown) and C79.9 (secondary, unspecified site) exclude each other.
 
-    Each carries an Excludes1 note naming the other. Code the known secondary sites with
-    C80.1; when neither the primary nor any secondary site is known, the code is C80.0.
+    ## What it checks
+    A claim with both {PRIMARY_SITE_UNKNOWN} and {SECONDARY_SITE_UNKNOWN} fails.
 
-    Example that fails: C79.9, C80.1. Passes: C78.7, C80.1.
+    ## Why
+    Each code carries an Excludes1 note naming the other. The known secondary sites are
+    coded with C80.1; when neither the primary nor any secondary site is known, the code is
+    C80.0 (I.C.2.j).
     """
-    pair = claim.in_set(_UNKNOWN_SITES)
-    if {d.code for d in pair} != {"C80.1", "C79.9"}:
+    found = together(claim, PRIMARY_SITE_UNKNOWN, SECONDARY_SITE_UNKNOWN)
+    if found is None:
         return None
+    primary, secondary = found
     return hit(
         "error",
-        "C80.1 and C79.9 exclude each other: code the known secondary sites with C80.1, "
-        "or C80.0 when no site is known",
-        diagnoses=pair,
+        f"{PRIMARY_SITE_UNKNOWN} and {SECONDARY_SITE_UNKNOWN} exclude each other: code the "
+        f"known secondary sites with {PRIMARY_SITE_UNKNOWN}, or C80.0 when no site is known",
+        diagnoses=primary + secondary,
     )
 
 
@@ -198,11 +220,15 @@ def met008_unknown_primary_and_unknown_secondary(claim: Claim) -> Hit | None:
 def met009_disseminated_with_known_sites(claim: Claim) -> Hit | None:
     """C80.0 (carcinomatosis NOS, generalised cancer) must not replace known sites.
 
-    C80.0 with a solid primary (C00-C76, C4A, C7A), a secondary (C77-C79, C7B) or C80.1
-    is an error: code the primary and every known secondary site instead. Peritoneal
-    carcinomatosis with a known primary is C78.6 plus the primary.
+    ## What it checks
+    {Trait.DISSEMINATED} with a solid primary ({Trait.SOLID_PRIMARY}), a secondary
+    ({Trait.SECONDARY}, {Trait.SECONDARY_NET}) or {Trait.UNKNOWN_PRIMARY} is an error.
 
-    Example that fails: C80.0, C56.9, C78.6. Passes: C78.6, C56.9.
+    ## Why
+    C80.0 is for a malignancy whose primary and secondary sites are all unknown (I.C.2.j;
+    Excludes1 at C79.9 and C80). Where a site is known, the primary and every known
+    secondary site are coded instead: peritoneal carcinomatosis with a known primary is
+    C78.6 plus the primary.
     """
     disseminated = claim.with_traits(Trait.DISSEMINATED)
     if not disseminated:
@@ -220,9 +246,6 @@ def met009_disseminated_with_known_sites(claim: Claim) -> Hit | None:
     )
 
 
-_SECONDARY_SITE_UNKNOWN = CodeSet("C79.9")
-
-
 @rule(
     "MET-041",
     title="C79.9 (secondary, unspecified site) together with a specified secondary site",
@@ -230,25 +253,32 @@ _SECONDARY_SITE_UNKNOWN = CodeSet("C79.9")
     citation="ICD-10-CM Official Guidelines I.B.3, I.C.2 (introduction); Tabular C79.9",
     carc="16",
     rarc="M81",
-    applies_to=_SECONDARY_SITE_UNKNOWN,
+    applies_to=SECONDARY_SITE_UNKNOWN,
 )
 def met041_unspecified_secondary_beside_specified(claim: Claim) -> Hit | None:
     """C79.9 is for metastatic disease whose site is not documented.
 
-    When a secondary site is coded (another C77-C79 code; C7B does not count), C79.9 adds
-    nothing and is flagged. C79.9 with C80.1 is MET-008.
+    ## What it checks
+    {SECONDARY_SITE_UNKNOWN} beside a specified secondary site (another code of
+    {Trait.SECONDARY}; {Trait.SECONDARY_NET} does not count) warns. C79.9 with C80.1 is
+    MET-008's.
 
-    Example that warns: C34.11, C78.7, C79.9. Passes: C34.11, C78.7.
+    ## Why
+    When a secondary site is coded, C79.9 adds nothing: codes are reported to the
+    specificity the documentation gives (I.B.3), and each known secondary site is coded
+    (I.C.2). A warning, since C79.9 may stand for a further site the record does not name.
     """
-    unspecified = claim.in_set(_SECONDARY_SITE_UNKNOWN)
+    unspecified = claim.in_set(SECONDARY_SITE_UNKNOWN)
     if not unspecified:
         return None
-    specified = [d for d in claim.with_traits(Trait.SECONDARY) if d.code != "C79.9"]
+    specified = [
+        d for d in claim.with_traits(Trait.SECONDARY) if d.code not in SECONDARY_SITE_UNKNOWN
+    ]
     if not specified:
         return None
     return hit(
         "warning",
-        f"C79.9 (secondary, unspecified site) beside the specified secondary site "
-        f"{codes_of(specified)}: drop C79.9",
+        f"{SECONDARY_SITE_UNKNOWN} (secondary, unspecified site) beside the specified "
+        f"secondary site {codes_of(specified)}: drop {SECONDARY_SITE_UNKNOWN}",
         diagnoses=unspecified + specified,
     )

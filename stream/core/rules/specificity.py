@@ -6,10 +6,11 @@ import re
 
 from stream.core.claim import Claim, ClaimDiagnosis
 from stream.core.codes.codeset import CodeSet
-from stream.core.codes.icd10cm import Trait
-from stream.core.rules.base import Hit, codes_of, hit, rule
+from stream.core.codes.icd10cm import TRAIT_CODES, Trait
+from stream.core.rules.base import Hit, Problems, any_of, codes_of, current_malignancies, hit, rule
 
-_SIDE_IN_TEXT = re.compile(r"\b(right|left|bilateral)\b", re.IGNORECASE)
+SIDE_WORDS = ("right", "left", "bilateral")
+_SIDE_IN_TEXT = any_of(SIDE_WORDS)
 
 
 @rule(
@@ -23,16 +24,18 @@ _SIDE_IN_TEXT = re.compile(r"\b(right|left|bilateral)\b", re.IGNORECASE)
 def met025_laterality(claim: Claim) -> Hit | None:
     """Use the right or left code when the documentation gives the side.
 
+    ## What it checks
     (a) A code whose official description says 'unspecified' lung, kidney, ovary, adrenal
-    gland, breast, testis, eye, ear, fallopian tube, ureter or renal pelvis, on a claim
-    whose reason for the encounter says right, left or bilateral, warns. (b) An
-    unspecified-side code beside a specified-side code of the same subcategory (C78.00
-    with C78.01, C40.00 with C40.01) warns. An unspecified-side code is one whose
-    sibling codes name the side where it says 'unspecified'; so (b) covers limbs and
-    eyelids as well as the organs of (a). (a) is a free-text heuristic, so a warning only.
+    gland, breast, testis, eye, ear, fallopian tube, ureter or renal pelvis, on a claim whose
+    reason for the encounter says {SIDE_WORDS}, warns. (b) An unspecified-side code beside a
+    specified-side code of the same subcategory (C78.00 with C78.01, C40.00 with C40.01)
+    warns. An unspecified-side code is one whose sibling codes name the side where it says
+    'unspecified'; so (b) covers limbs and eyelids as well as the organs of (a).
 
-    Example that warns: C64.2, C78.00 with the reason "right lower lobe metastasis from
-    left renal cell carcinoma". Passes: C64.2, C78.01 with the same reason.
+    ## Why
+    When the documentation gives the side, the code for that side is reported (I.B.13), and
+    an unspecified code beside a specified one of the same site is less specific than the
+    record (I.B.3). (a) reads free text, a heuristic, so the rule only warns.
     """
     unspecified = [d for d in claim.valid if d.info.unspecified_paired_organ]
     reason = claim.reason_for_encounter
@@ -63,7 +66,9 @@ def met025_laterality(claim: Claim) -> Hit | None:
     )
 
 
-_OVERLAP_CANDIDATES = CodeSet("C00-C75 !C43 !C44 !C4A !C50")
+OVERLAP_CANDIDATES = CodeSet("C00-C75 !C43 !C44 !C4A !C50")
+"""Primary sites whose subsites have an overlapping-lesion code (.8), other than those
+where separate lesions are common (melanoma, other skin, Merkel cell, breast)."""
 
 
 @rule(
@@ -73,21 +78,25 @@ _OVERLAP_CANDIDATES = CodeSet("C00-C75 !C43 !C44 !C4A !C50")
     citation="ICD-10-CM Tabular chapter 2 note 'primary malignant neoplasms overlapping site boundaries'",
     carc="16",
     rarc="M81",
-    applies_to=_OVERLAP_CANDIDATES,
+    applies_to=OVERLAP_CANDIDATES,
 )
 def met026_overlapping_subsites(claim: Claim) -> Hit | None:
     """One tumour overlapping contiguous subsites is coded to .8, not to each subsite.
 
-    Fires when codes of one primary category (C00-C75 other than C43, C44, C4A and C50,
-    whose separate lesions are common) carry at least two different fourth characters
-    other than 8 and 9. Non-contiguous tumours of one site are coded separately, hence a
-    warning. Direct extension into another organ is correctly a secondary of that organ
-    and is never rejected.
+    ## What it checks
+    Fires when codes of one primary category of {OVERLAP_CANDIDATES} carry at least two
+    different fourth characters other than 8 and 9.
 
-    Example that warns: C18.2, C18.3. Passes: C18.8.
+    ## Why
+    A primary malignancy that overlaps two or more contiguous sites is coded to the
+    overlapping-lesion subcategory .8 (Tabular chapter 2 note). Separate, non-contiguous
+    tumours of one site are coded separately, so the claim is reviewed, not rejected; skin,
+    melanoma, Merkel cell and breast are left out because separate lesions are common there.
+    Direct extension into another organ is correctly a secondary of that organ and is never
+    rejected.
     """
     subsites: dict[str, dict[str, ClaimDiagnosis]] = {}
-    for diagnosis in claim.in_set(_OVERLAP_CANDIDATES):
+    for diagnosis in claim.in_set(OVERLAP_CANDIDATES):
         code = diagnosis.code
         if len(code) > 4 and code[4] not in "89":
             subsites.setdefault(code[:3], {}).setdefault(code[4], diagnosis)
@@ -102,12 +111,23 @@ def met026_overlapping_subsites(claim: Claim) -> Hit | None:
     )
 
 
-_UNCERTAINTY = re.compile(
-    r"\b(suspected|suspicious for|suspicion of|probable|possible|likely|questionable|rule out"
-    r"|r/o|concern for|consistent with|compatible with|working diagnosis)\b",
-    re.IGNORECASE,
+UNCERTAIN_WORDS = (
+    "suspected",
+    "suspicious for",
+    "suspicion of",
+    "probable",
+    "possible",
+    "likely",
+    "questionable",
+    "rule out",
+    "r/o",
+    "concern for",
+    "consistent with",
+    "compatible with",
+    "working diagnosis",
 )
-_METASTATIC = CodeSet("C77-C79 C7B C80")
+_UNCERTAINTY = any_of(UNCERTAIN_WORDS)
+METASTATIC = CodeSet("C77-C79 C7B C80")
 
 
 @rule(
@@ -117,24 +137,24 @@ _METASTATIC = CodeSet("C77-C79 C7B C80")
     citation="ICD-10-CM Official Guidelines IV.H (versus II.H for inpatient)",
     carc="16",
     rarc="M76",
-    applies_to=_METASTATIC,
+    applies_to=METASTATIC,
 )
 def met027_uncertain_metastasis(claim: Claim) -> Hit | None:
     """Outside inpatient care, a suspected or probable metastasis is coded by its findings.
 
-    Fires on outpatient and professional claims whose reason for the encounter uses
-    uncertain wording (suspected, suspicious for, probable, possible, likely,
-    questionable, rule out, r/o, concern for, consistent with, compatible with, working
-    diagnosis) while a C77-C79, C7B or C80 code is on the claim. Inpatient claims may code
-    an uncertain diagnosis documented at discharge as established (II.H). A free-text
-    heuristic, so a warning only.
+    ## What it checks
+    Fires on outpatient and professional claims whose reason for the encounter uses uncertain
+    wording ({UNCERTAIN_WORDS}) while a code of {METASTATIC} is on the claim.
 
-    Example that warns: C18.7, C78.7 for "CT to rule out liver metastases". Passes:
-    C18.7, R93.2 for the same reason.
+    ## Why
+    Outpatient and professional coding does not code a diagnosis documented as probable,
+    suspected or to be ruled out as if it existed; it codes the signs, symptoms or findings
+    (IV.H). Inpatient claims may code an uncertain diagnosis documented at discharge as
+    established (II.H). Reading the reason is a free-text heuristic, so a warning only.
     """
     if claim.setting == "inpatient" or claim.reason_for_encounter is None:
         return None
-    metastatic = claim.in_set(_METASTATIC)
+    metastatic = claim.in_set(METASTATIC)
     if not metastatic:
         return None
     wording = _UNCERTAINTY.search(claim.reason_for_encounter)
@@ -171,26 +191,23 @@ def tnm_categories(tnm: str) -> tuple[str | None, str | None]:
 def met028_m1_without_distant_code(claim: Claim) -> Hit | None:
     """If stage M1 is documented for a current malignancy, code the distant site.
 
+    ## What it checks
     Fires when the TNM reads M1 (M1a-c included), the claim has no distant evidence
-    (C78, C79, C7B, C80.0, or a malignant effusion J91.0, I31.31, R18.0, which can carry
-    the M1 alone) and it carries a current malignancy (any malignancy other than C80.2).
-    Not evaluated when a lymphoid or haematopoietic code (C81-C96) is present. A derived
-    consistency edit, so a warning only; surveillance claims are skipped because the
-    TNM is often the stage at diagnosis.
+    ({Trait.DISTANT_EVIDENCE}: a malignant effusion can carry the M1 alone) and it carries a
+    current malignancy ({Trait.MALIGNANCY} other than {Trait.TRANSPLANT_MALIGNANCY}). Not
+    evaluated when a lymphoid or haematopoietic code ({Trait.HEME_PRIMARY}) is present.
 
-    Example that warns: TNM T3N0M1 with C18.7 alone. Passes: TNM T2aN0M1a with C34.32,
-    J91.0.
+    ## Why
+    The secondary sites of a malignancy are determined and coded (I.C.2); a TNM stage is not
+    coded itself, so this is a derived consistency edit and a warning only. Surveillance
+    claims are left out because their TNM is often the stage at diagnosis.
     """
     if claim.tnm is None or claim.has(Trait.HEME_PRIMARY):
         return None
     _, m = tnm_categories(claim.tnm)
     if m != "1" or claim.has(Trait.DISTANT_EVIDENCE):
         return None
-    current = [
-        d
-        for d in claim.with_traits(Trait.MALIGNANCY)
-        if not d.info.traits & Trait.TRANSPLANT_MALIGNANCY
-    ]
+    current = current_malignancies(claim)
     if not current:
         return None
     return hit(
@@ -201,7 +218,7 @@ def met028_m1_without_distant_code(claim: Claim) -> Hit | None:
     )
 
 
-_DISTANT_NODES = CodeSet("C7B.01")
+DISTANT_CARCINOID_NODES = CodeSet("C7B.01")
 
 
 @rule(
@@ -213,30 +230,35 @@ _DISTANT_NODES = CodeSet("C7B.01")
     rarc="M76",
 )
 def met029_tnm_consistency(claim: Claim) -> Hit | None:
-    """The N category and M0 should agree with the C77, C78 and C79 codes.
+    """The N category and M0 should agree with the nodal and distant codes.
 
-    (a) N1-N3 with no C77 (and no C7B.01) warns; (b) N0 with a C77 code warns; (c) M0
-    with distant evidence (C78, C79, C7B, C80.0, J91.0, I31.31, R18.0) warns. Skipped
-    when a C81-C96 code is present. Unlike MET-028 it also runs on claims without a
-    current malignancy: a surveillance claim carrying N1 with no C77 warns.
+    ## What it checks
+    (a) N1-N3 with no nodal secondary ({Trait.NODAL_SECONDARY}, nor
+    {DISTANT_CARCINOID_NODES}) warns; (b) N0 with a nodal secondary warns; (c) M0 with
+    distant evidence ({Trait.DISTANT_EVIDENCE}) warns. Skipped when a lymphoid or
+    haematopoietic code ({Trait.HEME_PRIMARY}) is present. Unlike MET-028 it also runs on
+    claims without a current malignancy: a surveillance claim carrying N1 with no C77 warns.
 
-    Example that warns: TNM T1N1M0 with C50.412 alone. Passes: C50.412, C77.3.
+    ## Why
+    Nodal involvement is coded C77.- (Alphabetic Index 'Neoplasm, lymph gland, secondary')
+    and distant sites C78-C79 (I.C.2); a TNM that disagrees with the codes means one of them
+    is wrong. A derived consistency edit, so a warning only.
     """
     if claim.tnm is None or claim.has(Trait.HEME_PRIMARY):
         return None
     n, m = tnm_categories(claim.tnm)
     nodes = claim.with_traits(Trait.NODAL_SECONDARY)
-    problems: list[str] = []
-    involved: list[ClaimDiagnosis] = []
-    if n in ("1", "2", "3") and not nodes and not claim.in_set(_DISTANT_NODES):
-        problems.append(f"N{n} documents nodal metastasis but no C77 code is on the claim")
+    problems = Problems()
+    if n in ("1", "2", "3") and not nodes and not claim.any_in(DISTANT_CARCINOID_NODES):
+        problems.add(
+            f"N{n} documents nodal metastasis but no {TRAIT_CODES[Trait.NODAL_SECONDARY]} "
+            "code is on the claim"
+        )
     if n == "0" and nodes:
-        problems.append(f"N0 documents no nodal metastasis but {codes_of(nodes)} is coded")
-        involved += nodes
+        problems.add(f"N0 documents no nodal metastasis but {codes_of(nodes)} is coded", nodes)
     distant = claim.with_traits(Trait.DISTANT_EVIDENCE)
     if m == "0" and distant:
-        problems.append(f"M0 documents no distant metastasis but {codes_of(distant)} is coded")
-        involved += distant
-    if not problems:
-        return None
-    return hit("warning", f"TNM: {'; '.join(problems)}", diagnoses=involved)
+        problems.add(
+            f"M0 documents no distant metastasis but {codes_of(distant)} is coded", distant
+        )
+    return problems.hit("warning", "TNM: {}")
