@@ -56,7 +56,7 @@ fmt: $(STAMP) ## format and autofix
 schemas: $(STAMP) ## export the JSON Schema of every contract into schemas/
 	$(BIN)/claims-stage schemas --out schemas
 
-readme: $(STAMP) ## regenerate the rule table in README.md from the rule metadata
+readme: $(STAMP) ## regenerate the rule table and the rule reference in README.md from the rules
 	$(BIN)/claims-stage rules --markdown --update README.md
 
 bench: $(STAMP) ## benchmark decide(): decisions per second on one core, peak memory

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markdown import Markdown
 from rich.table import Table
 
 from stream.cli.common import RulesConfigOption, app, err, fail, load_ruleset, load_settings, out
@@ -15,12 +16,14 @@ from stream.core.codes.calendar import CodeCalendar
 from stream.core.codes.cpt import CptCatalog, ProcedureInfo
 from stream.core.codes.icd10cm import CodeInfo, Icd10cmCatalog
 from stream.core.contracts import json_schemas, normalize_icd10cm
+from stream.core.decision import Decider
 from stream.core.rules import CATALOGUE, RULE_ID_RANGE, RULES_BY_ID
 from stream.core.rules.code_validity import invalid_reason, split_advice
 from stream.core.rules.listing import (
     MissingMarkersError,
     markdown_table,
     replace_generated_sections,
+    rule_document,
 )
 
 
@@ -66,21 +69,22 @@ def rules(
 @app.command()
 def explain(
     rule_id: Annotated[str, typer.Argument(metavar="RULE", help="A rule ID such as MET-005.")],
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the Markdown source instead.")
+    ] = False,
 ) -> None:
-    """Print one rule's documentation: what it checks, why, and its codes."""
+    """Print one rule's documentation: what it checks, why, which claims it reads, and an
+    example that fails and one that passes, decided by the stage."""
     digits = "".join(c for c in rule_id if c.isdigit())
     wanted = f"MET-{int(digits):03d}" if digits else rule_id
     rule = RULES_BY_ID.get(wanted)
     if rule is None:
         raise fail(f"no rule {rule_id!r}; `claims-stage rules` lists them ({RULE_ID_RANGE})")
-    out.print(f"[bold]{rule.rule_id}[/]  {rule.title}", highlight=False)
-    out.print(f"severity: {rule.severity_label}", highlight=False)
-    out.print(f"citation: {rule.citation}", highlight=False)
-    out.print(f"evaluated on: {rule.scope}", highlight=False)
-    out.print(f"X12: CARC {rule.carc}" + (f", RARC {rule.rarc}" if rule.rarc else ""))
-    for paragraph in rule.documentation.split("\n\n"):
-        out.print()
-        out.print(" ".join(paragraph.split()), highlight=False)
+    document = f"## {rule.rule_id} {rule.title}\n\n{rule_document(rule, Decider())}"
+    if markdown:
+        print(document)
+        return
+    out.print(Markdown(document))
 
 
 def _on_date(text: str | None) -> dt.date:
