@@ -12,11 +12,16 @@ from typer.testing import CliRunner
 
 from stream.cli.main import app
 from stream.core.contracts import DeadLetter, Decision
+from stream.core.decision import Decider
 from stream.core.rules import CATALOGUE
+from stream.core.rules.documentation import SECTIONS
 from stream.core.rules.listing import (
     README_END,
     README_START,
+    REFERENCE_END,
+    REFERENCE_START,
     inline_values,
+    markdown_reference,
     markdown_table,
     replace_generated_sections,
 )
@@ -169,12 +174,25 @@ def test_rules_lists_every_rule() -> None:
         assert rule.rule_id in result.output
 
 
-def test_explain_prints_the_rule_documentation() -> None:
+def test_explain_prints_the_rule_documentation_in_its_sections() -> None:
     result = runner.invoke(app, ["explain", "met-5"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0
-    assert "MET-005" in result.output
-    assert "CARC 16, RARC M76" in result.output
-    assert "Example that fails: C79.51 alone" in result.output
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "MET-005 A secondary malignancy code requires a primary-site indicator" in text
+    assert "X12: CARC 16, RARC M76" in text
+    headings = ["What it checks", "Why", "Which claims it reads"]
+    headings += ["Example that fails", "Example that passes"]
+    positions = [text.index(heading) for heading in headings]
+    assert positions == sorted(positions)
+    # the scope is derived from the rule's declaration, the codes from its sets
+    assert "with a valid code of a family: secondary (C77-C79)" in text
+    # the failing example is decided: its code, its description and the stage's message
+    assert "C79.51 Secondary malignant neoplasm of bone" in text
+    assert (
+        "MET-005 error (diagnoses 1): C79.51 (secondary malignant neoplasm of bone) has no primary site"
+        in text
+    )
+    assert "The stage finds nothing: the claim is validated." in text
     assert runner.invoke(app, ["explain", "MET-099"]).exit_code == 2
 
 
@@ -231,11 +249,19 @@ def test_schemas_on_disk_match_the_models(tmp_path: Path) -> None:
     assert drifted.exit_code == 1
 
 
-def test_readme_rule_table_is_generated_from_the_metadata() -> None:
+def test_readme_rule_table_and_reference_are_generated_from_the_rules(decider: Decider) -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
     section = readme[readme.index(README_START) + len(README_START) : readme.index(README_END)]
     assert section.strip() == markdown_table(), "README rule table drifted: run `make readme`"
-    assert replace_generated_sections(readme) == readme, "README drifted: run `make readme`"
+    reference = readme[
+        readme.index(REFERENCE_START) + len(REFERENCE_START) : readme.index(REFERENCE_END)
+    ]
+    assert reference.strip() == markdown_reference(decider), (
+        "README rule reference drifted: run `make readme`"
+    )
+    assert replace_generated_sections(readme, decider) == readme, (
+        "README drifted: run `make readme`"
+    )
     range_marks = readme.count("<!-- rule-range -->")
     assert range_marks >= 2
     assert readme.count(f"<!-- rule-range -->{inline_values()['rule-range']}<") == range_marks
@@ -259,11 +285,21 @@ def test_update_of_a_file_without_markers_is_a_usage_error(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("rule", CATALOGUE, ids=lambda r: r.rule_id)
-def test_every_rule_is_documented(rule: Any) -> None:
-    assert rule.documentation.count("\n\n") >= 1
-    assert "Example" in rule.documentation
+def test_every_rule_is_documented_in_the_fixed_sections(rule: Any) -> None:
+    assert rule.summary
+    sections = rule.sections()
+    assert list(sections) == list(SECTIONS)
+    assert all(body.strip() for body in sections.values())
+    assert "{" not in rule.documentation, "a placeholder was left unrendered"
     assert rule.citation
     assert rule.carc
+
+
+def test_the_readme_reference_has_one_block_a_rule_with_both_examples(decider: Decider) -> None:
+    reference = markdown_reference(decider)
+    assert reference.count("<details>") == len(CATALOGUE)
+    for heading in ("Which claims it reads", "Example that fails", "Example that passes"):
+        assert reference.count(f"#### {heading}") == len(CATALOGUE)
 
 
 def test_invalid_settings_are_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import tomllib
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -33,10 +31,10 @@ from stream.core.contracts import (
 )
 from stream.core.decision import Decider
 from stream.core.rules import RULES_BY_ID
+from stream.core.rules.casebook import all_cases
 from stream.core.rules.config import RuleFinding
 from tests.schema_strategy import from_schema
 
-CASES_DIR = Path(__file__).parent / "rule_cases"
 SOURCE = FileSource(file="property", line=1)
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -44,10 +42,10 @@ PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=list(
 def _case_codes() -> tuple[list[str], list[str]]:
     diagnoses: set[str] = set()
     procedures: set[str] = set()
-    for path in CASES_DIR.glob("*.toml"):
-        for case in tomllib.loads(path.read_text("utf-8"))["case"]:
-            diagnoses.update(case["diagnoses"])
-            procedures.update(case.get("procedures", []))
+    for cases in all_cases().values():
+        for case in cases:
+            diagnoses.update(case.diagnoses)
+            procedures.update(case.procedures)
     return sorted(diagnoses), sorted(procedures)
 
 

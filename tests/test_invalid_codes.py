@@ -1,6 +1,6 @@
 """Invalid codes take part in no rule but MET-001, for every rule in the registry.
 
-Every rule case of tests/rule_cases/ is decided again with an invalid code added: at the
+Every rule case of stream/core/rules/cases/ is decided again with an invalid code added: at the
 end and in the middle it must add MET-001 and change nothing else; as the first-listed
 code it must add MET-001 and may only take away findings (there is then no valid
 first-listed code to judge), never add one. Three kinds of invalid code: not of
@@ -11,42 +11,27 @@ gets wrong.
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 import pytest
 
 from stream.core.contracts import FileSource
 from stream.core.decision import Decider
 from stream.core.rules import CATALOGUE
-from tests.claims import encode, encounter
+from stream.core.rules.casebook import RuleCase, all_cases
 from tests.test_rule_cases import CASES
 
 SOURCE = FileSource(file="case", line=1)
 
 
-def _findings(decider: Decider, case: dict[str, Any], diagnoses: list[str]) -> dict[str, str]:
-    event = encounter(
-        diagnoses,
-        case.get("procedures"),
-        setting=case["setting"],
-        treatment_directed_at=case.get("treatment_directed_at"),
-        primary_status=case.get("primary_status"),
-        tnm=case.get("tnm"),
-        reason=case.get("reason"),
-        date_of_service=case.get("date_of_service", "2026-05-15"),
-        discharge_date=case.get("discharge_date"),
-    )
-    output = decider.decide(encode(event), SOURCE)
+def _findings(decider: Decider, case: RuleCase, diagnoses: list[str]) -> dict[str, str]:
+    output = decider.decide(case.encoded(diagnoses), SOURCE)
     assert output.route != "dead_letter"
     return {f.rule_id: f.severity for f in output.findings}
 
 
-def _other_year_neoplasm(decider: Decider, case: dict[str, Any]) -> str | None:
+def _other_year_neoplasm(decider: Decider, case: RuleCase) -> str | None:
     """A C or D code valid on some supported date but not on the case's."""
-    day = case.get("discharge_date") or case.get("date_of_service", "2026-05-15")
     calendar = decider.icd10cm.calendar
-    period = calendar.period_of(dt.date.fromisoformat(day))
+    period = calendar.period_of(case.discharge_date or case.date_of_service)
     if period is None:
         return None
     for code in ("C79.83", "C78.31", "C81.0A", "C50.A1", *calendar.changing_codes()):
@@ -56,11 +41,9 @@ def _other_year_neoplasm(decider: Decider, case: dict[str, Any]) -> str | None:
     return None
 
 
-@pytest.mark.parametrize(("rule_id", "case"), CASES)
-def test_an_invalid_code_changes_nothing_but_met001(
-    decider: Decider, rule_id: str, case: dict[str, Any]
-) -> None:
-    diagnoses = list(case["diagnoses"])
+@pytest.mark.parametrize("case", CASES)
+def test_an_invalid_code_changes_nothing_but_met001(decider: Decider, case: RuleCase) -> None:
+    diagnoses = list(case.diagnoses)
     base = _findings(decider, case, diagnoses)
     out_of_range = "MET-042" in base
     expected = base if out_of_range else {**base, "MET-001": "error"}
@@ -79,5 +62,5 @@ def test_an_invalid_code_changes_nothing_but_met001(
 
 def test_every_rule_is_exercised_by_a_firing_case() -> None:
     """The test above covers every rule: each has a case where it fires."""
-    fired = {rule for _, case in (p.values for p in CASES) for rule in case["expect"]}
+    fired = {rule for cases in all_cases().values() for case in cases for rule in case.expect}
     assert {rule.rule_id for rule in CATALOGUE} <= fired

@@ -1,11 +1,14 @@
 """The registry is the catalogue: adding a rule is its function plus its case file.
 
 A rule defined but not registered, a duplicate ID, a rule without a case file, a case file
-without a rule, or a rule that never fires in its own cases fails here.
+without a rule, a case file that does not read as cases, or a rule that never fires in its
+own cases fails here. The case files are package data (`stream/core/rules/cases/`): the
+tests, `claims-stage explain` and the README read the same files.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import pkgutil
 import tomllib
@@ -16,8 +19,9 @@ import pytest
 import stream.core.rules
 from stream.core.rules import CATALOGUE, RULES_BY_ID
 from stream.core.rules.base import Rule
+from stream.core.rules.casebook import CaseFileError, all_cases, cases_of, parse_cases
 
-CASES_DIR = Path(__file__).parent / "rule_cases"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def defined_rules() -> dict[str, Rule]:
@@ -33,8 +37,7 @@ def defined_rules() -> dict[str, Rule]:
 
 def fired_severities(rule_id: str) -> set[str]:
     """The severities with which a rule fires in its own case file."""
-    cases = tomllib.loads((CASES_DIR / f"{rule_id}.toml").read_text("utf-8"))["case"]
-    return {case["expect"][rule_id] for case in cases if rule_id in case["expect"]}
+    return {case.expect[rule_id] for case in cases_of(rule_id) if rule_id in case.expect}
 
 
 def test_every_defined_rule_is_registered() -> None:
@@ -53,8 +56,36 @@ def test_rule_ids_are_unique_and_in_order() -> None:
 
 
 def test_case_files_and_rules_match_one_to_one() -> None:
-    files = {path.stem for path in CASES_DIR.glob("*.toml")}
+    files = set(all_cases())
     assert files == set(RULES_BY_ID), files ^ set(RULES_BY_ID)
+
+
+def test_a_case_file_with_an_unknown_key_is_refused() -> None:
+    """A misspelt field would silently drop a condition from the claim."""
+    good = '[[case]]\nname = "n"\nsetting = "outpatient"\ndiagnoses = ["C61"]\nexpect = {}\n'
+    assert parse_cases("MET-000", good)[0].diagnoses == ("C61",)
+    for broken in (
+        good.replace("setting", "settings"),
+        good.replace('"outpatient"', '"ambulatory"'),
+        good.replace("expect = {}", 'expect = {"MET-005" = "fatal"}'),
+        good.replace("[[case]]", "[[cases]]"),
+        good + "[case.finding]\nnames = []\n",
+    ):
+        with pytest.raises(CaseFileError, match=r"MET-000\.toml"):
+            parse_cases("MET-000", broken)
+
+
+def test_the_case_files_are_package_data() -> None:
+    """Every case file matches the package data the wheel carries, so `claims-stage
+    explain` and the tests read the same files in an installed stage."""
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"][
+        "setuptools"
+    ]["package-data"]["stream.core.rules"]
+    folder = ROOT / "stream" / "core" / "rules"
+    files = [path.relative_to(folder).as_posix() for path in folder.glob("cases/*")]
+    assert len(files) == len(RULES_BY_ID)
+    for name in files:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in package_data), name
 
 
 @pytest.mark.parametrize("rule", CATALOGUE, ids=lambda rule: rule.rule_id)
@@ -69,7 +100,14 @@ def test_the_registry_check_sees_an_unregistered_rule(monkeypatch: pytest.Monkey
 
     @declare("MET-999", title="t", severity="error", citation="c", carc="16", rarc=None)
     def orphan(claim: object) -> None:
-        """Documented."""
+        """Documented.
+
+        ## What it checks
+        Nothing.
+
+        ## Why
+        A test.
+        """
 
     monkeypatch.setattr(code_validity, "orphan", orphan, raising=False)
     assert "MET-999" in defined_rules()
