@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import pkgutil
+import re
 import tomllib
 from pathlib import Path
 
@@ -112,3 +113,10 @@ def test_the_registry_check_sees_an_unregistered_rule(monkeypatch: pytest.Monkey
     monkeypatch.setattr(code_validity, "orphan", orphan, raising=False)
     assert "MET-999" in defined_rules()
     assert "MET-999" not in RULES_BY_ID
+
+
+@pytest.mark.parametrize("rule", CATALOGUE, ids=lambda rule: rule.rule_id)
+def test_every_rule_has_x12_codes_of_their_shape(rule: Rule) -> None:
+    """A claim adjustment reason code is a number; a remark code letters and a number."""
+    assert re.fullmatch(r"[1-9]\d{0,2}", rule.carc), rule.carc
+    assert rule.rarc is None or re.fullmatch(r"[A-Z]{1,2}\d{1,3}", rule.rarc), rule.rarc

@@ -236,15 +236,29 @@ def current_malignancies(claim: Claim) -> list[ClaimDiagnosis]:
     ]
 
 
-def together(
-    claim: Claim, first: CodeSet, second: CodeSet
-) -> tuple[list[ClaimDiagnosis], list[ClaimDiagnosis]] | None:
+Pair = tuple[list[ClaimDiagnosis], list[ClaimDiagnosis]]
+"""Two groups of a claim's codes that must not stand together."""
+
+
+def together(claim: Claim, first: CodeSet, second: CodeSet) -> Pair | None:
     """The claim's codes of two sets when it has codes of both; None otherwise."""
     ones = claim.in_set(first)
     if not ones:
         return None
     others = claim.in_set(second)
     return (ones, others) if others else None
+
+
+def pair_hit(
+    pair: Pair | None,
+    severity: Severity,
+    say: Callable[[list[ClaimDiagnosis], list[ClaimDiagnosis]], str],
+) -> Hit | None:
+    """A finding on both groups of a pair, in the words `say` gives them; None without one."""
+    if pair is None:
+        return None
+    first, second = pair
+    return hit(severity, say(first, second), [*first, *second])
 
 
 class Problems:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from stream.core.claim import Claim
 from stream.core.codes.codeset import CodeSet
-from stream.core.rules.base import Hit, codes_of, hit, rule, together
+from stream.core.rules.base import Hit, codes_of, hit, pair_hit, rule, together
 from stream.core.rules.code_lists import (
     FRACTURE_IN_NEOPLASM,
     MALIGNANT_ASCITES,
@@ -45,14 +45,12 @@ def met033_sex_conflict(claim: Claim) -> Hit | None:
     valid only for one sex when another diagnosis is valid only for the other: one of them
     is miscoded.
     """
-    found = together(claim, FEMALE_ONLY, MALE_ONLY)
-    if found is None:
-        return None
-    female, male = found
-    return hit(
+    return pair_hit(
+        together(claim, FEMALE_ONLY, MALE_ONLY),
         "error",
-        f"female-only {codes_of(female)} and male-only {codes_of(male)} on one claim",
-        diagnoses=female + male,
+        lambda female, male: (
+            f"female-only {codes_of(female)} and male-only {codes_of(male)} on one claim"
+        ),
     )
 
 
@@ -142,13 +140,11 @@ def met039_fracture_nos_with_bone_neoplasm(claim: Claim) -> Hit | None:
     ({FRACTURE_IN_NEOPLASM}; Tabular Excludes1, I.C.2.l.6). A warning, because the fracture
     may be documented as unrelated to the neoplasm.
     """
-    found = together(claim, FRACTURE_NOS, BONE_NEOPLASM)
-    if found is None:
-        return None
-    fractures, neoplasms = found
-    return hit(
+    return pair_hit(
+        together(claim, FRACTURE_NOS, BONE_NEOPLASM),
         "warning",
-        f"{codes_of(fractures)} (pathological fracture NOS) beside {codes_of(neoplasms)}: a "
-        f"fracture due to the neoplasm is {FRACTURE_IN_NEOPLASM}",
-        diagnoses=fractures + neoplasms,
+        lambda fractures, neoplasms: (
+            f"{codes_of(fractures)} (pathological fracture NOS) beside {codes_of(neoplasms)}: "
+            f"a fracture due to the neoplasm is {FRACTURE_IN_NEOPLASM}"
+        ),
     )

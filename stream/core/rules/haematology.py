@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from stream.core.claim import Claim, ClaimDiagnosis
 from stream.core.codes.icd10cm import Trait
-from stream.core.rules.base import Hit, codes_of, hit, rule
+from stream.core.rules.base import Hit, Pair, codes_of, hit, pair_hit, rule
 from stream.core.rules.code_lists import SECONDARY_BONE, SECONDARY_MARROW
+
+
+def unowned(claim: Claim, secondaries: list[ClaimDiagnosis], diseases: int) -> Pair | None:
+    """Secondary codes beside a lymphoid or haematopoietic disease (`diseases`: traits), on a
+    claim with no solid tumour that could own them (a solid primary, a Z85 other than
+    Z85.6 and Z85.7-, or C80.1): the disease's own spread, coded as a secondary."""
+    if not secondaries or claim.has(Trait.SOLID_TUMOUR_CONTEXT):
+        return None
+    found = claim.with_traits(diseases)
+    return (secondaries, found) if found else None
 
 
 @rule(
@@ -31,17 +41,14 @@ def met023_lymphoma_nodes(claim: Claim) -> Hit | None:
     The Tabular excludes lymphoma (C81-C86, C88, C96.-) from C77: the lymph-node regions a
     lymphoma involves are expressed by the lymphoma code itself.
     """
-    nodes = claim.with_traits(Trait.NODAL_SECONDARY)
-    if not nodes or claim.has(Trait.SOLID_TUMOUR_CONTEXT):
-        return None
-    lymphomas = claim.with_traits(Trait.LYMPHOMA)
-    if not lymphomas:
-        return None
-    return hit(
+    return pair_hit(
+        unowned(claim, claim.with_traits(Trait.NODAL_SECONDARY), Trait.LYMPHOMA),
         "error",
-        f"{codes_of(nodes)} (secondary lymph nodes) beside the lymphoma {codes_of(lymphomas)}: "
-        "nodal involvement by lymphoma is expressed by the lymphoma code",
-        diagnoses=nodes + lymphomas,
+        lambda nodes, lymphomas: (
+            f"{codes_of(nodes)} (secondary lymph nodes) beside the lymphoma "
+            f"{codes_of(lymphomas)}: nodal involvement by lymphoma is expressed by the "
+            "lymphoma code"
+        ),
     )
 
 
@@ -68,17 +75,14 @@ def met024_lymphoma_organs(claim: Claim) -> Hit | None:
     2024-10-01 C83.398, or C83.390 for primary central nervous system lymphoma. A warning,
     because a marrow or organ code may belong to a solid tumour documented elsewhere.
     """
-    organs = claim.with_traits(Trait.ORGAN_SECONDARY)
-    if not organs or claim.has(Trait.SOLID_TUMOUR_CONTEXT):
-        return None
-    lymphomas = claim.with_traits(Trait.HODGKIN_OR_NHL)
-    if not lymphomas:
-        return None
-    return hit(
+    return pair_hit(
+        unowned(claim, claim.with_traits(Trait.ORGAN_SECONDARY), Trait.HODGKIN_OR_NHL),
         "warning",
-        f"{codes_of(organs)} beside the lymphoma {codes_of(lymphomas)}: lymphoma in organs "
-        "is coded with its 'extranodal and solid organ sites' code (fifth character 9)",
-        diagnoses=organs + lymphomas,
+        lambda organs, lymphomas: (
+            f"{codes_of(organs)} beside the lymphoma {codes_of(lymphomas)}: lymphoma in "
+            "organs is coded with its 'extranodal and solid organ sites' code (fifth "
+            "character 9)"
+        ),
     )
 
 
@@ -172,15 +176,11 @@ def met040_myeloma_bone_secondary(claim: Claim) -> Hit | None:
     warning, because a bone or marrow secondary may come from a solid tumour documented
     elsewhere.
     """
-    secondaries = claim.in_set(BONE_OR_MARROW)
-    if not secondaries or claim.has(Trait.SOLID_TUMOUR_CONTEXT):
-        return None
-    marrow = claim.with_traits(Trait.MYELOMA_OR_LEUKAEMIA)
-    if not marrow:
-        return None
-    return hit(
+    return pair_hit(
+        unowned(claim, claim.in_set(BONE_OR_MARROW), Trait.MYELOMA_OR_LEUKAEMIA),
         "warning",
-        f"{codes_of(secondaries)} beside {codes_of(marrow)}: bone and marrow involvement of "
-        "myeloma or leukaemia is part of its own code",
-        diagnoses=secondaries + marrow,
+        lambda secondaries, marrow: (
+            f"{codes_of(secondaries)} beside {codes_of(marrow)}: bone and marrow involvement "
+            "of myeloma or leukaemia is part of its own code"
+        ),
     )

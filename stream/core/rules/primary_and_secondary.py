@@ -5,7 +5,16 @@ from __future__ import annotations
 from stream.core.claim import Claim
 from stream.core.codes.codeset import CodeSet
 from stream.core.codes.icd10cm import Trait
-from stream.core.rules.base import Hit, Problems, codes_of, hit, labels_of, rule, together
+from stream.core.rules.base import (
+    Hit,
+    Problems,
+    codes_of,
+    hit,
+    labels_of,
+    pair_hit,
+    rule,
+    together,
+)
 from stream.core.rules.code_lists import SECONDARY_MERKEL
 
 
@@ -196,15 +205,13 @@ def met008_unknown_primary_and_unknown_secondary(claim: Claim) -> Hit | None:
     coded with C80.1; when neither the primary nor any secondary site is known, the code is
     C80.0 (I.C.2.j).
     """
-    found = together(claim, PRIMARY_SITE_UNKNOWN, SECONDARY_SITE_UNKNOWN)
-    if found is None:
-        return None
-    primary, secondary = found
-    return hit(
+    return pair_hit(
+        together(claim, PRIMARY_SITE_UNKNOWN, SECONDARY_SITE_UNKNOWN),
         "error",
-        f"{PRIMARY_SITE_UNKNOWN} and {SECONDARY_SITE_UNKNOWN} exclude each other: code the "
-        f"known secondary sites with {PRIMARY_SITE_UNKNOWN}, or C80.0 when no site is known",
-        diagnoses=primary + secondary,
+        lambda _, __: (
+            f"{PRIMARY_SITE_UNKNOWN} and {SECONDARY_SITE_UNKNOWN} exclude each other: code the "
+            f"known secondary sites with {PRIMARY_SITE_UNKNOWN}, or C80.0 when no site is known"
+        ),
     )
 
 
