@@ -210,7 +210,7 @@ def met012_follow_up_with_disease(claim: Claim) -> Hit | None:
         reasons = found + recurred + treated
         return hit(
             "error",
-            f"Z08 (follow-up after completed treatment) beside {codes_of(reasons)}: a "
+            f"{FOLLOW_UP} (follow-up after completed treatment) beside {codes_of(reasons)}: a "
             "recurrence, metastasis or treatment replaces the follow-up code",
             diagnoses=follow_up + reasons,
         )
@@ -218,12 +218,12 @@ def met012_follow_up_with_disease(claim: Claim) -> Hit | None:
     problems = Problems()
     if others:
         problems.add(
-            f"Z08 beside {codes_of(others)}: review whether the follow-up is for a cancer "
+            f"{FOLLOW_UP} beside {codes_of(others)}: review whether the follow-up is for a cancer "
             "whose treatment is complete",
             others,
         )
     if not claim.has(Trait.HISTORY):
-        problems.add("Z08 without a Z85 code for the personal history it follows up")
+        problems.add(f"{FOLLOW_UP} without a Z85 code for the personal history it follows up")
     return problems.hit("warning", diagnoses=follow_up)
 
 

@@ -160,7 +160,7 @@ def met035_brachytherapy(claim: Claim) -> Hit | None:
     return hit(
         "error",
         f"{RADIATION_ENCOUNTER} with brachytherapy ({codes_of(brachytherapy)}): sequence "
-        "the malignancy first and do not assign Z51.0",
+        f"the malignancy first and do not assign {RADIATION_ENCOUNTER}",
         diagnoses=radiation,
         procedures=brachytherapy,
     )
