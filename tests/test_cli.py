@@ -284,6 +284,16 @@ def test_update_of_a_file_without_markers_is_a_usage_error(tmp_path: Path) -> No
     assert document.read_text() == "# notes\n"
 
 
+def test_update_of_a_rule_reference_without_its_end_is_a_usage_error(tmp_path: Path) -> None:
+    document = tmp_path / "notes.md"
+    text = f"# notes\n{README_START}\n{README_END}\n{REFERENCE_START}\nold\n"
+    document.write_text(text)
+    result = runner.invoke(app, ["rules", "--update", str(document)])
+    assert result.exit_code == 2
+    assert "no generated rule reference" in " ".join(result.output.split())
+    assert document.read_text() == text
+
+
 @pytest.mark.parametrize("rule", CATALOGUE, ids=lambda r: r.rule_id)
 def test_every_rule_is_documented_in_the_fixed_sections(rule: Any) -> None:
     assert rule.summary

@@ -76,7 +76,8 @@ class Rule:
     @property
     def code_sets(self) -> tuple[CodeSet, ...]:
         """Every `CodeSet` the rule reads: its `applies_to` and the module-level sets its
-        check names (directly, inside comprehensions, or inside tuples and dicts of sets).
+        check names (directly, inside comprehensions, or inside tuples, dicts and
+        dataclasses of sets).
         The stage indexes them (`stream.core.codes.codeset.CodeIndex`)."""
         found: dict[int, CodeSet] = {}
         if isinstance(self.applies_to, CodeSet):

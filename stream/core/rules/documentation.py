@@ -16,9 +16,11 @@ A placeholder names a module-level value of the rule's module: a code set (`Code
 `ProcedureCodes`), words the check matches (a tuple or frozenset of strings), a mapping of
 names to code sets, a tuple of those, or an object that documents itself
 (`document(show) -> str`). `rule()` refuses a docstring that lacks a section, adds
-another, or names a placeholder that is none of these. The other sections of a rule's documentation are derived, never
-written: which claims it reads (from its declared scope) and its two examples (from its
-case file, `stream.core.rules.casebook`).
+another, or names a placeholder that is none of these.
+
+The other sections of a rule's documentation are derived, never written: which claims it
+reads (from its declared scope) and its two examples, the one that fails and the one that
+passes (from its case file, `stream.core.rules.casebook`).
 """
 
 from __future__ import annotations

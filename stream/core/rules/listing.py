@@ -15,9 +15,10 @@ file), each decided by the stage so that the document shows what the stage says.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from stream.core.contracts import Decision, FileSource
+from stream.core.contracts import Decision, FileSource, Finding
 from stream.core.rules import CATALOGUE, Rule
 from stream.core.rules.casebook import Example, RuleCase, examples_of
 from stream.core.rules.code_lists import dated
@@ -67,13 +68,23 @@ def markdown_table() -> str:
 
 
 def _claim_text(case: RuleCase) -> str:
-    """`A professional claim of 2026-05-15, treatment directed at secondary, ...`."""
+    """`A professional claim, date of service 2026-05-15, treatment directed at: 'secondary'`."""
     article = "An" if case.setting[0] in "aeiou" else "A"
     facts = [f"{article} {case.setting} claim, date of service {case.date_of_service}"]
     if case.discharge_date is not None:
         facts.append(f"discharged {case.discharge_date}")
     facts += [f"{name.replace('_', ' ')}: {value!r}" for name, value in case.context.items()]
     return ", ".join(facts)
+
+
+def _refers(finding: Finding) -> str:
+    """` (diagnoses 1, 2; procedure lines 1)`: what on the claim a finding points at."""
+    refers = []
+    if finding.diagnosis_sequences:
+        refers.append(f"diagnoses {', '.join(map(str, finding.diagnosis_sequences))}")
+    if finding.procedure_lines:
+        refers.append(f"procedure lines {', '.join(map(str, finding.procedure_lines))}")
+    return f" ({'; '.join(refers)})" if refers else ""
 
 
 def _example(case: RuleCase, decider: Decider) -> str:
@@ -99,16 +110,9 @@ def _example(case: RuleCase, decider: Decider) -> str:
     lines.append(f"The stage finds ({decision.outcome}):")
     lines.append("")
     for finding in decision.findings:
-        refers = [
-            *(f"diagnoses {', '.join(map(str, finding.diagnosis_sequences))}",)[
-                : bool(finding.diagnosis_sequences)
-            ],
-            *(f"procedure lines {', '.join(map(str, finding.procedure_lines))}",)[
-                : bool(finding.procedure_lines)
-            ],
-        ]
-        where = f" ({'; '.join(refers)})" if refers else ""
-        lines.append(f"- **{finding.rule_id}** {finding.severity}{where}: {finding.message}")
+        lines.append(
+            f"- **{finding.rule_id}** {finding.severity}{_refers(finding)}: {finding.message}"
+        )
     return "\n".join(lines)
 
 
@@ -137,29 +141,36 @@ def markdown_reference(decider: Decider) -> str:
     return "\n\n".join(blocks)
 
 
-def _replace_between(document: str, start_marker: str, end_marker: str, text: str) -> str:
+def _replace_between(
+    document: str, markers: tuple[str, str], what: str, text: Callable[[], str]
+) -> str:
+    """The document with `text()` between the markers; made only when both are there."""
+    start_marker, end_marker = markers
     start, end = document.find(start_marker), document.find(end_marker)
     if start < 0 or end < start:
         raise MissingMarkersError(
-            f"no generated rule table: add the lines {start_marker!r} and {end_marker!r} "
-            "where the table belongs"
+            f"no generated {what}: add the lines {start_marker!r} and {end_marker!r} "
+            f"where the {what} belongs"
         )
     start += len(start_marker)
-    return f"{document[:start]}\n{text}\n{document[end:]}"
+    return f"{document[:start]}\n{text()}\n{document[end:]}"
 
 
 def replace_generated_sections(document: str, decider: Decider | None = None) -> str:
     """Regenerate the rule table, the rule reference (when the document has its markers)
     and the inline values, leaving everything else untouched. The reference decides each
     rule's examples: with `decider`, or a stage of the catalogue's rules made here."""
-    document = _replace_between(document, README_START, README_END, markdown_table())
+    document = _replace_between(document, (README_START, README_END), "rule table", markdown_table)
     if REFERENCE_START in document:
-        if decider is None:
-            from stream.core.decision import Decider  # the reference alone needs a stage
 
-            decider = Decider()
-        reference = markdown_reference(decider)
-        document = _replace_between(document, REFERENCE_START, REFERENCE_END, reference)
+        def reference() -> str:
+            from stream.core.decision import Decider  # only the reference needs a stage
+
+            return markdown_reference(decider or Decider())
+
+        document = _replace_between(
+            document, (REFERENCE_START, REFERENCE_END), "rule reference", reference
+        )
     for name, value in inline_values().items():
         opening, closing = f"<!-- {name} -->", f"<!-- /{name} -->"
         pattern = re.compile(f"{re.escape(opening)}.*?{re.escape(closing)}")
