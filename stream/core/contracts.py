@@ -52,8 +52,17 @@ def normalize_icd10cm(code: str) -> str:
     the code is longer than three: `c3411`, ` C34.11 ` and `C3.411` all become `C34.11`.
     Whether the result is a real code is a rule's question (MET-001), not the contract's.
     """
-    bare = code.strip().upper().replace(".", "")
-    return f"{bare[:3]}.{bare[3:]}" if len(bare) > 3 else bare
+    normal = _NORMAL_FORMS.get(code)
+    if normal is None:
+        bare = code.strip().upper().replace(".", "")
+        normal = f"{bare[:3]}.{bare[3:]}" if len(bare) > 3 else bare
+        if len(_NORMAL_FORMS) < 100_000:  # bounded: arbitrary strings cannot grow it forever
+            _NORMAL_FORMS[code] = normal
+    return normal
+
+
+_NORMAL_FORMS: dict[str, str] = {}
+"""Codes as received -> their normal form: claims repeat a few thousand codes all day."""
 
 
 def _integer_only(value: object) -> object:
@@ -202,6 +211,23 @@ class EncounterEvent(Contract):
                 f"{self.date_of_service}",
             )
         count = len(self.diagnoses)
+        sequences = {diagnosis.sequence for diagnosis in self.diagnoses}
+        # Sequences are >= 1 by type: n distinct ones no greater than n are exactly 1..n.
+        if len(sequences) != count or max(sequences) > count:
+            self._sequence_problem(count)
+        procedures = self.procedures
+        if procedures:
+            lines = {procedure.line for procedure in procedures}
+            if len(lines) != len(procedures) or any(
+                pointer > count
+                for procedure in procedures
+                for pointer in procedure.diagnosis_pointers or ()
+            ):
+                self._procedure_problem(count)
+        return self
+
+    def _sequence_problem(self, count: int) -> None:
+        """Raise the contract violation that says which diagnosis sequence is wrong."""
         seen: set[int] = set()
         for index, diagnosis in enumerate(self.diagnoses):
             where = ("diagnoses", index, "sequence")
@@ -210,6 +236,9 @@ class EncounterEvent(Contract):
             if diagnosis.sequence > count:
                 raise _violation(where, f"sequences must run 1..{count} without gaps")
             seen.add(diagnosis.sequence)
+
+    def _procedure_problem(self, count: int) -> None:
+        """Raise the contract violation that says which procedure line or pointer is wrong."""
         lines: set[int] = set()
         for index, procedure in enumerate(self.procedures or ()):
             if procedure.line in lines:
@@ -218,12 +247,11 @@ class EncounterEvent(Contract):
                 )
             lines.add(procedure.line)
             for pointer_index, pointer in enumerate(procedure.diagnosis_pointers or ()):
-                if pointer not in seen:
+                if pointer > count:
                     raise _violation(
                         ("procedures", index, "diagnosis_pointers", pointer_index),
                         f"points at diagnosis sequence {pointer}, which the claim does not have",
                     )
-        return self
 
 
 # --- where a record came from -----------------------------------------------------------
