@@ -4,18 +4,48 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import ClassVar
 
 from stream.core.codes.calendar import CodeCalendar, CodeSetPeriod
 from stream.core.codes.codeset import CodeSet
 from stream.core.codes.cpt import CptCatalog, ProcedureCodes, ProcedureInfo
 from stream.core.codes.icd10cm import CodeInfo, Icd10cmCatalog
 from stream.core.contracts import (
+    EncounterContext,
     EncounterEvent,
     PrimaryStatus,
     ProcedureEntry,
     Setting,
     TreatmentTarget,
 )
+
+
+class Fact:
+    """What a claim has besides its codes, one bit each: rules that need a fact declare it
+    (`needs`), and the ruleset does not call them on claims without it."""
+
+    INVALID_CODE = 1 << 0  # a diagnosis code not valid on the claim's date
+    HEADER_CODE = 1 << 1  # a valid code that is not billable on the claim's date
+    REASON = 1 << 2  # context.reason_for_encounter is given
+    TNM = 1 << 3  # context.tnm is given
+    PRIMARY_STATUS = 1 << 4  # context.primary_status is given
+    TREATMENT_TARGET = 1 << 5  # context.treatment_directed_at is given
+    NOT_INPATIENT = 1 << 6  # an outpatient or professional claim
+
+    DESCRIPTIONS: ClassVar[dict[int, str]] = {
+        INVALID_CODE: "a code not valid on its date",
+        HEADER_CODE: "a valid code that is not billable on its date",
+        REASON: "a reason for the encounter",
+        TNM: "a TNM",
+        PRIMARY_STATUS: "a primary status",
+        TREATMENT_TARGET: "a treatment target",
+        NOT_INPATIENT: "an outpatient or professional setting",
+    }
+
+    @classmethod
+    def describe(cls, facts: int) -> str:
+        """`a TNM and a reason for the encounter`, for a rule's documented scope."""
+        return " and ".join(text for bit, text in cls.DESCRIPTIONS.items() if facts & bit)
 
 
 @dataclass(slots=True)  # not frozen: frozen construction costs ~4x on the hot path
@@ -76,6 +106,8 @@ class Claim:
     """OR of the traits of every valid code: `claim.traits & Trait.X` asks "any X?"."""
     memberships: int
     """OR of the code-set bits of every valid code (see `stream.core.codes.codeset`)."""
+    facts: int
+    """The claim's `Fact` bits."""
     code_bits: dict[CodeSet, int]
     """The stage's code index: each rule's code set and its bit."""
     procedures: tuple[ClaimProcedure, ...]
@@ -139,6 +171,19 @@ def _line(procedure: ProcedureEntry) -> int:
     return procedure.line
 
 
+def _context_facts(context: EncounterContext) -> int:
+    facts = 0
+    if context.reason_for_encounter is not None:
+        facts |= Fact.REASON
+    if context.tnm is not None:
+        facts |= Fact.TNM
+    if context.primary_status is not None:
+        facts |= Fact.PRIMARY_STATUS
+    if context.treatment_directed_at is not None:
+        facts |= Fact.TREATMENT_TARGET
+    return facts
+
+
 def code_set_date(event: EncounterEvent) -> dt.date:
     """The date that chooses the ICD-10-CM code set, as CMS picks it: the discharge date for
     inpatient claims, the date of service otherwise (and for an inpatient claim that gives
@@ -172,10 +217,19 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
         ]
     )
     valid = tuple([d for d in diagnoses if d.valid])
-    traits = sets = 0
+    traits = sets = facts = 0
     for diagnosis in valid:
         traits |= diagnosis.info.traits
         sets |= diagnosis.info.memberships
+        if not diagnosis.billable:
+            facts |= Fact.HEADER_CODE
+    if len(valid) != len(diagnoses):
+        facts |= Fact.INVALID_CODE
+    context = event.context
+    if context is not None:
+        facts |= _context_facts(context)
+    if event.setting != "inpatient":
+        facts |= Fact.NOT_INPATIENT
     first = diagnoses[0] if diagnoses[0].valid else None
     billed = (
         tuple(
@@ -189,7 +243,6 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
     # CPT rules (and the CPT branches of MET-013 and MET-015) to outpatient and
     # professional claims only: CPT codes on an inpatient claim are reported, not judged.
     procedures = () if event.setting == "inpatient" else billed
-    context = event.context
     return Claim(
         setting=event.setting,
         date_of_service=event.date_of_service,
@@ -205,6 +258,7 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
         first=first,
         traits=traits,
         memberships=sets,
+        facts=facts,
         code_bits=icd10cm.index.bits,
         procedures=procedures,
         procedure_codes=frozenset(p.code for p in procedures),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import CodeType
 from typing import Protocol
 
-from stream.core.claim import Claim, ClaimDiagnosis, ClaimProcedure
+from stream.core.claim import Claim, ClaimDiagnosis, ClaimProcedure, Fact
 from stream.core.codes.codeset import CodeSet
 from stream.core.codes.icd10cm import TRAIT_CODES, Trait
 from stream.core.contracts import Severity
@@ -70,6 +70,9 @@ class Rule:
     judges_dates: bool = False
     """The rule judges claims whose date lies outside the loaded code sets (MET-042); every
     other rule needs a code set and is not evaluated on them."""
+    needs: int = 0
+    """`Fact` bits the rule can only fire with (all of them): a reason for the encounter, a
+    TNM, an invalid code... The ruleset skips the check on claims without them."""
     text: RuleText | None = field(default=None, repr=False)
     """The docstring in its sections (`rule()` always sets it)."""
 
@@ -103,6 +106,8 @@ class Rule:
                 "(on those it is the only rule that runs)"
             )
         within = "claims dated within the loaded ICD-10-CM code sets"
+        if self.needs:
+            within += f" with {Fact.describe(self.needs)}"
         if self.reads_procedures:
             return (
                 f"{within} that carry procedure codes the rules read: outpatient and "
@@ -118,7 +123,7 @@ class Rule:
                 if name.isupper() and bit in TRAIT_CODES and bit & self.applies_to == bit
             ]
             return f"{within} with a valid code of a family: {'; '.join(families)}"
-        return "every claim dated within the loaded ICD-10-CM code sets"
+        return within if self.needs else "every claim dated within the loaded ICD-10-CM code sets"
 
     def sections(self, show: Callable[[CodeList], str] = plain) -> dict[str, str]:
         """The written sections of the documentation, code lists rendered by `show`."""
@@ -155,6 +160,7 @@ def rule(
     applies_to: CodeSet | int | None = None,
     reads_procedures: bool = False,
     judges_dates: bool = False,
+    needs: int = 0,
 ) -> Callable[[Check], Rule]:
     """Declare a rule: `@rule("MET-005", title=..., ...)` over its check function.
 
@@ -176,6 +182,7 @@ def rule(
             applies_to,
             reads_procedures,
             judges_dates,
+            needs,
             text,
         )
 

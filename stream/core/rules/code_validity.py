@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from stream.core.claim import Claim, ClaimDiagnosis
+from stream.core.claim import Claim, ClaimDiagnosis, Fact
 from stream.core.codes.calendar import ONE_DAY, CodeCalendar, CodeSetPeriod, fiscal_year
 from stream.core.codes.icd10cm import CODE_FORMAT
 from stream.core.rules.base import Hit, codes_of, hit, rule
@@ -58,6 +58,7 @@ def split_advice(calendar: CodeCalendar, code: str, period: CodeSetPeriod) -> st
     citation="CMS Medicare Code Editor edit 1 (invalid diagnosis code); ICD-10-CM Official Guidelines I.B.3",
     carc="146",
     rarc="M76",
+    needs=Fact.INVALID_CODE,
 )
 def met001_valid_code(claim: Claim) -> Hit | None:
     """Every diagnosis code, normalised, must be valid in the ICD-10-CM code set of the claim's date.
@@ -92,6 +93,7 @@ def met001_valid_code(claim: Claim) -> Hit | None:
     citation="ICD-10-CM Official Guidelines I.B.3 (code to the full number of characters)",
     carc="16",
     rarc="M76",
+    needs=Fact.HEADER_CODE,
 )
 def met002_billable_code(claim: Claim) -> Hit | None:
     """A valid code that has codes below it on the claim's date is a header, and headers are not reportable.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream.core.claim import Claim, ClaimDiagnosis
+from stream.core.claim import Claim, ClaimDiagnosis, Fact
 from stream.core.codes.codeset import CodeSet
 from stream.core.codes.icd10cm import TRAIT_CODES, SiteFamily, Trait
 from stream.core.contracts import Severity
@@ -111,6 +111,7 @@ def met010_history_and_active_same_site(claim: Claim) -> Hit | None:
     carc="16",
     rarc="M76",
     warning_branches=True,
+    needs=Fact.PRIMARY_STATUS,
 )
 def met011_primary_status_agrees(claim: Claim) -> Hit | None:
     """An active primary needs a C code; an eradicated primary must not carry one.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream.core.claim import Claim
+from stream.core.claim import Claim, Fact
 from stream.core.codes.codeset import CodeSet
 from stream.core.codes.cpt import ProcedureCodes
 from stream.core.codes.icd10cm import Trait
@@ -21,6 +21,7 @@ EFFUSION_DRAINAGE = ProcedureCodes("49082 49083 32554-32557")
     carc="16",
     rarc="MA63",
     applies_to=Trait.SOLID_PRIMARY,
+    needs=Fact.TREATMENT_TARGET,
 )
 def met013_secondary_treatment_sequencing(claim: Claim) -> Hit | None:
     """When treatment is directed at the secondary site only, the secondary leads.
@@ -67,6 +68,7 @@ def met013_secondary_treatment_sequencing(claim: Claim) -> Hit | None:
     rarc="MA63",
     warning_branches=True,
     applies_to=Trait.SECONDARY | Trait.SECONDARY_NET,
+    needs=Fact.TREATMENT_TARGET,
 )
 def met014_primary_treatment_sequencing(claim: Claim) -> Hit | None:
     """When the primary site is the target of treatment, the primary leads.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from stream.core.claim import Claim, ClaimDiagnosis
+from stream.core.claim import Claim, ClaimDiagnosis, Fact
 from stream.core.codes.codeset import CodeSet
 from stream.core.codes.icd10cm import TRAIT_CODES, Trait
 from stream.core.rules.base import Hit, Problems, any_of, codes_of, current_malignancies, hit, rule
@@ -138,6 +138,7 @@ METASTATIC = CodeSet("C77-C79 C7B C80")
     carc="16",
     rarc="M76",
     applies_to=METASTATIC,
+    needs=Fact.REASON | Fact.NOT_INPATIENT,
 )
 def met027_uncertain_metastasis(claim: Claim) -> Hit | None:
     """Outside inpatient care, a suspected or probable metastasis is coded by its findings.
@@ -187,6 +188,7 @@ def tnm_categories(tnm: str) -> tuple[str | None, str | None]:
     citation="ICD-10-CM Official Guidelines I.C.2 (introduction: determine and code secondary sites)",
     carc="16",
     rarc="M76",
+    needs=Fact.TNM,
 )
 def met028_m1_without_distant_code(claim: Claim) -> Hit | None:
     """If stage M1 is documented for a current malignancy, code the distant site.
@@ -228,6 +230,7 @@ DISTANT_CARCINOID_NODES = CodeSet("C7B.01")
     citation="ICD-10-CM Alphabetic Index 'Neoplasm, lymph gland, secondary' (C77.-); Official Guidelines I.C.2 (introduction)",
     carc="16",
     rarc="M76",
+    needs=Fact.TNM,
 )
 def met029_tnm_consistency(claim: Claim) -> Hit | None:
     """The N category and M0 should agree with the nodal and distant codes.
