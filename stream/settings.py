@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     )
     input_topic: str = "encounters"
     validated_topic: str = "claims.validated"
+    review_topic: str = Field(
+        default="claims.review",
+        description='Validated decisions that a rule configured with route = "review" flagged, '
+        "for a coder to look at.",
+    )
     rejected_topic: str = "claims.rejected"
     dlq_topic: str = "encounters.dlq"
     app_id: str = Field(default="claims-stage", description="Faust app id: the consumer group.")
@@ -45,7 +50,9 @@ class Settings(BaseSettings):
         "(default: 2 with 3 or more replicas, else 1).",
     )
     rules_config: Path | None = Field(
-        default=None, description="TOML file that disables rules or changes their severity."
+        default=None,
+        description="TOML policy file: rules disabled, severities and review routes, "
+        "globally or per payer.",
     )
     local_broker_home: Path | None = Field(
         default=None, description="State folder of the local broker (default <repo>/var/kafka)."

@@ -32,6 +32,7 @@ def test_the_stage_may_read_its_input_with_its_group_and_write_its_outputs_only(
             Grant("User:stage", "topic", "encounters", "READ"),
             Grant("User:stage", "group", "claims-stage", "READ"),
             Grant("User:stage", "topic", "claims.validated", "WRITE"),
+            Grant("User:stage", "topic", "claims.review", "WRITE"),
             Grant("User:stage", "topic", "claims.rejected", "WRITE"),
             Grant("User:stage", "topic", "encounters.dlq", "WRITE"),
             Grant("User:producer", "topic", "encounters", "WRITE"),
@@ -48,13 +49,19 @@ def test_a_new_output_topic_gets_its_write_acl_without_a_list_to_edit(
 ) -> None:
     original = topics.stage_topics
 
-    def with_review(s: Settings) -> dict[str, str]:
-        return {**original(s), "claims.review": "review"}
+    def with_audit(s: Settings) -> dict[str, str]:
+        return {**original(s), "claims.audit": "audit"}
 
-    monkeypatch.setattr(topics, "stage_topics", with_review)
-    monkeypatch.setattr(acls, "stage_topics", with_review)
+    monkeypatch.setattr(topics, "stage_topics", with_audit)
+    monkeypatch.setattr(acls, "stage_topics", with_audit)
+    assert Grant("User:stage", "topic", "claims.audit", "WRITE") in stage_grants(settings())
+    assert "claims.audit" in stage_needs(settings()).write  # and the start-up check asks
+
+
+def test_the_review_topic_is_granted_and_needed_only_with_a_review_route() -> None:
     assert Grant("User:stage", "topic", "claims.review", "WRITE") in stage_grants(settings())
-    assert "claims.review" in stage_needs(settings()).write  # and the start-up check asks
+    assert "claims.review" not in stage_needs(settings()).write
+    assert "claims.review" in stage_needs(settings(), review=True).write
 
 
 def test_acls_print_as_kafka_acls_commands() -> None:

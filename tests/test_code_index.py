@@ -17,7 +17,7 @@ from stream.core.codes.icd10cm import SiteFamily
 from stream.core.decision import Decider, stage_code_index
 from stream.core.rules import CATALOGUE, history
 from stream.core.rules.base import _code_sets_in
-from stream.core.rules.config import Ruleset
+from stream.core.rules.config import Policies
 
 
 def rule_modules() -> list[ModuleType]:
@@ -75,7 +75,7 @@ def test_a_stage_refuses_rules_whose_sets_its_index_lacks(decider: Decider) -> N
     try:
         catalog.index = CodeIndex([])
         with pytest.raises(ValueError, match="not in the code index"):
-            Decider(ruleset=Ruleset(), icd10cm=catalog)
+            Decider(Policies(), icd10cm=catalog)
     finally:
         catalog.index = original
 

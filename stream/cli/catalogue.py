@@ -11,7 +11,7 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from stream.cli.common import RulesConfigOption, app, err, fail, load_ruleset, load_settings, out
+from stream.cli.common import RulesConfigOption, app, err, fail, load_policies, load_settings, out
 from stream.core.codes.calendar import CodeCalendar
 from stream.core.codes.cpt import CptCatalog, ProcedureInfo
 from stream.core.codes.icd10cm import CodeInfo, Icd10cmCatalog
@@ -19,6 +19,7 @@ from stream.core.contracts import json_schemas, normalize_icd10cm
 from stream.core.decision import Decider
 from stream.core.rules import CATALOGUE, RULE_ID_RANGE, RULES_BY_ID
 from stream.core.rules.code_validity import invalid_reason, split_advice
+from stream.core.rules.config import Policies
 from stream.core.rules.listing import (
     MissingMarkersError,
     markdown_table,
@@ -35,8 +36,16 @@ def rules(
         typer.Option("--update", help="Rewrite the generated rule table inside this file."),
     ] = None,
     rules_config: RulesConfigOption = None,
+    payer: Annotated[
+        str | None,
+        typer.Option("--payer", help="Show the rules as this payer's policy runs them."),
+    ] = None,
 ) -> None:
-    """The rule catalogue as a table, generated from the rules' own metadata."""
+    """The rule catalogue as a table, generated from the rules' own metadata.
+
+    With a rules configuration, as its global policy runs them; with --payer, as that
+    payer's policy does (its own section over the global one).
+    """
     if update is not None:
         try:
             document = update.read_text("utf-8")
@@ -50,20 +59,50 @@ def rules(
     if markdown:
         print(markdown_table())
         return
-    ruleset = load_ruleset(load_settings(), rules_config)
-    active = {a.rule.rule_id: a for a in ruleset.active}
-    table = Table(title=f"Ruleset {ruleset.version}", title_justify="left")
-    for column in ("ID", "severity", "title", "citation"):
+    policies = load_policies(load_settings(), rules_config)
+    ruleset = policies.for_payer(payer)
+    title = f"Ruleset {ruleset.version}"
+    if payer is not None:
+        title += f" for payer {payer}"
+    table = Table(title=title, title_justify="left")
+    for column in ("ID", "severity", "route", "title", "citation"):
         table.add_column(column, overflow="fold")
     for rule in CATALOGUE:
-        state = active.get(rule.rule_id)
-        severity = rule.severity_label
-        if state is None:
-            severity = "[dim]disabled[/]"
-        elif state.severity is not None:
-            severity = f"{state.severity} (configured)"
-        table.add_row(rule.rule_id, severity, rule.title, rule.citation)
+        severity, route = policy_cells(policies, payer, rule.rule_id)
+        table.add_row(rule.rule_id, severity, route, rule.title, rule.citation)
     out.print(table)
+    if payer is not None and payer not in policies.payers:
+        section = payer in policies.config.payers
+        out.print(
+            f"{payer} {'has a section that changes nothing' if section else 'has no section'}"
+            ": its claims are judged by the global policy.",
+            highlight=False,
+        )
+
+
+def policy_cells(policies: Policies, payer: str | None, rule_id: str) -> tuple[str, str]:
+    """(severity, route) of a rule as the payer's policy runs it, each saying where a
+    setting comes from: `(ACME)` the payer's section, `(configured)` the global one."""
+    rule = RULES_BY_ID[rule_id]
+    state = policies.for_payer(payer).states[rule_id]
+    payer_override = policies.config.payers.get(payer or "")
+    payer_rules = payer_override.rules if payer_override else {}
+
+    def origin(key: str) -> str:
+        if rule_id in payer_rules and getattr(payer_rules[rule_id], key) is not None:
+            return f" ({payer})"
+        if (
+            rule_id in policies.config.rules
+            and getattr(policies.config.rules[rule_id], key) is not None
+        ):
+            return " (configured)"
+        return ""
+
+    if not state.enabled:
+        return f"[dim]disabled{origin('enabled')}[/]", ""
+    severity = (state.severity or rule.severity_label) + origin("severity")
+    route = ("review" if state.review else "by outcome") + origin("route")
+    return severity, route
 
 
 @app.command()

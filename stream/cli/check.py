@@ -11,13 +11,24 @@ from typing import Annotated, BinaryIO
 import typer
 from rich.table import Table
 
-from stream.cli.batch import OUTPUT_FILES, BatchSummary, run_batch
-from stream.cli.common import RulesConfigOption, app, err, fail, load_ruleset, load_settings, out
-from stream.cli.readers import FORMAT_NAMES, read_input
+from stream.cli.batch import BatchSummary, BatchWorkerError, output_files, run_batch
+from stream.cli.common import RulesConfigOption, app, err, fail, load_policies, load_settings, out
+from stream.cli.readers import FORMAT_NAMES, InputReading, read_input
 from stream.core.rules import RULES_BY_ID
+from stream.core.rules.config import Policies
 
 PROGRESS_FROM_BYTES = 1 << 20
 """Files at least this large show a progress bar on a terminal."""
+
+JobsOption = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        min=0,
+        help="Worker processes: 1 decides in this process, 0 uses every core. Outputs are "
+        "written in input order whatever the number.",
+    ),
+]
 
 
 @app.command()
@@ -29,31 +40,47 @@ def check(
             help="Encounter events (JSON Lines), an X12 837, a FHIR Bundle or Claims; - reads stdin.",
         ),
     ],
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the three output files.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the output files.")],
     rules_config: RulesConfigOption = None,
+    jobs: JobsOption = 1,
 ) -> None:
     """Decide every claim of a file, with no broker.
 
     The format comes from the content: JSON Lines of encounter events or FHIR Claims, a FHIR
     Bundle or Claim, or X12 837P/837I interchanges (split into their claims). Writes
-    OUT/validated.jsonl, OUT/rejected.jsonl and OUT/dead-letter.jsonl: one output line per
-    input line or claim. Exits 0 when every record was processed, whatever the outcomes.
+    OUT/validated.jsonl, OUT/rejected.jsonl and OUT/dead-letter.jsonl (and OUT/review.jsonl
+    when the policies route claims to review): one output line per input line or claim.
+    Exits 0 when every record was processed, whatever the outcomes.
     """
     from stream.core.decision import Decider, freeze_reference_data
 
-    ruleset = load_ruleset(load_settings(), rules_config)
+    policies = load_policies(load_settings(), rules_config)
     ensure_writable(out_dir)
-    with open_input(input_path) as (source, name, size):
-        decider = Decider(ruleset=ruleset)
+    with reading_input(input_path, "deciding") as reading:
+        decider = Decider(policies)
         freeze_reference_data()
-        with byte_progress(size, "deciding") as advance:
-            reading = read_input(source, name, advance)
-            summary = run_batch(decider, reading.records, out_dir)
+        try:
+            summary = run_batch(decider, reading.records, out_dir, jobs)
+        except BatchWorkerError as error:
+            raise fail(str(error)) from error
+    print_summary(summary, out_dir, policies, reading.unit)
+
+
+@contextmanager
+def reading_input(input_path: str, label: str) -> Iterator[InputReading]:
+    """The records of an input, whatever its format, with a progress bar on a terminal;
+    says what it read (the format, the reader's notes) once done.
+
+    Every batch command reads its input here (`check`, `whatif`), so each reads what the
+    other does.
+    """
+    with open_input(input_path) as (source, name, size), byte_progress(size, label) as advance:
+        reading = read_input(source, name, advance)
+        yield reading
     if reading.format != "json-lines":
         out.print(f"read {name} as {FORMAT_NAMES[reading.format]}", highlight=False)
     for note in reading.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
-    print_summary(summary, out_dir, ruleset.version, reading.unit)
 
 
 def ensure_writable(out_dir: Path) -> None:
@@ -110,19 +137,22 @@ def byte_progress(
 
 
 def print_summary(
-    summary: BatchSummary, out_dir: Path, ruleset_version: str, unit: str = "lines"
+    summary: BatchSummary, out_dir: Path, policies: Policies, unit: str = "lines"
 ) -> None:
-    """Counts per outcome, the most frequent findings and the dead-letter kinds."""
+    """Counts per route, the most frequent findings and the dead-letter kinds."""
     tally = summary.tally
     rate = tally.records / summary.seconds if summary.seconds else 0.0
+    jobs = f", {summary.jobs} jobs" if summary.jobs > 1 else ""
     out.print(
         f"[bold]{tally.records:,}[/] {unit} decided in {summary.seconds:.2f} s "
-        f"({rate:,.0f}/s) with ruleset {ruleset_version}"
+        f"({rate:,.0f}/s{jobs}) with ruleset {policies.version}"
     )
+    if policies.payers:
+        out.print(f"payer policies: {', '.join(sorted(policies.payers))}", highlight=False)
     outcomes = Table(title="Outcomes", title_justify="left", show_edge=False)
     for column in ("route", "records", "file"):
         outcomes.add_column(column, justify="right" if column == "records" else "left")
-    for route, file_name in OUTPUT_FILES.items():
+    for route, file_name in output_files(policies.routes_to_review).items():
         outcomes.add_row(route, f"{tally.routes[route]:,}", str(out_dir / file_name))
     out.print(outcomes)
     if tally.findings:

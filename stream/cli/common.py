@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
-from stream.core.rules.config import RulesConfigError, Ruleset
+from stream.core.rules.config import Policies, RulesConfigError
 from stream.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ USAGE_ERROR = 2
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    # escaped: messages quote TOML tables such as [rules.MET-007], which are not markup
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(USAGE_ERROR)
 
 
@@ -62,9 +64,10 @@ def require_access(settings: Settings, needs: Needs) -> None:
         raise fail(f"{error}{hint}") from error
 
 
-def load_ruleset(settings: Settings, rules_config: Path | None) -> Ruleset:
+def load_policies(settings: Settings | None, rules_config: Path | None) -> Policies:
+    """The global and per-payer policies of a rules configuration; a usage error if broken."""
     try:
-        return Ruleset.from_file(rules_config or settings.rules_config)
+        return Policies.from_file(rules_config or (settings.rules_config if settings else None))
     except RulesConfigError as error:
         raise fail(str(error)) from error
 
@@ -73,8 +76,8 @@ RulesConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--rules-config",
-        help="TOML file that disables rules or changes their severity "
-        "(default: $CLAIMS_RULES_CONFIG).",
+        help="TOML policy file: rules disabled, severities, review routes, globally or "
+        "per payer (default: $CLAIMS_RULES_CONFIG).",
         show_default=False,
     ),
 ]

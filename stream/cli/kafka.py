@@ -13,7 +13,7 @@ from stream.cli.common import (
     app,
     err,
     fail,
-    load_ruleset,
+    load_policies,
     load_settings,
     out,
     require_access,
@@ -155,10 +155,10 @@ def _print_client_files(cluster: LocalCluster, settings: Settings) -> None:
     )
 
 
-def _output_topics(settings: Settings) -> list[str]:
-    from stream.kafka.topics import stage_topics
+def _output_topics(settings: Settings, review: bool = True) -> list[str]:
+    from stream.kafka.topics import output_topics
 
-    return [name for name in stage_topics(settings) if name != settings.input_topic]
+    return output_topics(settings, review)
 
 
 @broker_app.command("stop")
@@ -263,7 +263,7 @@ def acls(
 
 @topics_app.command("create")
 def topics_create() -> None:
-    """Create the input, validated, rejected and dead-letter topics that are missing."""
+    """Create the input, validated, review, rejected and dead-letter topics that are missing."""
     from confluent_kafka import KafkaException
 
     from stream.kafka.access import Needs
@@ -315,11 +315,11 @@ def worker(rules_config: RulesConfigOption = None) -> None:
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
-    ruleset = load_ruleset(settings, rules_config)
-    # Before Faust starts: a wrong password, an untrusted certificate or a missing ACL
-    # ends here with the cause named, not in a client retrying forever.
-    require_access(settings, stage_needs(settings))
-    run_worker(settings, lambda: Decider(ruleset=ruleset))
+    policies = load_policies(settings, rules_config)
+    # Before Faust starts: a wrong password, an untrusted certificate, a missing ACL or a
+    # missing topic ends here with the cause named, not in a client retrying forever.
+    require_access(settings, stage_needs(settings, review=policies.routes_to_review))
+    run_worker(settings, lambda: Decider(policies))
 
 
 @app.command()
@@ -365,7 +365,7 @@ def send(
 def tail(
     topics: Annotated[
         list[str] | None,
-        typer.Argument(metavar="TOPIC...", help="Topics to follow (default: the three outputs)."),
+        typer.Argument(metavar="TOPIC...", help="Topics to follow (default: the output topics)."),
     ] = None,
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="Start at the oldest record.")
@@ -377,14 +377,25 @@ def tail(
         float | None, typer.Option("--idle", help="Stop after this many quiet seconds.")
     ] = None,
 ) -> None:
-    """Print arriving records readably: outcome, claim and findings; dead letters' errors."""
+    """Print arriving records readably: route, claim and findings; dead letters' errors."""
+    from confluent_kafka import KafkaException
+
     from stream.kafka.access import Needs
-    from stream.kafka.tail import TailError, describe
+    from stream.kafka.tail import TailError, default_topics, describe
     from stream.kafka.tail import tail as follow
 
     settings = load_settings()
-    names = topics or _output_topics(settings)
-    require_access(settings, Needs(read=tuple(names)))
+    if topics:
+        names = topics
+        require_access(settings, Needs(read=tuple(names)))
+    else:
+        # The review topic only where it exists: a deployment that routes nothing to review
+        # may not have it.
+        require_access(settings, Needs(read=tuple(_output_topics(settings, review=False))))
+        try:
+            names = default_topics(settings)
+        except KafkaException as error:
+            raise fail(f"cannot reach Kafka at {settings.kafka_bootstrap}: {error}") from error
     try:
         for topic, _, value in follow(settings, names, from_beginning, limit, idle):
             out.print(f"[dim]{topic}[/] {describe(value)}", highlight=False)
@@ -416,7 +427,7 @@ def run(
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
-    ruleset = load_ruleset(settings, None)
+    policies = load_policies(settings, None)
     broker = None
     if not settings.broker_configured:
         broker = _local_cluster(settings)
@@ -452,7 +463,7 @@ def run(
             f"Ctrl-C stops it.\n",
             highlight=False,
         )
-        run_worker(settings, lambda: Decider(ruleset=ruleset))
+        run_worker(settings, lambda: Decider(policies))
     finally:
         if broker is not None and not keep_broker:
             broker.stop()

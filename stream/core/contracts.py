@@ -26,8 +26,11 @@ Severity = Literal["error", "warning"]
 DeadLetterKind = Literal[
     "not_utf8", "invalid_json", "contract_violation", "too_large", "internal_error"
 ]
-Route = Literal["validated", "rejected", "dead_letter"]
-"""Where an input record goes: a decision's outcome, or the dead-letter topic."""
+Route = Literal["validated", "review", "rejected", "dead_letter"]
+"""Where an input record goes: its decision's outcome, the review topic (a validated
+decision that a rule configured with `route = "review"` flagged), or the dead-letter topic."""
+DecisionRoute = Literal["validated", "review", "rejected"]
+"""The routes of a decision (every route but the dead-letter topic)."""
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 DEAD_LETTER_KINDS: tuple[DeadLetterKind, ...] = get_args(DeadLetterKind)
 ROUTES: tuple[Route, ...] = get_args(Route)
@@ -274,8 +277,11 @@ Source = KafkaSource | FileSource
 # --- the decision (output on claims.validated and claims.rejected) ---------------------
 
 
+RuleId = Annotated[str, Field(pattern=r"^MET-\d{3}$")]
+
+
 class Finding(Contract):
-    rule_id: str = Field(pattern=r"^MET-\d{3}$")
+    rule_id: RuleId
     severity: Severity
     message: str
     citation: str
@@ -334,6 +340,12 @@ class Decision(Contract):
     ruleset_version: str
     code_sets: CodeSets
     findings: tuple[Finding, ...]
+    review_rules: tuple[RuleId, ...] = Field(
+        default=(),
+        description="Present only on a decision sent to the review topic: the rules, "
+        'configured with route = "review", whose findings sent it there. A validated '
+        "decision without it went to the validated topic.",
+    )
     diagnoses: tuple[DiagnosisDetail, ...]
     procedures: tuple[ProcedureDetail, ...]
     encounter: EncounterEvent = Field(
@@ -349,6 +361,11 @@ class Decision(Contract):
         rejected = any(finding.severity == "error" for finding in self.findings)
         if rejected != (self.outcome == "rejected"):
             raise ValueError("outcome is 'rejected' exactly when some finding is an error")
+        if self.review_rules and rejected:
+            raise ValueError("a rejected decision goes to the rejected topic, never to review")
+        flagged = {finding.rule_id for finding in self.findings}
+        if not set(self.review_rules) <= flagged:
+            raise ValueError("review_rules names only rules that found something on the claim")
         return self
 
 

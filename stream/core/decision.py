@@ -1,9 +1,10 @@
 """The decision function: raw bytes in, exactly one output record out, whatever the bytes.
 
 `Decider.decide` is what the batch command, the stream worker, the tests and the benchmark
-all call. It decodes, checks the contract, enriches the codes, runs the rules and routes:
-`validated`, `rejected`, or `dead_letter` with the reason and the input kept whole. It
-does no I/O, holds no mutable state, and never raises.
+all call. It decodes, checks the contract, enriches the codes, runs the rules of the claim's
+policy (its payer's, or the global one) and routes: `validated`, `review`, `rejected`, or
+`dead_letter` with the reason and the input kept whole. It does no I/O, holds no mutable
+state, and never raises.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from stream.core.contracts import (
     Source,
 )
 from stream.core.rules import CATALOGUE, Rule
-from stream.core.rules.config import RuleFinding, Ruleset
+from stream.core.rules.config import Policies, RuleFinding, Ruleset
 
 NO_CODE_SET = "none"
 """`code_sets.icd10cm` and the code-set label of a claim dated outside the loaded code sets."""
@@ -87,17 +88,27 @@ def stage_code_index(rules: tuple[Rule, ...] = CATALOGUE) -> CodeIndex:
 
 
 class Decider:
-    """Reference data and rules, loaded once; `decide` is then a pure function of its input."""
+    """Reference data and policies, loaded once; `decide` is then a pure function of its input."""
 
     def __init__(
         self,
-        ruleset: Ruleset | None = None,
+        policies: Policies | None = None,
         icd10cm: Icd10cmCatalog | None = None,
         cpt: CptCatalog | None = None,
     ) -> None:
-        self.ruleset = ruleset or Ruleset()
+        self.policies = policies or Policies()
+        self.ruleset = self.policies.default
+        """The global policy: the ruleset of every claim whose payer has no policy of its own."""
+        self._payer_rulesets = self.policies.payers
         self.icd10cm = icd10cm or Icd10cmCatalog(index=stage_code_index())
-        missing = [c.spec for c in self.ruleset.code_sets if c not in self.icd10cm.index]
+        missing = sorted(
+            {
+                c.spec
+                for ruleset in self.policies.rulesets().values()
+                for c in ruleset.code_sets
+                if c not in self.icd10cm.index
+            }
+        )
         if missing:
             raise ValueError(f"code sets the rules read are not in the code index: {missing}")
         self.cpt = cpt or CptCatalog()
@@ -115,7 +126,6 @@ class Decider:
         self._no_code_set = CodeSets(
             icd10cm=NO_CODE_SET, cpt=self.cpt.release, icd10cm_descriptions=self.icd10cm.release
         ).model_dump()
-        self._ruleset_header = self.ruleset.version.encode()
 
     @property
     def code_set_labels(self) -> tuple[str, ...]:
@@ -145,25 +155,40 @@ class Decider:
         """
         now = received_at or _utc_now()
         try:
-            if isinstance(value, AdaptedClaim):
-                return self._decide_adapted(value, source, key, now)
-            return self._decide(value, source, key, now)
+            read = self._read(value, source, key, now)
+            if isinstance(read, Output):
+                return read
+            event, raw = read
+            return self._decision(event, raw, source, now)
         except Exception as error:  # a bug in the stage; the input is kept whole for replay
-            return dead_letter(
-                value.raw if isinstance(value, AdaptedClaim) else value,
-                source,
-                key,
-                now,
-                "internal_error",
-                f"the stage failed on this record ({type(error).__name__}); it is kept "
-                "whole and can be replayed once the stage is fixed",
-                origin=value.origin if isinstance(value, AdaptedClaim) else None,
-                claim_id=value.claim_id if isinstance(value, AdaptedClaim) else None,
-            )
+            return internal_error(value, source, key, now, error)
 
-    def _decide(
-        self, value: bytes | None, source: Source, key: bytes | None, now: dt.datetime
-    ) -> Output:
+    def read(
+        self, value: bytes | AdaptedClaim | None, source: Source, key: bytes | None = None
+    ) -> EncounterEvent | Output:
+        """The encounter event of an input record, or its dead letter. Never raises."""
+        now = _utc_now()
+        try:
+            read = self._read(value, source, key, now)
+        except Exception as error:
+            return internal_error(value, source, key, now, error)
+        return read if isinstance(read, Output) else read[0]
+
+    def ruleset_of(self, event: EncounterEvent) -> Ruleset:
+        """The policy that judges this claim: its payer's, or the global one."""
+        return self._payer_rulesets.get(event.payer_id or "", self.ruleset)
+
+    def _read(
+        self,
+        value: bytes | AdaptedClaim | None,
+        source: Source,
+        key: bytes | None,
+        now: dt.datetime,
+    ) -> tuple[EncounterEvent, bytes] | Output:
+        """The encounter event of a record and the JSON it was read from (the decision's
+        `encounter`), or the record's dead letter."""
+        if isinstance(value, AdaptedClaim):
+            return self._read_adapted(value, source, key, now)
         if value is None:
             return dead_letter(
                 value, source, key, now, "invalid_json", "the record has no value (a tombstone)"
@@ -195,7 +220,7 @@ class Decider:
         if b'"resourceType"' in value:  # cheap test first: the hot path is native events
             adapted = fhir_record(value)
             if adapted is not None:
-                return self._decide_adapted(adapted, source, key, now)
+                return self._read_adapted(adapted, source, key, now)
         if value[:64].lstrip()[:3] == b"ISA":
             return dead_letter(
                 value,
@@ -207,79 +232,81 @@ class Decider:
                 "event or a FHIR Claim; `claims-stage ingest` splits an 837 into its claims",
             )
         try:
-            event = EncounterEvent.model_validate_json(value)
+            return EncounterEvent.model_validate_json(value), value
         except ValidationError as error:
             kind, message, details = explain_validation_error(error)
             return dead_letter(value, source, key, now, kind, message, details)
-        return self._decision(event, value, source, now)
 
-    def _decide_adapted(
+    def _read_adapted(
         self, adapted: AdaptedClaim, source: Source, key: bytes | None, now: dt.datetime
-    ) -> Output:
+    ) -> tuple[EncounterEvent, bytes] | Output:
         """A claim read from an 837 or FHIR: the same contract and rules as a native event."""
         checked = check_adapted(adapted, source, key, now)
         if isinstance(checked, Output):
             return checked
-        return self._decision(checked, adapted.event or b"", source, now)
+        return checked, adapted.event or b""
 
     def _decision(
         self, event: EncounterEvent, raw: bytes, source: Source, now: dt.datetime
     ) -> Output:
         claim = build_claim(event, self.icd10cm, self.cpt)
-        findings = self.ruleset.evaluate(claim)
+        ruleset = self._payer_rulesets.get(event.payer_id or "", self.ruleset)
+        findings = ruleset.evaluate(claim)
         period = claim.code_set
-        outcome: Outcome = (
-            "rejected" if any(f.severity == "error" for f in findings) else "validated"
-        )
+        route, review_rules = ruleset.route(findings)
+        outcome: Outcome = "rejected" if route == "rejected" else "validated"
         # Serialised straight to JSON with orjson: this is the hot path, and the contract's
         # `Decision` model reads every output back in the tests. The encounter goes out as
         # received, byte for byte (it has just been parsed, so it is a JSON object).
-        value = orjson.dumps(
+        document: dict[str, object] = {
+            "schema_version": 1,
+            "event_id": event.event_id,
+            "claim_id": event.claim_id,
+            "outcome": outcome,
+            "decided_at": now,
+            "ruleset_version": ruleset.version,
+            "code_sets": self._code_sets[period.index] if period else self._no_code_set,
+            "findings": findings,
+        }
+        if review_rules:  # only then: without review routes, decisions stay as they were
+            document["review_rules"] = review_rules
+        document["diagnoses"] = [
             {
-                "schema_version": 1,
-                "event_id": event.event_id,
-                "claim_id": event.claim_id,
-                "outcome": outcome,
-                "decided_at": now,
-                "ruleset_version": self.ruleset.version,
-                "code_sets": self._code_sets[period.index] if period else self._no_code_set,
-                "findings": findings,
-                "diagnoses": [
-                    {
-                        "sequence": d.sequence,
-                        "code": d.code,
-                        "description": d.info.description,
-                        "billable": d.billable,
-                        "kind": d.info.kind if d.valid else "invalid",
-                    }
-                    for d in claim.diagnoses
-                ],
-                "procedures": [
-                    {
-                        "line": p.line,
-                        "code": p.code,
-                        "description": p.info.description,
-                        "category": p.info.category,
-                        "add_on": p.info.add_on,
-                        "known": p.info.known,
-                    }
-                    for p in claim.billed_procedures
-                ],
-                "encounter": orjson.Fragment(raw.strip()),
-                "source": source_document(source),
-                **_origin_member(event.origin),
-            },
-            option=orjson.OPT_UTC_Z,
-        )
+                "sequence": d.sequence,
+                "code": d.code,
+                "description": d.info.description,
+                "billable": d.billable,
+                "kind": d.info.kind if d.valid else "invalid",
+            }
+            for d in claim.diagnoses
+        ]
+        document["procedures"] = [
+            {
+                "line": p.line,
+                "code": p.code,
+                "description": p.info.description,
+                "category": p.info.category,
+                "add_on": p.info.add_on,
+                "known": p.info.known,
+            }
+            for p in claim.billed_procedures
+        ]
+        document["encounter"] = orjson.Fragment(raw.strip())
+        document["source"] = source_document(source)
+        if event.origin is not None:  # only for a claim read from an 837 or FHIR
+            document.update(_origin_member(event.origin))
+        headers = [
+            ("event_id", event.event_id.encode()),
+            ("outcome", outcome.encode()),
+            ("ruleset_version", ruleset.version_header),
+        ]
+        if review_rules:
+            headers.append(("route", b"review"))
         return Output(
-            route=outcome,
+            route=route,
             key=event.claim_id.encode(),
-            value=value,
-            headers=[
-                ("event_id", event.event_id.encode()),
-                ("outcome", outcome.encode()),
-                ("ruleset_version", self._ruleset_header),
-            ],
+            value=orjson.dumps(document, option=orjson.OPT_UTC_Z),
+            headers=headers,
             event_id=event.event_id,
             claim_id=event.claim_id,
             findings=findings,
@@ -345,6 +372,28 @@ def _adapted_letter(
         details,
         origin=adapted.origin,
         claim_id=adapted.claim_id,
+    )
+
+
+def internal_error(
+    value: bytes | AdaptedClaim | None,
+    source: Source,
+    key: bytes | None,
+    now: dt.datetime,
+    error: Exception,
+) -> Output:
+    """The dead letter of a record the stage failed on: kept whole, to replay once fixed."""
+    raw: bytes | None = value.raw if isinstance(value, AdaptedClaim) else value
+    return dead_letter(
+        raw,
+        source,
+        key,
+        now,
+        "internal_error",
+        f"the stage failed on this record ({type(error).__name__}); it is kept "
+        "whole and can be replayed once the stage is fixed",
+        origin=value.origin if isinstance(value, AdaptedClaim) else None,
+        claim_id=value.claim_id if isinstance(value, AdaptedClaim) else None,
     )
 
 

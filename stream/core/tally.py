@@ -1,5 +1,9 @@
 """One tally of what the stage decided: routes, findings, code sets and dead-letter kinds.
 
+Routes are where records went: `validated`, `review`, `rejected`, `dead_letter`. A decision
+sent to review is a validated decision (its outcome), so the count of validated decisions
+is `validated + review`: `decisions("validated")`.
+
 Batch mode prints it, the worker's status page and logs read it, and the Prometheus
 counters of decisions, findings and dead letters are exported from it, so the three can
 never disagree.
@@ -10,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from stream.core.contracts import DeadLetterKind, Route
+from stream.core.contracts import DeadLetterKind, Outcome, Route
 from stream.core.decision import Output
 
 
@@ -34,6 +38,20 @@ class Tally:
             self.code_sets[output.code_set] += 1
         for finding in output.findings:
             self.findings[(finding.rule_id, finding.severity)] += 1
+
+    def decisions(self, outcome: Outcome) -> int:
+        """Decisions of an outcome, wherever they went (validated ones also go to review)."""
+        if outcome == "validated":
+            return self.routes["validated"] + self.routes["review"]
+        return self.routes[outcome]
+
+    def merge(self, other: Tally) -> None:
+        """Add another tally's counts (a batch worker's share of the input) to this one."""
+        self.records += other.records
+        self.routes.update(other.routes)
+        self.findings.update(other.findings)
+        self.dead_letter_kinds.update(other.dead_letter_kinds)
+        self.code_sets.update(other.code_sets)
 
     def top_errors(self, count: int) -> list[tuple[str, int]]:
         """The rules with the most error findings, most frequent first."""

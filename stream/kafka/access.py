@@ -66,11 +66,12 @@ class Needs:
         return sorted({*self.read, *self.write})
 
 
-def stage_needs(settings: Settings) -> Needs:
-    """The worker reads the input with its group and writes every output topic."""
-    from stream.kafka.topics import stage_topics
+def stage_needs(settings: Settings, review: bool = False) -> Needs:
+    """The worker reads the input with its group and writes every output topic: the review
+    topic too when its policies route claims to review (`review`)."""
+    from stream.kafka.topics import output_topics
 
-    outputs = tuple(name for name in stage_topics(settings) if name != settings.input_topic)
+    outputs = tuple(output_topics(settings, review))
     return Needs(read=(settings.input_topic,), write=outputs, groups=(settings.app_id,))
 
 

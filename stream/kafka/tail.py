@@ -10,6 +10,7 @@ import orjson
 from confluent_kafka import KafkaError
 
 from stream.kafka import clients
+from stream.kafka.topics import existing_topics
 from stream.settings import Settings
 
 
@@ -34,15 +35,27 @@ def describe(value: bytes | None) -> str:
             f"dead letter  {error.get('kind')}  from {where}  key={record.get('raw_key')}\n"
             f"    {error.get('message')}"
         )
-    lines = [
-        f"{record.get('outcome', '?'):9}  claim {record.get('claim_id')}  "
-        f"event {record.get('event_id')}"
-    ]
+    review = set(record.get("review_rules") or ())
+    route = "review" if review else record.get("outcome", "?")
+    lines = [f"{route:9}  claim {record.get('claim_id')}  event {record.get('event_id')}"]
     lines.extend(
         f"    {finding.get('rule_id')} {finding.get('severity'):7} {finding.get('message')}"
+        + ("  [review]" if finding.get("rule_id") in review else "")
         for finding in record.get("findings") or []
     )
     return "\n".join(lines)
+
+
+def default_topics(settings: Settings) -> list[str]:
+    """The stage's output topics; the review topic only where it exists (a deployment whose
+    policies route nothing to review may not have created it)."""
+    has_review = bool(existing_topics(settings, [settings.review_topic]))
+    return [
+        settings.validated_topic,
+        *([settings.review_topic] if has_review else []),
+        settings.rejected_topic,
+        settings.dlq_topic,
+    ]
 
 
 class TailError(RuntimeError):

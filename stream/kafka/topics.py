@@ -57,6 +57,7 @@ def stage_topics(settings: Settings) -> dict[str, str]:
     return {
         settings.input_topic: "input",
         settings.validated_topic: "validated",
+        settings.review_topic: "review",
         settings.rejected_topic: "rejected",
         settings.dlq_topic: "dead letters",
     }
@@ -76,8 +77,26 @@ def describe_topics(settings: Settings, timeout: float = 10.0) -> list[TopicStat
     return [_state(metadata, name, role) for name, role in stage_topics(settings).items()]
 
 
+def output_topics(settings: Settings, review: bool = True) -> list[str]:
+    """The topics the worker writes; the review topic only with `review` (a deployment whose
+    policies route nothing to review runs without it, as before the route existed)."""
+    return [
+        name
+        for name, role in stage_topics(settings).items()
+        if role != "input" and (review or role != "review")
+    ]
+
+
 def missing_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
     return [t.name for t in describe_topics(settings, timeout) if t.partitions is None]
+
+
+def existing_topics(settings: Settings, names: list[str], timeout: float = 10.0) -> list[str]:
+    """Those of `names` that exist on the cluster, in the order given."""
+    metadata = clients.admin(settings).list_topics(timeout=timeout)
+    return [
+        name for name in names if name in metadata.topics and metadata.topics[name].error is None
+    ]
 
 
 def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicState]:

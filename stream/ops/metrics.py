@@ -38,8 +38,8 @@ FINDING_SERIES: tuple[tuple[str, str], ...] = tuple(
 
 
 class TallyCollector(Collector):
-    """`claims_decisions_total`, `claims_findings_total`, `claims_dead_letters_total`,
-    `claims_code_set_decisions_total`.
+    """`claims_decisions_total`, `claims_reviews_total`, `claims_findings_total`,
+    `claims_dead_letters_total`, `claims_code_set_decisions_total`.
 
     Every series exists from the start (at 0), so rates and absent() work before the
     first record of a kind arrives.
@@ -55,8 +55,14 @@ class TallyCollector(Collector):
             "claims_decisions", "Claims decided, by outcome.", labels=["outcome"]
         )
         for outcome in OUTCOMES:
-            decisions.add_metric([outcome], tally.routes[outcome])
+            decisions.add_metric([outcome], tally.decisions(outcome))
         yield decisions
+        yield CounterMetricFamily(
+            "claims_reviews",
+            "Validated decisions sent to the review topic, because a rule configured with "
+            'route = "review" flagged them (part of claims_decisions_total{outcome="validated"}).',
+            value=tally.routes["review"],
+        )
         findings = CounterMetricFamily(
             "claims_findings",
             "Findings raised, by rule and severity.",

@@ -36,7 +36,17 @@ class StatusSnapshot:
     """Decisions by the ICD-10-CM fiscal year that judged them, in the stage's order."""
     started: float
     last_decision: float | None
+    review_route: bool = False
+    """Whether the worker's policies send claims to review: the route is shown then."""
     now: float = field(default_factory=time.time)
+
+    def shown_routes(self) -> dict[Route, str]:
+        """The routes the page lists: review only where the policies use it (or it was used)."""
+        return {
+            route: label
+            for route, label in ROUTE_LABELS.items()
+            if route != "review" or self.review_route or self.routes.get("review")
+        }
 
 
 _STYLE = """
@@ -54,7 +64,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums;padding-left:12px}
 td.rule{max-width:0;width:100%;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 td.rule span{color:#5b6475;font-size:13px}
 .bar{height:10px;border-radius:5px;display:flex;overflow:hidden;margin:8px 0;background:#eef0f3}
-.v{background:#1f8a4c}.r{background:#d68910}.d{background:#c0392b}
+.v{background:#1f8a4c}.w{background:#2874a6}.r{background:#d68910}.d{background:#c0392b}
 """
 
 
@@ -75,7 +85,8 @@ def render_status(snapshot: StatusSnapshot) -> str:
     s = snapshot
     e = html.escape
     total = sum(s.routes.values())
-    shares = {k: (s.routes.get(k, 0) / total * 100 if total else 0.0) for k in ROUTE_LABELS}
+    routes = s.shown_routes()
+    shares = {k: (s.routes.get(k, 0) / total * 100 if total else 0.0) for k in routes}
     waiting = sum(s.lag.values())
     last = (
         f"last decision {_age(s.now - s.last_decision)} ago"
@@ -85,7 +96,10 @@ def render_status(snapshot: StatusSnapshot) -> str:
     outcome_rows = "".join(
         f"<tr><td>{e(label)}</td><td class=n>{s.routes.get(key, 0):,}</td>"
         f"<td class=n>{shares[key]:.1f} %</td></tr>"
-        for key, label in ROUTE_LABELS.items()
+        for key, label in routes.items()
+    )
+    bar = "".join(
+        f'<div class={ROUTE_CLASSES[key]} style="width:{shares[key]:.2f}%"></div>' for key in routes
     )
     rule_rows = (
         "".join(
@@ -134,9 +148,7 @@ def render_status(snapshot: StatusSnapshot) -> str:
 <div class=muted>{total:,} records since start {_age(s.now - s.started)} ago; {e(last)}</div>
 <div class=muted>{e(s.health_reason)}</div></section>
 <section><h2>Outcomes</h2>
-<div class=bar><div class=v style="width:{shares["validated"]:.2f}%"></div>
-<div class=r style="width:{shares["rejected"]:.2f}%"></div>
-<div class=d style="width:{shares["dead_letter"]:.2f}%"></div></div>
+<div class=bar>{bar}</div>
 <table id="outcomes">{outcome_rows}</table></section>
 <section><h2>Top failing rules</h2><table id="rules">{rule_rows}</table></section>
 <section><h2>Dead letters by kind</h2><table id="dead-letters">{kind_rows}</table></section>
@@ -152,6 +164,13 @@ def render_status(snapshot: StatusSnapshot) -> str:
 
 ROUTE_LABELS: dict[Route, str] = {
     "validated": "validated",
+    "review": "review",
     "rejected": "rejected",
     "dead_letter": "dead letters",
+}
+ROUTE_CLASSES: dict[Route, str] = {
+    "validated": "v",
+    "review": "w",
+    "rejected": "r",
+    "dead_letter": "d",
 }

@@ -81,10 +81,11 @@ def create_app(
     # need not know the app id: faust_messages_received_total.
     sensor.install(app, registry, name_prefix="faust")
     state = WorkerState(session_timeout=settings.session_timeout)
+    policies = decider.policies
     metrics = StageMetrics(
         registry,
         state.tally,
-        decider.ruleset.version,
+        policies.version,
         decider.code_set_version,
         decider.code_set_labels,
     )
@@ -118,12 +119,13 @@ def create_app(
         app,
         PageContext(
             settings.app_id,
-            decider.ruleset.version,
+            policies.version,
             decider.code_set_version,
             state,
             held_partitions,
             registry,
             decider.code_set_labels,
+            review_route=policies.routes_to_review,
         ),
     )
     return WorkerApp(app, state, metrics, registry, agent)
@@ -165,13 +167,16 @@ def run_worker(settings: Settings, decider_factory: Callable[[], Decider]) -> No
         quiet=True,
         logging_config=logging_config(settings.log_level, settings.log_format),
     )
+    outputs = [settings.validated_topic, settings.rejected_topic, settings.dlq_topic]
+    if decider.policies.routes_to_review:
+        outputs.insert(1, settings.review_topic)
     log.info(
-        "worker %s starting: %s -> %s | %s | %s; metrics http://%s:%d/metrics",
+        "worker %s starting: %s -> %s; ruleset %s (%d payer policies); metrics http://%s:%d/metrics",
         settings.app_id,
         settings.input_topic,
-        settings.validated_topic,
-        settings.rejected_topic,
-        settings.dlq_topic,
+        " | ".join(outputs),
+        decider.policies.version,
+        len(decider.policies.payers),
         settings.web_host,
         settings.web_port,
     )

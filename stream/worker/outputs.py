@@ -33,6 +33,7 @@ class OutputProducer:
     ) -> None:
         self.topics: dict[Route, str] = {
             "validated": settings.validated_topic,
+            "review": settings.review_topic,
             "rejected": settings.rejected_topic,
             "dead_letter": settings.dlq_topic,
         }

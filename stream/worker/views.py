@@ -31,6 +31,7 @@ class PageContext:
     registry: CollectorRegistry
     code_sets: tuple[str, ...] = ()
     """Every code-set label a decision can carry (`FY2023`..., `none`), in order."""
+    review_route: bool = False
 
     def health(self) -> tuple[bool, str]:
         return self.state.health(self.held_partitions(), time.time())
@@ -68,6 +69,7 @@ class PageContext:
             code_sets={label: state.tally.code_sets[label] for label in self.code_sets},
             started=state.started,
             last_decision=state.last_decision,
+            review_route=self.review_route,
         )
 
 
