@@ -1,0 +1,117 @@
+"""Reading a topic's records from a point in time, as an onlooker: `whatif --topic`.
+
+The consumer is assigned its partitions directly (no subscription), so it never joins a
+consumer group, the stage's or any other, and it commits nothing: its group id is a
+throwaway that the broker never hears of. It reads from the first record at or after
+`since` up to the end of each partition as it was when the read began (or up to `until`),
+and stops there: a replay has an end even while producers keep writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterator
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from stream.core.contracts import KafkaSource
+from stream.kafka import clients
+from stream.settings import Settings
+
+IDLE_TIMEOUT = 60.0
+"""Seconds without a record while records remain to read: the broker is gone, give up."""
+
+
+class ReplayError(RuntimeError):
+    """The topic cannot be read; the message says why."""
+
+
+def _millis(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def read_topic(
+    settings: Settings,
+    topic: str,
+    since: dt.datetime,
+    until: dt.datetime | None = None,
+    timeout: float = 30.0,
+) -> Iterator[tuple[bytes, KafkaSource]]:
+    """(value, source) of every record of `topic` from `since` (to `until`), partition by
+    partition as they arrive. Commits nothing, joins no group."""
+    consumer = clients.consumer(
+        settings,
+        f"claims-stage-whatif-{uuid.uuid4().hex[:8]}",
+        **{"enable.partition.eof": True, "enable.auto.offset.store": False},
+    )
+    try:
+        ends = _ranges(consumer, topic, since, until, timeout)
+        if not ends:
+            return
+        consumer.assign([TopicPartition(topic, p, start) for p, (start, _) in ends.items()])
+        remaining = {p: end for p, (_, end) in ends.items()}
+        last = time.monotonic()
+        while remaining:
+            messages = consumer.consume(num_messages=500, timeout=0.5)
+            if not messages and time.monotonic() - last > IDLE_TIMEOUT:
+                raise ReplayError(
+                    f"no record from {topic} for {IDLE_TIMEOUT:.0f} s with "
+                    f"{sum(remaining.values())} offsets still to read"
+                )
+            for message in messages:
+                last = time.monotonic()
+                partition = message.partition() or 0
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        if (message.offset() or 0) >= remaining.get(partition, 0):
+                            remaining.pop(partition, None)
+                        continue
+                    raise ReplayError(f"reading {topic}: {error.name()}: {error.str()}")
+                offset = message.offset() or 0
+                end = remaining.get(partition)
+                if end is None or offset >= end:
+                    continue
+                yield (
+                    message.value() or b"",
+                    KafkaSource.model_construct(topic=topic, partition=partition, offset=offset),
+                )
+                if offset + 1 >= end:
+                    del remaining[partition]
+    except KafkaException as error:
+        raise ReplayError(f"reading {topic} on {settings.kafka_bootstrap}: {error}") from error
+    finally:
+        consumer.close()
+
+
+def _ranges(
+    consumer: Consumer, topic: str, since: dt.datetime, until: dt.datetime | None, timeout: float
+) -> dict[int, tuple[int, int]]:
+    """partition -> (first offset at or after `since`, offset to stop before)."""
+    metadata = consumer.list_topics(topic, timeout=timeout)
+    described = metadata.topics.get(topic)
+    if described is None or described.error is not None:
+        reason = described.error.str() if described is not None else "not found"
+        raise ReplayError(f"topic {topic} cannot be read: {reason}")
+    partitions = sorted(described.partitions)
+    starts = consumer.offsets_for_times(
+        [TopicPartition(topic, p, _millis(since)) for p in partitions], timeout=timeout
+    )
+    stops = (
+        consumer.offsets_for_times(
+            [TopicPartition(topic, p, _millis(until)) for p in partitions], timeout=timeout
+        )
+        if until is not None
+        else [TopicPartition(topic, p, -1) for p in partitions]
+    )
+    ranges: dict[int, tuple[int, int]] = {}
+    for start, stop in zip(starts, stops, strict=True):
+        _, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, start.partition), timeout=timeout
+        )
+        end = high if stop.offset < 0 else min(stop.offset, high)
+        if 0 <= start.offset < end:  # -1: no record at or after `since`
+            ranges[start.partition] = (start.offset, end)
+    return ranges
