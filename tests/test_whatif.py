@@ -137,7 +137,8 @@ def test_changes_jsonl_lists_exactly_the_claims_that_change(
         if change["route_after"] == "review":
             assert change["review_rules_after"]
     lines = [
-        json.loads(x)["source"]["line"] for x in (run[0] / "changes.jsonl").read_bytes().splitlines()
+        json.loads(x)["source"]["line"]
+        for x in (run[0] / "changes.jsonl").read_bytes().splitlines()
     ]
     assert lines == sorted(lines)
 

@@ -54,7 +54,7 @@ main{max-width:1180px;margin:0 auto;padding:18px 28px 40px}
 section{background:#fff;border-radius:8px;padding:16px 20px;margin:0 0 18px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 h2{font-size:14px;text-transform:uppercase;letter-spacing:.06em;color:#5b6475;margin:0 0 12px}
 h3{font-size:15px;margin:16px 0 6px}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin:0 0 18px}
 .card{background:#fff;border-radius:8px;padding:12px 16px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 .card b{display:block;font-size:28px;font-weight:600}
 .card span{color:#5b6475;font-size:13px}

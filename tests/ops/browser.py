@@ -8,6 +8,7 @@ process group, so a hung browser is killed with all of its helper processes.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -34,6 +35,22 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def headless(url: str, *args: str, timeout: float = 90.0) -> str:
     """Run headless Chromium on url with args; its stdout. Fails with stderr when it does."""
+    return _run(url, *args, timeout=timeout)[0]
+
+
+CONSOLE_LINE = re.compile(r":CONSOLE[:(]\d*\)?\] (.*)$")
+"""How Chromium's log (--enable-logging=stderr) shows a page's console message, in the
+formats of recent releases: `INFO:CONSOLE:1] "..."` and `INFO:CONSOLE(1)] "..."`."""
+
+
+def console_messages(url: str, timeout: float = 90.0) -> list[str]:
+    """Everything the page wrote to the console while it loaded and ran: errors, uncaught
+    exceptions, warnings."""
+    _, log = _run(url, "--enable-logging=stderr", "--v=0", "--dump-dom", timeout=timeout)
+    return [match.group(1) for line in log.splitlines() if (match := CONSOLE_LINE.search(line))]
+
+
+def _run(url: str, *args: str, timeout: float = 90.0) -> tuple[str, str]:
     binary = require_tool("chromium", "chromium-browser", "google-chrome")
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         with subprocess.Popen(
@@ -56,7 +73,7 @@ def headless(url: str, *args: str, timeout: float = 90.0) -> str:
                 f"chromium exited with {process.returncode} on {url}\n"
                 f"{err.decode(errors='replace')[-3000:]}"
             )
-    return out.decode("utf-8", errors="replace")
+    return out.decode("utf-8", errors="replace"), err.decode("utf-8", errors="replace")
 
 
 def screenshot(url: str, path: Path, width: int, height: int) -> None:
