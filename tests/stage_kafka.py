@@ -189,6 +189,7 @@ class StageDeployment:
             "CLAIMS_KAFKA_BOOTSTRAP": self.bootstrap,
             "CLAIMS_INPUT_TOPIC": f"encounters-{self.name}",
             "CLAIMS_VALIDATED_TOPIC": f"claims.validated-{self.name}",
+            "CLAIMS_REVIEW_TOPIC": f"claims.review-{self.name}",
             "CLAIMS_REJECTED_TOPIC": f"claims.rejected-{self.name}",
             "CLAIMS_DLQ_TOPIC": f"encounters.dlq-{self.name}",
             "CLAIMS_APP_ID": f"claims-stage-{self.name}",
@@ -300,7 +301,7 @@ def read_outputs(
     timeout: float = 120.0,
     until: Callable[[list[Record]], bool] | None = None,
 ) -> list[Record]:
-    """Read the three output topics from the start until `expected` records have arrived,
+    """Read the output topics from the start until `expected` records have arrived,
     or `until` says so, and a little longer, so that extra records would show up too."""
     settings = deployment.settings
     consumer = clients.consumer(
