@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench bench-formats bench-stage ops-tools dashboard clean
+.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench bench-formats bench-stage bench-whatif ops-tools dashboard clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench: $(STAMP) ## benchmark decide(): decisions per second on one core, peak me
 
 bench-formats: $(STAMP) ## batch claims/s and peak memory: a 10,000-claim 837 and FHIR Bundle next to native JSON Lines
 	$(BIN)/python -m stream.bench.formats
+
+bench-whatif: $(STAMP) ## benchmark whatif against check over 100,000 claims with every core (a few minutes)
+	$(BIN)/python -m stream.bench.whatif
 
 bench-stage: $(STAMP) ## benchmark the stage on the local broker against passthrough and decide-only (~15 min)
 	$(BIN)/python -m stream.bench.stage

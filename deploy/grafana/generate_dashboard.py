@@ -107,6 +107,14 @@ def _rejection_ratio(offset: str) -> str:
     )
 
 
+def _review_ratio(offset: str) -> str:
+    shift = f" offset {offset}" if offset else ""
+    return (
+        f"sum(rate(claims_reviews_total{{{SELECTOR}}}[1h]{shift}))"
+        f" / sum(rate(claims_decisions_total{{{SELECTOR}}}[1h]{shift}))"
+    )
+
+
 PANELS: tuple[Panel, ...] = (
     # --- fleet --------------------------------------------------------------------------
     Panel(
@@ -168,16 +176,19 @@ PANELS: tuple[Panel, ...] = (
         title="Decisions per second by outcome",
         kind="timeseries",
         unit="ops",
-        description="Claims decided per second, validated or rejected (5m rate).",
+        description="Claims decided per second, validated or rejected (5m rate); 'to review': "
+        'the validated claims a rule configured with route = "review" sent to the review '
+        "topic instead of the validated one.",
         queries=(
             Query(
                 f"sum by (outcome) (rate(claims_decisions_total{{{SELECTOR}}}[5m]))",
                 "{{outcome}}",
             ),
+            Query(f"sum(rate(claims_reviews_total{{{SELECTOR}}}[5m]))", "to review"),
         ),
         x=0,
         y=5,
-        w=12,
+        w=8,
         h=8,
     ),
     Panel(
@@ -191,9 +202,25 @@ PANELS: tuple[Panel, ...] = (
             Query(_rejection_ratio(""), "now"),
             Query(_rejection_ratio("1d"), "a day earlier"),
         ),
-        x=12,
+        x=8,
         y=5,
-        w=12,
+        w=8,
+        h=8,
+    ),
+    Panel(
+        title="Review ratio (1h), now and a day earlier",
+        kind="timeseries",
+        unit="percentunit",
+        description="Share of decisions sent to the review topic, for a coder, over the last "
+        "hour, against the same hour a day earlier. More than twice yesterday's and above 5 %: "
+        "ClaimsStageReviewRateAnomaly. Flat at 0 when no policy routes a rule to review.",
+        queries=(
+            Query(_review_ratio(""), "now"),
+            Query(_review_ratio("1d"), "a day earlier"),
+        ),
+        x=16,
+        y=5,
+        w=8,
         h=8,
     ),
     Panel(

@@ -25,6 +25,7 @@ EXPECTED_TITLES = {
     "Workers up",
     "Decisions per second by outcome",
     "Rejection ratio (1h), now and a day earlier",
+    "Review ratio (1h), now and a day earlier",
     "Top failing rules (error findings per second, 1h)",
     "Dead letters per second by kind",
     "Consumer lag by partition",
@@ -229,6 +230,16 @@ def test_rejection_panel_compares_with_a_day_earlier() -> None:
     assert "offset" not in now
     assert earlier.count("offset 1d") == 2
     assert earlier.replace(" offset 1d", "") == now
+
+
+def test_review_panel_compares_with_a_day_earlier() -> None:
+    panel = next(p for p in PANELS if p["title"].startswith("Review ratio"))
+    now, earlier = (t["expr"] for t in panel["targets"])
+    assert "claims_reviews_total" in now
+    assert earlier.count("offset 1d") == 2
+    assert earlier.replace(" offset 1d", "") == now
+    decisions = next(p for p in PANELS if p["title"] == "Decisions per second by outcome")
+    assert any("claims_reviews_total" in t["expr"] for t in decisions["targets"])
 
 
 def test_version_table_shows_version_ruleset_and_code_set_per_instance() -> None:

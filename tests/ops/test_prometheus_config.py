@@ -34,6 +34,7 @@ EXPECTED_ALERTS = {
     "ClaimsStageDeadLetterBudgetBurnFast",
     "ClaimsStageDeadLetterBudgetBurnSlow",
     "ClaimsStageRejectionRateAnomaly",
+    "ClaimsStageReviewRateAnomaly",
     "ClaimsStageEndToEndLatencyHigh",
     "ClaimsStageVersionSkew",
 }
