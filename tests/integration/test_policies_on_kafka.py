@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from collections import Counter
@@ -244,3 +246,41 @@ def test_whatif_over_a_missing_topic_is_a_usage_error(
     )
     assert result.exit_code == 2, result.output
     assert "no-such-topic" in result.output
+
+
+def test_the_review_topic_is_needed_only_by_a_policy_with_a_review_route(
+    deployment: StageDeployment,
+) -> None:
+    """A deployment created before the review route exists keeps running; a policy that
+    routes to review makes the worker refuse to start until the review topic exists."""
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+
+    settings = deployment.settings
+    admin = AdminClient({"bootstrap.servers": deployment.bootstrap})
+    older = [settings.input_topic, settings.validated_topic, settings.rejected_topic]
+    futures = admin.create_topics(
+        [
+            NewTopic(name, num_partitions=deployment.partitions)
+            for name in [*older, settings.dlq_topic]
+        ]
+    )
+    for future in futures.values():
+        future.result(30)
+
+    deployment.extra_env = {"CLAIMS_RULES_CONFIG": str(POLICY)}
+    refused = subprocess.run(
+        [sys.executable, "-m", "stream", "worker"],
+        env=deployment.env(0),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert f"missing topics on {deployment.bootstrap}: {settings.review_topic}" in " ".join(
+        refused.stderr.split()
+    )
+
+    deployment.extra_env = {}
+    _, port = deployment.start_worker()
+    assert deployment.wait_healthy(port)["status"] == "ok"
