@@ -18,6 +18,7 @@ from stream.cli.batch import BatchWorkerError, InputRecord, resolve_jobs, run_ch
 from stream.cli.check import JobsOption, byte_progress, ensure_writable, input_records
 from stream.cli.common import app, fail, load_policies, load_settings, out
 from stream.cli.report import ROUTE_ORDER, ReportContext, render_report
+from stream.core.contracts import KafkaSource
 from stream.core.decision import Decider
 from stream.core.rules import RULES_BY_ID
 from stream.core.rules.config import Policies
@@ -206,7 +207,11 @@ def _records(
     try:
         # The consumer is made when the first record is asked for: after any worker
         # processes have forked, so none of them inherits librdkafka's threads.
-        yield read_topic(load_settings(), span.topic, span.since, span.until), 0, label
+        records = (
+            (value, KafkaSource.model_construct(topic=span.topic, partition=p, offset=offset))
+            for value, p, offset in read_topic(load_settings(), span.topic, span.since, span.until)
+        )
+        yield records, 0, label
     except ReplayError as error:
         raise fail(str(error)) from error
 

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from stream.core.contracts import KafkaSource
 from stream.kafka import clients
 from stream.settings import Settings
 
@@ -38,9 +37,9 @@ def read_topic(
     since: dt.datetime,
     until: dt.datetime | None = None,
     timeout: float = 30.0,
-) -> Iterator[tuple[bytes, KafkaSource]]:
-    """(value, source) of every record of `topic` from `since` (to `until`), partition by
-    partition as they arrive. Commits nothing, joins no group."""
+) -> Iterator[tuple[bytes, int, int]]:
+    """(value, partition, offset) of every record of `topic` from `since` (to `until`), in
+    the order they arrive. Commits nothing, joins no group."""
     consumer = clients.consumer(
         settings,
         f"claims-stage-whatif-{uuid.uuid4().hex[:8]}",
@@ -74,10 +73,7 @@ def read_topic(
                 end = remaining.get(partition)
                 if end is None or offset >= end:
                     continue
-                yield (
-                    message.value() or b"",
-                    KafkaSource.model_construct(topic=topic, partition=partition, offset=offset),
-                )
+                yield message.value() or b"", partition, offset
                 if offset + 1 >= end:
                     del remaining[partition]
     except KafkaException as error:

@@ -38,10 +38,10 @@ def _wait_for(condition: object, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _expected_routes(lines: list[bytes], policies: Policies) -> dict[str, tuple[str, str]]:
+def _expected_routes(lines: list[bytes], policies: Policies) -> dict[str, tuple[str, bytes]]:
     """event_id -> (route, ruleset version) as batch mode decides each claim."""
     decider = Decider(policies)
-    expected = {}
+    expected: dict[str, tuple[str, bytes]] = {}
     for offset, line in enumerate(lines):
         output = decider.decide(line, KafkaSource(topic="t", partition=0, offset=offset))
         if output.route != "dead_letter":
