@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from stream.kafka import clients
 from stream.settings import Settings
@@ -47,39 +47,46 @@ def read_topic(
     )
     try:
         ends = _ranges(consumer, topic, since, until, timeout)
-        if not ends:
-            return
         consumer.assign([TopicPartition(topic, p, start) for p, (start, _) in ends.items()])
         remaining = {p: end for p, (_, end) in ends.items()}
         last = time.monotonic()
         while remaining:
             messages = consumer.consume(num_messages=500, timeout=0.5)
-            if not messages and time.monotonic() - last > IDLE_TIMEOUT:
+            if messages:
+                last = time.monotonic()
+            elif time.monotonic() - last > IDLE_TIMEOUT:
                 raise ReplayError(
                     f"no record from {topic} for {IDLE_TIMEOUT:.0f} s with "
-                    f"{sum(remaining.values())} offsets still to read"
+                    f"{len(remaining)} partitions still to read"
                 )
-            for message in messages:
-                last = time.monotonic()
-                partition = message.partition() or 0
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        if (message.offset() or 0) >= remaining.get(partition, 0):
-                            remaining.pop(partition, None)
-                        continue
-                    raise ReplayError(f"reading {topic}: {error.name()}: {error.str()}")
-                offset = message.offset() or 0
-                end = remaining.get(partition)
-                if end is None or offset >= end:
-                    continue
-                yield message.value() or b"", partition, offset
-                if offset + 1 >= end:
-                    del remaining[partition]
+            yield from _wanted(topic, messages, remaining)
     except KafkaException as error:
         raise ReplayError(f"reading {topic} on {settings.kafka_bootstrap}: {error}") from error
     finally:
         consumer.close()
+
+
+def _wanted(
+    topic: str, messages: list[Message], remaining: dict[int, int]
+) -> Iterator[tuple[bytes, int, int]]:
+    """The records of `messages` inside the range, as (value, partition, offset); a partition
+    leaves `remaining` once its range is read."""
+    for message in messages:
+        partition = message.partition() or 0
+        offset = message.offset() or 0
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                raise ReplayError(f"reading {topic}: {error.name()}: {error.str()}")
+            if offset >= remaining.get(partition, 0):
+                remaining.pop(partition, None)
+            continue
+        end = remaining.get(partition)
+        if end is None or offset >= end:
+            continue
+        yield message.value() or b"", partition, offset
+        if offset + 1 >= end:
+            del remaining[partition]
 
 
 def _ranges(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from stream.cli.batch import read_lines
 
@@ -38,8 +39,13 @@ class ExpectedCounts:
         return self.routes["dead_letter"]
 
 
+def expected_rows() -> list[dict[str, Any]]:
+    """The example stream's sidecar: for each line, its route, findings and dead-letter kind."""
+    return [json.loads(line) for line in EXPECTED.read_text().splitlines() if line.strip()]
+
+
 def expected_counts() -> ExpectedCounts:
-    expected = [json.loads(line) for line in EXPECTED.read_text().splitlines() if line.strip()]
+    expected = expected_rows()
     counts = ExpectedCounts(
         records=len(expected),
         routes=Counter(e["route"] for e in expected),

@@ -35,7 +35,7 @@ import yaml
 from stream.kafka.send import send_lines
 from tests.stage_kafka import HOST, StageDeployment, free_port
 
-from .examples import example_lines, expected_counts
+from .examples import example_lines, expected_counts, expected_rows
 from .monitoring import (
     ALERT_RULES,
     JOB,
@@ -63,7 +63,14 @@ EXEMPT_FROM_DATA: dict[tuple[str, str], str] = {
         "`offset 1d` reads the hour that ended a day before the query time; a Prometheus "
         "started by this test has a minute of history, so the series cannot exist"
     ),
+    ("Review ratio (1h), now and a day earlier", "B"): (
+        "`offset 1d`, as for the rejection ratio: no series a day before a new Prometheus"
+    ),
 }
+
+REVIEW_POLICY = '[rules.MET-018]\nroute = "review"\n'
+"""The worker's policy: validated claims with a MET-018 finding go to review, so the review
+panels have data; no outcome changes (MET-018 is a warning)."""
 
 #: Rate queries whose data is all zeros in this test: (panel title, refId) -> why. Every other
 #: query with a rate() must show movement (a nonzero value) over the last minute.
@@ -155,6 +162,13 @@ def test_worker_prometheus_alertmanager_and_dashboard_together(
     counts = expected_counts()
 
     # --- the worker --------------------------------------------------------------------------
+    policy = tmp_path / "policy.toml"
+    policy.write_text(REVIEW_POLICY)
+    deployment.extra_env = {"CLAIMS_RULES_CONFIG": str(policy)}
+    reviews = sum(
+        1 for row in expected_rows() if row["route"] == "validated" and "MET-018" in row["findings"]
+    )
+    assert reviews > 0, "the example stream has validated claims with a MET-018 warning"
     deployment.create_topics()
     worker, port = deployment.start_worker()
     deployment.wait_healthy(port)
@@ -245,6 +259,7 @@ def test_worker_prometheus_alertmanager_and_dashboard_together(
                     api.value(f'claims_decisions_total{{{selector}, outcome="{outcome}"}}')
                     == counts.routes[outcome]
                 )
+            assert api.value(f"claims_reviews_total{{{selector}}}") == reviews
             # The lag gauges update every 5 s: wait until every partition has one.
             wait_for(
                 lambda: (

@@ -16,35 +16,42 @@ KeyPath = tuple[str, ...]
 
 def key_lines(text: str) -> dict[KeyPath, int]:
     """Every table and key path written in `text`, with the 1-based line of its first mention."""
-    lines: dict[KeyPath, int] = {}
-    table: KeyPath = ()
-    in_multiline: str | None = None
+    scan = _Scan()
     for number, raw in enumerate(text.splitlines(), start=1):
-        if in_multiline is not None:  # inside a multi-line string value: no keys here
-            if raw.count(in_multiline) % 2 == 1:
-                in_multiline = None
-            continue
+        scan.line(number, raw)
+    return scan.lines
+
+
+class _Scan:
+    """The state of a line scan: the table the lines are in, and an open multi-line string."""
+
+    def __init__(self) -> None:
+        self.lines: dict[KeyPath, int] = {}
+        self.table: KeyPath = ()
+        self.in_multiline: str | None = None
+
+    def line(self, number: int, raw: str) -> None:
+        if self.in_multiline is not None:  # inside a multi-line string value: no keys here
+            if raw.count(self.in_multiline) % 2 == 1:
+                self.in_multiline = None
+            return
         line = _without_comment(raw).strip()
-        if not line:
-            continue
         if line.startswith("["):
-            header = line.strip("[]").strip()
-            table = tuple(split_key(header))
-            _note(lines, table, number)
-            continue
+            self.table = tuple(split_key(line.strip("[]").strip()))
+            _note(self.lines, self.table, number)
+            return
         key, sep, value = _split_assignment(line)
         if not sep:
-            continue
-        path = table + tuple(split_key(key))
-        _note(lines, path, number)
+            return
+        path = self.table + tuple(split_key(key))
+        _note(self.lines, path, number)
         value = value.strip()
         if value.startswith("{"):
             for inner in _inline_keys(value):
-                _note(lines, path + inner, number)
+                _note(self.lines, path + inner, number)
         for quote in ('"""', "'''"):
             if value.count(quote) % 2 == 1:
-                in_multiline = quote
-    return lines
+                self.in_multiline = quote
 
 
 def line_of(lines: dict[KeyPath, int], loc: Sequence[str | int]) -> int | None:
