@@ -255,10 +255,11 @@ def print_whatif_summary(
             rules.items(), key=lambda item: -(sum(item[1][0].values()) + sum(item[1][1].values()))
         )
         for rule_id, (added, removed) in ranked[:10]:
+            plus, minus = sum(added.values()), sum(removed.values())
             table.add_row(
                 rule_id,
-                f"+{sum(added.values()):,}",
-                f"-{sum(removed.values()):,}",
+                f"+{plus:,}" if plus else "0",
+                f"-{minus:,}" if minus else "0",
                 RULES_BY_ID[rule_id].title,
             )
         out.print(table)
