@@ -10,6 +10,7 @@ import pytest
 
 from stream.core.contracts import Decision, FileSource
 from stream.core.decision import Decider
+from stream.core.rules import RULESET_VERSION
 from stream.core.rules import config as rules_config
 from stream.core.rules.config import (
     Policies,
@@ -104,7 +105,7 @@ def test_payer_over_global_over_catalogue(
 def test_without_configuration_the_catalogue_decides(decider: Decider) -> None:
     route, findings, document = _decide(decider, _laterality("ACME"))
     assert (route, findings) == ("validated", {"MET-025": "warning"})
-    assert document["ruleset_version"] == "2026.11.0"
+    assert document["ruleset_version"] == RULESET_VERSION
 
 
 def test_a_payer_section_overrides_key_by_key(codes: dict[str, Any]) -> None:
@@ -137,17 +138,17 @@ def test_a_payer_can_enable_what_the_global_policy_disables(codes: dict[str, Any
 @pytest.mark.parametrize(
     ("text", "version"),
     [
-        ('[rules.MET-005]\nseverity = "warning"\n', "2026.11.0+cfg.e6421bf7"),
+        ('[rules.MET-005]\nseverity = "warning"\n', f"{RULESET_VERSION}+cfg.e6421bf7"),
         (
             '[rules.MET-026]\nenabled = false\n[rules.MET-031]\nseverity="warning"\n',
-            "2026.11.0+cfg.fe146214",
+            f"{RULESET_VERSION}+cfg.fe146214",
         ),
         (
             '[rules.MET-026]\nenabled = false\nseverity="error"\n[rules.MET-001]\nenabled=true\n',
-            "2026.11.0+cfg.a2c37faa",
+            f"{RULESET_VERSION}+cfg.a2c37faa",
         ),
-        ("", "2026.11.0"),
-        ("[rules.MET-001]\nenabled = true\n", "2026.11.0"),  # changes nothing
+        ("", RULESET_VERSION),
+        ("[rules.MET-001]\nenabled = true\n", RULESET_VERSION),  # changes nothing
     ],
 )
 def test_files_of_the_single_policy_format_keep_their_version(text: str, version: str) -> None:
@@ -162,7 +163,7 @@ def test_files_of_the_single_policy_format_keep_their_version(text: str, version
 def test_each_payer_policy_has_its_own_version() -> None:
     policies = _policies(PRECEDENCE)
     global_version = policies.default.version
-    assert global_version.startswith("2026.11.0+cfg.")
+    assert global_version.startswith(f"{RULESET_VERSION}+cfg.")
     for payer in ("ACME", "BETA", "GAMMA"):
         version = policies.for_payer(payer).version
         assert version.startswith(global_version + ".payer."), version
@@ -174,8 +175,8 @@ def test_each_payer_policy_has_its_own_version() -> None:
 
 def test_a_payer_change_alone_leaves_the_global_version() -> None:
     policies = _policies("[payers.ACME.rules.MET-025]\nseverity = 'error'\n")
-    assert policies.default.version == "2026.11.0"
-    assert policies.for_payer("ACME").version.startswith("2026.11.0+payer.")
+    assert policies.default.version == RULESET_VERSION
+    assert policies.for_payer("ACME").version.startswith(f"{RULESET_VERSION}+payer.")
 
 
 def test_a_section_that_changes_nothing_is_the_global_policy() -> None:
@@ -310,6 +311,10 @@ BROKEN: dict[str, tuple[str, str]] = {
         "line 2: rules.MET-006 = true: a rule is a table",
     ),
     "blank payer": ("[payers.' '.rules.MET-001]\nenabled = false\n", "line 1: payers. "),
+    "MET-042 disabled for a payer": (
+        "[rules.MET-001]\nenabled = true\n[payers.ACME.rules.MET-042]\nenabled = false\n",
+        "line 4: payers.ACME.rules.MET-042.enabled: MET-042 cannot be disabled",
+    ),
     "not TOML": ("[rules.MET-001\nenabled = false\n", "is not valid TOML: "),
 }
 
@@ -357,3 +362,12 @@ def test_key_lines_follow_tables_dotted_keys_inline_tables_and_quotes() -> None:
     assert ("rules", "MET-009") not in lines  # inside a multi-line string
     assert ("rules", "MET-001") not in lines  # inside a comment
     assert lines[("rules", "MET-010")] == 10
+
+
+def test_the_readme_shows_the_example_policy() -> None:
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text("utf-8")
+    block = readme.split("[`docs/policy.toml`](docs/policy.toml):\n\n```toml\n", 1)[1]
+    shown = parse_rules_config(block.split("```", 1)[0], "README.md")
+    assert shown == load_rules_config(root / "docs" / "policy.toml")
+    assert shown.payers, "the example has payer sections"

@@ -221,7 +221,7 @@ def _status(routes: dict[str, int], review_route: bool) -> str:
         StatusSnapshot(
             app_id="claims-stage",
             version="0.1.0",
-            ruleset_version="2026.11.0+cfg.1a2b3c4d",
+            ruleset_version="2026.12.0+cfg.1a2b3c4d",
             icd10cm="2026-04-01",
             healthy=True,
             health_reason="ok",
@@ -232,6 +232,7 @@ def _status(routes: dict[str, int], review_route: bool) -> str:
             rate_per_s=1.0,
             top_rules=[],
             dead_letter_kinds={},
+            code_sets={"FY2026": 100},
             started=now - 60,
             last_decision=now,
             review_route=review_route,
