@@ -136,7 +136,9 @@ def _change_set(out: Path) -> set[tuple[str, str, str, str, str]]:
 
 
 def _groups(bootstrap: str) -> set[str]:
-    listed = AdminClient({"bootstrap.servers": bootstrap}).list_consumer_groups().result()
+    # The client must outlive its future: a client collected first never completes it.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    listed = admin.list_consumer_groups(request_timeout=30).result(timeout=60)
     return {group.group_id for group in listed.valid}
 
 
