@@ -4,6 +4,7 @@ independent count made here with `decide` under each policy."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,3 +304,47 @@ def test_whatif_usage_errors(tmp_path: Path, args: list[str], message: str) -> N
     )
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("name", ["837p.x12", "837i.x12", "bundle.json"])
+def test_whatif_reads_what_check_reads(tmp_path: Path, run: tuple[Path, str], name: str) -> None:
+    """An 837 or a FHIR Bundle of example claims changes as their native events do."""
+    claims = ROOT / "schemas" / "examples" / "claims" / name
+    result = runner.invoke(
+        app, ["whatif", str(claims), "--rules-config", str(POLICY), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "read " in result.output
+
+    def changes(out: Path) -> dict[str, tuple[str, str, list[str], list[str]]]:
+        found = {}
+        for line in (out / "changes.jsonl").read_bytes().splitlines():
+            change = json.loads(line)
+            found[change["claim_id"]] = (
+                change["route_before"],
+                change["route_after"],
+                sorted(f"{f['rule_id']} {f['severity']}" for f in change["findings_added"]),
+                sorted(f"{f['rule_id']} {f['severity']}" for f in change["findings_removed"]),
+            )
+        return found
+
+    adapted = changes(tmp_path)
+    judged = int(" ".join(result.output.split()).split(" claims judged")[0].split()[-1])
+    native = changes(run[0])
+    read_back = check_claim_ids(claims)
+    assert len(read_back) == judged
+    assert adapted == {claim: native[claim] for claim in read_back if claim in native}
+    if name == "bundle.json":  # the 30 claims of every format: some of them change
+        assert adapted
+
+
+def check_claim_ids(claims: Path) -> set[str]:
+    """The claim IDs `check` reads from a file of another format."""
+    with tempfile.TemporaryDirectory() as folder:
+        result = runner.invoke(app, ["check", str(claims), "--out", folder])
+        assert result.exit_code == 0, result.output
+        return {
+            json.loads(line)["claim_id"]
+            for name in ("validated", "rejected")
+            for line in (Path(folder) / f"{name}.jsonl").read_bytes().splitlines()
+        }

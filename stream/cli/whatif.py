@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from stream.cli.batch import BatchWorkerError, InputRecord, resolve_jobs, run_chunks
-from stream.cli.check import JobsOption, byte_progress, ensure_writable, input_records
+from stream.cli.check import JobsOption, ensure_writable, reading_input
 from stream.cli.common import app, fail, load_policies, load_settings, out
 from stream.cli.report import ROUTE_ORDER, ReportContext, render_report
 from stream.core.contracts import KafkaSource
@@ -123,18 +123,13 @@ def whatif(
     comparison = PolicyComparison(decider, before, proposed)
     freeze_reference_data()
     started = time.perf_counter()
-    with _records(input_path, span) as (records, size, input_label):
+    with _records(input_path, span) as (records, input_label):
         tally = WhatIfTally()
         try:
-            with (
-                (out_dir / CHANGES_FILE).open("wb") as changes,
-                byte_progress(size, "comparing") as advance,
-            ):
-                for chunk, consumed in run_chunks(CompareChunk(comparison), records, jobs):
+            with (out_dir / CHANGES_FILE).open("wb") as changes:
+                for chunk in run_chunks(CompareChunk(comparison), records, jobs):
                     changes.writelines(line + b"\n" for line in chunk.changes)
                     tally.merge(chunk.tally)
-                    if advance is not None:
-                        advance(consumed)
         except BatchWorkerError as error:
             raise fail(str(error)) from error
     seconds = time.perf_counter() - started
@@ -193,11 +188,11 @@ def _topic_span(
 @contextmanager
 def _records(
     input_path: str | None, span: TopicSpan | None
-) -> Iterator[tuple[Iterable[InputRecord], int, str]]:
-    """(records, size in bytes or 0, a label for the report) of the file or the topic."""
+) -> Iterator[tuple[Iterable[InputRecord], str]]:
+    """(records, a label for the report) of the file, whatever its format, or the topic."""
     if span is None:
-        with input_records(input_path or "-") as (records, size):
-            yield records, size, input_path or "-"
+        with reading_input(input_path or "-", "comparing") as reading:
+            yield reading.records, input_path or "-"
         return
     from stream.kafka.replay import ReplayError, read_topic
 
@@ -211,7 +206,7 @@ def _records(
             (value, KafkaSource.model_construct(topic=span.topic, partition=p, offset=offset))
             for value, p, offset in read_topic(load_settings(), span.topic, span.since, span.until)
         )
-        yield records, 0, label
+        yield records, label
     except ReplayError as error:
         raise fail(str(error)) from error
 

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.core.adapters.formats import AdaptedClaim
 from stream.core.claim import build_claim
 from stream.core.contracts import DecisionRoute, FileSource, KafkaSource, Severity, Source
 from stream.core.decision import Decider, Output, internal_error, source_document
@@ -107,7 +108,9 @@ class PolicyComparison:
     def _pair(before: Ruleset, after: Ruleset) -> tuple[Ruleset, Ruleset, Ruleset]:
         return union_ruleset(before, after), before, after
 
-    def compare(self, value: bytes | None, source: Source) -> ClaimComparison | Output:
+    def compare(
+        self, value: bytes | AdaptedClaim | None, source: Source
+    ) -> ClaimComparison | Output:
         """Both verdicts on one input record, or its dead letter (the same under any policy).
         Never raises."""
         event = self.decider.read(value, source)
