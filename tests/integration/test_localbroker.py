@@ -61,7 +61,12 @@ def _create_topic(bootstrap: str, name: str, partitions: int = 3) -> None:
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     for future in futures.values():
         future.result(30)
-    topics = admin.list_topics(timeout=30).topics
+    # The broker learns of a new topic from the controller a moment after it is created: on a
+    # busy machine the first metadata answer may not have it yet.
+    deadline = time.monotonic() + 30
+    while name not in (topics := admin.list_topics(timeout=30).topics):
+        assert time.monotonic() < deadline, f"{name} not in the broker's metadata after 30 s"
+        time.sleep(0.2)
     assert len(topics[name].partitions) == partitions
 
 
