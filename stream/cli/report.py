@@ -402,7 +402,7 @@ def render_report(tally: WhatIfTally, context: ReportContext) -> str:
 <style>{_STYLE}</style></head>
 <body>
 <header><h1>What-if: {e(c.proposed_label)} against {e(c.baseline_label)}</h1>
-<p>{e(c.input_label)}: {tally.records:,} records, judged by both policies in {c.seconds:.1f} s</p>
+<p>{e(c.input_label)}: {tally.records:,} records, judged by both policies in {c.seconds:.2f} s</p>
 <p>ruleset {e(c.baseline_version)} &rarr; {e(c.proposed_version)} &middot; claims-stage
 {e(__version__)} &middot; {e(c.generated_at)}</p></header>
 <main>
