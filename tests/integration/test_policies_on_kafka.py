@@ -269,7 +269,7 @@ def test_the_review_topic_is_needed_only_by_a_policy_with_a_review_route(
     for future in futures.values():
         future.result(30)
 
-    deployment.extra_env = {"CLAIMS_RULES_CONFIG": str(POLICY)}
+    deployment.worker_env = {"CLAIMS_RULES_CONFIG": str(POLICY)}
     refused = subprocess.run(
         [sys.executable, "-m", "stream", "worker"],
         env=deployment.env(0),
@@ -283,6 +283,6 @@ def test_the_review_topic_is_needed_only_by_a_policy_with_a_review_route(
         refused.stderr.split()
     )
 
-    deployment.extra_env = {}
+    deployment.worker_env = {}
     _, port = deployment.start_worker()
     assert deployment.wait_healthy(port)["status"] == "ok"

@@ -164,7 +164,7 @@ def test_worker_prometheus_alertmanager_and_dashboard_together(
     # --- the worker --------------------------------------------------------------------------
     policy = tmp_path / "policy.toml"
     policy.write_text(REVIEW_POLICY)
-    deployment.extra_env = {"CLAIMS_RULES_CONFIG": str(policy)}
+    deployment.worker_env = {"CLAIMS_RULES_CONFIG": str(policy)}
     reviews = sum(
         1 for row in expected_rows() if row["route"] == "validated" and "MET-018" in row["findings"]
     )
