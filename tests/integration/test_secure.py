@@ -22,6 +22,7 @@ import pytest
 
 from stream.kafka import clients
 from stream.kafka.acls import Grant, grant, revoke
+from stream.kafka.topics import stage_topics
 from tests.stage_kafka import (
     ROOT,
     SecureKafka,
@@ -114,7 +115,7 @@ def test_the_stage_processes_the_example_stream_with_its_own_user(
     # The stage's user lists its topics; the admin's .properties works for Kafka's own tools.
     status, output, _ = _claims_stage(_as(secure_kafka, secured, "stage"), "topics", "list")
     assert status == 0, output
-    assert output.count("6 partitions") == 4
+    assert output.count("6 partitions") == len(stage_topics(settings))
     cluster = secure_kafka.cluster
     described = subprocess.run(
         ["java", "-Xmx128m", "-cp", str(cluster.lib_dir / "*"), "kafka.admin.ConfigCommand",
