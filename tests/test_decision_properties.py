@@ -2,7 +2,7 @@
 
 - Every contract-valid event is decided (validated or rejected), never dead-lettered, and
   its decision reads back as the contract's `Decision`.
-- Skipping rules by their declared scope (`applies_to`, `reads_procedures`) changes
+- Skipping rules by their declared scope (`applies_to`, `reads_procedures`, `needs`) changes
   nothing: the findings equal those of calling every active rule on the claim.
 - Events generated from the exported JSON Schema are decided or, where they break a
   cross-field statement the schema cannot express, dead-lettered as contract violations;
@@ -50,17 +50,31 @@ def _case_codes() -> tuple[list[str], list[str]]:
 
 
 DIAGNOSIS_CODES, PROCEDURE_CODES = _case_codes()
+CASE_CODES = [
+    (tuple(case.diagnoses), tuple(case.procedures))
+    for cases in all_cases().values()
+    for case in cases
+]
+"""Each rule case's codes: the combinations that make rules fire, for claims to start from."""
 # Dates on which every code of the rule cases is what the cases say it is.
 FIRST_DAY, LAST_DAY = dt.date(2026, 4, 1), dt.date(2026, 9, 30)
 
 
 @st.composite
 def contract_valid_events(draw: st.DrawFn) -> dict[str, Any]:
-    """An encounter event that keeps every statement of the contract."""
-    codes = draw(st.lists(st.sampled_from(DIAGNOSIS_CODES), min_size=1, max_size=8))
+    """An encounter event that keeps every statement of the contract: a rule case's codes
+    (or none) with more codes and procedures drawn at random, and any context."""
+    base_diagnoses, base_procedures = draw(st.sampled_from([((), ()), *CASE_CODES]))
+    extra = draw(
+        st.lists(st.sampled_from(DIAGNOSIS_CODES), min_size=0 if base_diagnoses else 1, max_size=4)
+    )
+    codes = [*base_diagnoses, *extra][:25]
     count = len(codes)
     order = draw(st.permutations(range(1, count + 1)))  # array order need not be sequence order
-    procedures = draw(st.lists(st.sampled_from(PROCEDURE_CODES), max_size=5))
+    procedures = [
+        *base_procedures,
+        *draw(st.lists(st.sampled_from(PROCEDURE_CODES), max_size=3)),
+    ]
     context = {
         "reason_for_encounter": draw(
             st.sampled_from(

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -300,7 +300,34 @@ class RuleFinding:
     rarc: str | None
 
 
-_Check = tuple[Callable[[Claim], Hit | None], Rule, Severity | None, int, int, bool]
+_Check = tuple[Callable[[Claim], Hit | None], Rule, Severity | None]
+"""What the per-claim loop calls: the check, its rule, and a severity fixed by the policy."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    """A rule's necessary conditions as bit masks: the ruleset skips it on other claims."""
+
+    traits: int  # some valid code of these families
+    code_set: int  # some valid code in this code set (its bit in the stage's index)
+    facts: int  # every one of these claim facts
+    procedures: bool  # procedure codes the rules read
+    dates: bool  # judges claims outside the loaded code sets
+
+    def opens(self, traits: int, sets: int, facts: int, procedures: bool, dated: bool) -> bool:
+        if not dated:
+            return self.dates
+        return not (
+            (self.traits and not traits & self.traits)
+            or (self.code_set and not sets & self.code_set)
+            or (facts & self.facts) != self.facts
+            or (self.procedures and not procedures)
+        )
+
+
+PLAN_CACHE_SIZE = 50_000
+"""Claims with the same gate-relevant bits run the same rules: their plan is looked up, not
+worked out again. Bounded: emptied when full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,8 +358,9 @@ class Ruleset:
         self.review_rules = frozenset(a.rule.rule_id for a in self.active if a.review)
         self._fixed = {a.rule.rule_id: a.severity for a in self.active}
         self._bound_to: dict[CodeSet, int] | None = None
-        self._checks: tuple[_Check, ...] = ()
-        self._date_checks: tuple[_Check, ...] = ()
+        self._gates: tuple[tuple[_Gate, _Check], ...] = ()
+        self._masks = (0, 0, 0)
+        self._plans: dict[tuple[int, int, int, bool, bool], tuple[_Check, ...]] = {}
 
     @property
     def code_sets(self) -> tuple[CodeSet, ...]:
@@ -340,40 +368,59 @@ class Ruleset:
         return tuple(codes for a in self.active for codes in a.rule.code_sets)
 
     def _bind(self, bits: dict[CodeSet, int]) -> None:
-        """Flat tuples for the per-claim loop, against the claim's code index: the loop
-        runs once per rule on every decision. A rule's `applies_to` becomes a bit mask: traits,
-        or the code set's membership bit."""
-        checks = tuple(
+        """Each rule's gate against the claim's code index: `applies_to` becomes a bit mask of
+        traits, or the code set's membership bit."""
+        self._gates = tuple(
             (
-                a.rule.check,
-                a.rule,
-                a.severity,
-                a.rule.applies_to if isinstance(a.rule.applies_to, int) else 0,
-                bits.get(a.rule.applies_to, 0) if isinstance(a.rule.applies_to, CodeSet) else 0,
-                a.rule.reads_procedures,
+                _Gate(
+                    traits=a.rule.applies_to if isinstance(a.rule.applies_to, int) else 0,
+                    code_set=bits.get(a.rule.applies_to, 0)
+                    if isinstance(a.rule.applies_to, CodeSet)
+                    else 0,
+                    facts=a.rule.needs,
+                    procedures=a.rule.reads_procedures,
+                    dates=a.rule.judges_dates,
+                ),
+                (a.rule.check, a.rule, a.severity),
             )
             for a in self.active
         )
-        self._checks = checks
-        self._date_checks = tuple(c for c in checks if c[1].judges_dates)
+        # Only the bits some gate reads tell plans apart.
+        gates = [gate for gate, _ in self._gates]
+        self._masks = (
+            _union(g.traits for g in gates),
+            _union(g.code_set for g in gates),
+            _union(g.facts for g in gates),
+        )
+        self._plans = {}
         self._bound_to = bits
 
-    def evaluate(self, claim: Claim) -> tuple[RuleFinding, ...]:
+    def plan(self, claim: Claim) -> tuple[_Check, ...]:
+        """The rules whose necessary conditions this claim meets, in ID order."""
         if claim.code_bits is not self._bound_to:
             self._bind(claim.code_bits)
+        traits_mask, sets_mask, facts_mask = self._masks
+        key = (
+            claim.traits & traits_mask,
+            claim.memberships & sets_mask,
+            claim.facts & facts_mask,
+            bool(claim.procedures),
+            claim.code_set is not None,
+        )
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= PLAN_CACHE_SIZE:
+                self._plans.clear()
+            plan = self._plans[key] = tuple(
+                check for gate, check in self._gates if gate.opens(*key)
+            )
+        return plan
+
+    def evaluate(self, claim: Claim) -> tuple[RuleFinding, ...]:
         findings: list[RuleFinding] = []
-        traits, sets, procedures = claim.traits, claim.memberships, bool(claim.procedures)
         # A claim dated outside the loaded code sets is judged by MET-042 alone: no code
-        # can be judged without a code set.
-        checks = self._checks if claim.code_set is not None else self._date_checks
-        for check, rule, severity, gate_traits, gate_set, reads_procedures in checks:
-            # Skip rules that cannot fire on this claim, without calling them.
-            if (
-                (gate_traits and not traits & gate_traits)
-                or (gate_set and not sets & gate_set)
-                or (reads_procedures and not procedures)
-            ):
-                continue
+        # can be judged without a code set (the gates say so).
+        for check, rule, severity in self.plan(claim):
             found = check(claim)
             if found is None:
                 continue
@@ -433,3 +480,10 @@ def union_ruleset(*rulesets: Ruleset) -> Ruleset:
         },
         version="union",
     )
+
+
+def _union(masks: Iterable[int]) -> int:
+    union = 0
+    for mask in masks:
+        union |= mask
+    return union
