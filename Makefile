@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench bench-formats bench-stage bench-whatif ops-tools dashboard clean
+.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench bench-formats bench-stage bench-whatif ops-tools dashboard screenshots clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ bench-stage: $(STAMP) ## benchmark the stage on the local broker against passthr
 
 ops-tools: ## install promtool, prometheus, amtool, alertmanager and chromium when missing (apt)
 	bash deploy/ops-tools.sh
+
+screenshots: $(STAMP) ops-tools ## regenerate docs/status-page.png and docs/whatif-report.png from real Chromium
+	CLAIMS_UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/ops/test_status_page.py tests/ops/test_whatif_report.py
 
 dashboard: $(STAMP) ## regenerate the Grafana dashboard from deploy/grafana/generate_dashboard.py
 	$(BIN)/python deploy/grafana/generate_dashboard.py

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -218,3 +219,11 @@ def parse_dom(document: str) -> Dom:
     parser.feed(document)
     parser.close()
     return parser.result()
+
+
+def keep_for_docs(shot: Path, target: Path) -> None:
+    """Copy a screenshot into docs/ when asked (`make screenshots`): a test run must not
+    rewrite tracked files, or every run would leave the working tree changed."""
+    if os.environ.get("CLAIMS_UPDATE_SCREENSHOTS") == "1":
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(shot, target)

@@ -8,7 +8,6 @@ rendering, which must show what the stream came to.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from stream import __version__
 from stream.kafka.send import send_lines
 from tests.stage_kafka import HOST, StageDeployment, scrape
 
-from .browser import dump_dom, parse_dom, png_size, screenshot
+from .browser import dump_dom, keep_for_docs, parse_dom, png_size, screenshot
 from .examples import example_lines, expected_counts, metrics_match
 from .support import REPO
 
@@ -85,9 +84,7 @@ def test_status_page_in_a_real_browser(deployment: StageDeployment, tmp_path: Pa
     screenshot(url, shot, WIDTH, HEIGHT)
     assert png_size(shot) == (WIDTH, HEIGHT)
     assert shot.stat().st_size > 10_000, "a blank page compresses to almost nothing"
-    DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-    shutil.copyfile(shot, DOCS_SCREENSHOT)
-    assert png_size(DOCS_SCREENSHOT) == (WIDTH, HEIGHT)
+    keep_for_docs(shot, DOCS_SCREENSHOT)
 
     # --- the DOM after rendering ---------------------------------------------------------
     document = dump_dom(url)

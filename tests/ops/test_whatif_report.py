@@ -8,7 +8,6 @@ docs/whatif-report.png) and dumps the DOM after rendering, which must show the r
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from typer.testing import CliRunner
 
 from stream.cli.main import app
 
-from .browser import console_messages, dump_dom, parse_dom, png_size, screenshot
+from .browser import console_messages, dump_dom, keep_for_docs, parse_dom, png_size, screenshot
 from .support import REPO
 
 pytestmark = pytest.mark.ops
@@ -66,8 +65,7 @@ def test_the_rendered_report_shows_the_run(report: Path, tmp_path: Path) -> None
     screenshot(url, shot, WIDTH, HEIGHT)
     assert png_size(shot) == (WIDTH, HEIGHT)
     assert shot.stat().st_size > 50_000, "a blank page compresses to almost nothing"
-    DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-    shutil.copyfile(shot, DOCS_SCREENSHOT)
+    keep_for_docs(shot, DOCS_SCREENSHOT)
 
     dom = parse_dom(dump_dom(url))
     changes = [json.loads(line) for line in (report / "changes.jsonl").read_bytes().splitlines()]
