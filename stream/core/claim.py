@@ -171,6 +171,14 @@ def _line(procedure: ProcedureEntry) -> int:
     return procedure.line
 
 
+def _procedures(entries: tuple[ProcedureEntry, ...], cpt: CptCatalog) -> tuple[ClaimProcedure, ...]:
+    """The procedure lines in line order, each code described."""
+    lookup = cpt.lookup
+    if len(entries) > 1:
+        entries = tuple(sorted(entries, key=_line))
+    return tuple([ClaimProcedure(p.line, p.code, p.units, lookup(p.code)) for p in entries])
+
+
 def _context_facts(context: EncounterContext) -> int:
     facts = 0
     if context.reason_for_encounter is not None:
@@ -231,14 +239,7 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
     if event.setting != "inpatient":
         facts |= Fact.NOT_INPATIENT
     first = diagnoses[0] if diagnoses[0].valid else None
-    billed = (
-        tuple(
-            ClaimProcedure(p.line, p.code, p.units, cpt.lookup(p.code))
-            for p in sorted(event.procedures, key=_line)
-        )
-        if event.procedures
-        else ()
-    )
+    billed = _procedures(event.procedures, cpt) if event.procedures else ()
     # Inpatient facility claims carry ICD-10-PCS, not CPT, so the catalogue applies its
     # CPT rules (and the CPT branches of MET-013 and MET-015) to outpatient and
     # professional claims only: CPT codes on an inpatient claim are reported, not judged.
@@ -261,6 +262,6 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
         facts=facts,
         code_bits=icd10cm.index.bits,
         procedures=procedures,
-        procedure_codes=frozenset(p.code for p in procedures),
+        procedure_codes=frozenset([p.code for p in procedures]),
         billed_procedures=billed,
     )

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from stream.core.adapters import fhir
 from stream.core.adapters.formats import AdaptedClaim
-from stream.core.claim import build_claim
+from stream.core.claim import ClaimDiagnosis, ClaimProcedure, build_claim
 from stream.core.codes.codeset import CodeIndex
 from stream.core.codes.cpt import CptCatalog
 from stream.core.codes.icd10cm import Icd10cmCatalog
@@ -113,6 +113,7 @@ class Decider:
             raise ValueError(f"code sets the rules read are not in the code index: {missing}")
         self.cpt = cpt or CptCatalog()
         calendar = self.icd10cm.calendar
+        self._details = CodeDetails()
         # One `code_sets` document per period, made once: decisions share them.
         self._code_sets = {
             period.index: CodeSets(
@@ -205,19 +206,10 @@ class Decider:
             )
         if not value.strip():
             return dead_letter(value, source, key, now, "invalid_json", "the record is empty")
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError as error:
-            return dead_letter(
-                value,
-                source,
-                key,
-                now,
-                "not_utf8",
-                f"the record is not UTF-8: byte 0x{value[error.start]:02x} at offset "
-                f"{error.start} cannot be decoded",
-            )
         if b'"resourceType"' in value:  # cheap test first: the hot path is native events
+            not_utf8 = _not_utf8(value, source, key, now)
+            if not_utf8 is not None:
+                return not_utf8
             adapted = fhir_record(value)
             if adapted is not None:
                 return self._read_adapted(adapted, source, key, now)
@@ -234,6 +226,10 @@ class Decider:
         try:
             return EncounterEvent.model_validate_json(value), value
         except ValidationError as error:
+            # The JSON reader refuses bytes that are not UTF-8; say so in those words.
+            not_utf8 = _not_utf8(value, source, key, now)
+            if not_utf8 is not None:
+                return not_utf8
             kind, message, details = explain_validation_error(error)
             return dead_letter(value, source, key, now, kind, message, details)
 
@@ -270,27 +266,8 @@ class Decider:
         }
         if review_rules:  # only then: without review routes, decisions stay as they were
             document["review_rules"] = review_rules
-        document["diagnoses"] = [
-            {
-                "sequence": d.sequence,
-                "code": d.code,
-                "description": d.info.description,
-                "billable": d.billable,
-                "kind": d.info.kind if d.valid else "invalid",
-            }
-            for d in claim.diagnoses
-        ]
-        document["procedures"] = [
-            {
-                "line": p.line,
-                "code": p.code,
-                "description": p.info.description,
-                "category": p.info.category,
-                "add_on": p.info.add_on,
-                "known": p.info.known,
-            }
-            for p in claim.billed_procedures
-        ]
+        document["diagnoses"] = [self._details.diagnosis(d) for d in claim.diagnoses]
+        document["procedures"] = [self._details.procedure(p) for p in claim.billed_procedures]
         document["encounter"] = orjson.Fragment(raw.strip())
         document["source"] = source_document(source)
         if event.origin is not None:  # only for a claim read from an 837 or FHIR
@@ -312,6 +289,77 @@ class Decider:
             findings=findings,
             code_set=period.label if period else NO_CODE_SET,
         )
+
+
+def _not_utf8(value: bytes, source: Source, key: bytes | None, now: dt.datetime) -> Output | None:
+    """The dead letter of a record that is not UTF-8, saying where; None when it is."""
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return dead_letter(
+            value,
+            source,
+            key,
+            now,
+            "not_utf8",
+            f"the record is not UTF-8: byte 0x{value[error.start]:02x} at offset "
+            f"{error.start} cannot be decoded",
+        )
+    return None
+
+
+class CodeDetails:
+    """The decision's description of each diagnosis and procedure line, as JSON fragments.
+
+    A line's description depends only on its position, its code and (for a diagnosis) the
+    code's standing on the claim's date, and claims repeat the same few thousand: each is
+    serialised once and remembered, up to a bound.
+    """
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._diagnoses: dict[tuple[int, str, bool, bool], orjson.Fragment] = {}
+        self._procedures: dict[tuple[int, str], orjson.Fragment] = {}
+
+    def diagnosis(self, d: ClaimDiagnosis) -> orjson.Fragment:
+        key = (d.sequence, d.code, d.valid, d.billable)
+        detail = self._diagnoses.get(key)
+        if detail is None:
+            detail = orjson.Fragment(
+                orjson.dumps(
+                    {
+                        "sequence": d.sequence,
+                        "code": d.code,
+                        "description": d.info.description,
+                        "billable": d.billable,
+                        "kind": d.info.kind if d.valid else "invalid",
+                    }
+                )
+            )
+            if len(self._diagnoses) < self.LIMIT:
+                self._diagnoses[key] = detail
+        return detail
+
+    def procedure(self, p: ClaimProcedure) -> orjson.Fragment:
+        key = (p.line, p.code)
+        detail = self._procedures.get(key)
+        if detail is None:
+            detail = orjson.Fragment(
+                orjson.dumps(
+                    {
+                        "line": p.line,
+                        "code": p.code,
+                        "description": p.info.description,
+                        "category": p.info.category,
+                        "add_on": p.info.add_on,
+                        "known": p.info.known,
+                    }
+                )
+            )
+            if len(self._procedures) < self.LIMIT:
+                self._procedures[key] = detail
+        return detail
 
 
 def _origin_member(origin: Origin | None) -> dict[str, object]:

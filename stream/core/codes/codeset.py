@@ -92,7 +92,16 @@ def _parse(token: str) -> _Item:
 class CodeSet:
     """A set of normalised (dotted, upper-case) ICD-10-CM codes."""
 
-    __slots__ = ("_excluded", "_included", "_known", "excluded", "included", "parts", "spec")
+    __slots__ = (
+        "_excluded",
+        "_included",
+        "_known",
+        "_text",
+        "excluded",
+        "included",
+        "parts",
+        "spec",
+    )
 
     def __init__(self, spec: str, parts: tuple[CodeSet, ...] = ()) -> None:
         self.spec = spec
@@ -106,6 +115,7 @@ class CodeSet:
         self.parts = parts
         # Remembered answers: rules ask about the same few hundred codes all day long.
         self._known: dict[str, bool] = {}
+        self._text: str | None = None
 
     def __contains__(self, code: object) -> bool:
         if not isinstance(code, str):
@@ -146,7 +156,10 @@ class CodeSet:
         return self.parts if self.parts and not self.excluded else (self,)
 
     def __str__(self) -> str:
-        return display_spec(self.spec)
+        # Messages name sets on the hot path: the text is worked out once.
+        if self._text is None:
+            self._text = display_spec(self.spec)
+        return self._text
 
     def __repr__(self) -> str:
         return f"CodeSet({self.spec!r})"

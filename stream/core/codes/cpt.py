@@ -23,6 +23,8 @@ CPT_FORMAT = re.compile(r"^[0-9]{4}[0-9FTU]$")
 HCPCS_FORMAT = re.compile(r"^[A-V][0-9]{4}$")
 """HCPCS Level II: a letter and four digits."""
 
+UNKNOWN_CODES_KEPT = 50_000
+"""Descriptions of codes outside the reference table remembered at most (with the table's)."""
 UNKNOWN_CODE = "unknown to the reference table"
 UNRECOGNISED_FORMAT = "unrecognised procedure code format"
 
@@ -132,7 +134,7 @@ class CptCatalog:
         if entry is not None:
             return entry
         well_formed = bool(CPT_FORMAT.match(code) or HCPCS_FORMAT.match(code))
-        return ProcedureInfo(
+        entry = ProcedureInfo(
             code=code,
             known=False,
             description=UNKNOWN_CODE if well_formed else UNRECOGNISED_FORMAT,
@@ -141,3 +143,8 @@ class CptCatalog:
             active_from=None,
             deleted_on=None,
         )
+        # Codes outside the table recur too (most drug and lab codes): remembered, up to a
+        # bound, so arbitrary input cannot grow the table forever.
+        if len(self._entries) < UNKNOWN_CODES_KEPT:
+            self._entries[code] = entry
+        return entry

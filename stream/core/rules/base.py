@@ -211,12 +211,36 @@ def _code_sets_in(value: object, depth: int) -> Iterator[CodeSet]:
             yield from _code_sets_in(getattr(value, item.name), depth - 1)
 
 
-def any_of(words: Iterable[str], *, whole_words: bool = True) -> re.Pattern[str]:
-    """A case-insensitive pattern for free text that finds any of the words (the check and
-    its documentation read the same tuple of words)."""
+class WordFinder:
+    """Finds any of some words in free text, case-insensitive; `search` as `re.Pattern`'s.
+
+    Reasons for the encounter repeat (order sets, templates), and an alternation of a dozen
+    phrases tried at every position costs more than a rule's code checks: answers are
+    remembered, up to a bound.
+    """
+
+    __slots__ = ("_found", "pattern")
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self._found: dict[str, re.Match[str] | None] = {}
+
+    def search(self, text: str) -> re.Match[str] | None:
+        found = self._found
+        if text in found:
+            return found[text]
+        match = self.pattern.search(text)
+        if len(found) < 20_000:  # bounded: free text cannot grow it forever
+            found[text] = match
+        return match
+
+
+def any_of(words: Iterable[str], *, whole_words: bool = True) -> WordFinder:
+    """A finder for free text of any of the words (the check and its documentation read the
+    same tuple of words)."""
     alternatives = "|".join(re.escape(word) for word in words)
     pattern = rf"\b({alternatives})\b" if whole_words else f"({alternatives})"
-    return re.compile(pattern, re.IGNORECASE)
+    return WordFinder(re.compile(pattern, re.IGNORECASE))
 
 
 class Coded(Protocol):

@@ -97,11 +97,12 @@ def met006_neuroendocrine_secondaries(claim: Claim) -> Hit | None:
     """
     problems = Problems()
     net_primaries = claim.in_set(NET_PRIMARY)
-    organ_secondaries = claim.with_traits(Trait.ORGAN_SECONDARY)
-    other_owner = claim.in_set(SOLID_PRIMARY_NOT_NET) or [
-        d for d in claim.with_traits(Trait.SOLID_HISTORY) if d.code not in NET_HISTORY
-    ]
-    if net_primaries and organ_secondaries and not other_owner:
+    organ_secondaries = claim.with_traits(Trait.ORGAN_SECONDARY) if net_primaries else []
+    other_owner = organ_secondaries and (
+        claim.any_in(SOLID_PRIMARY_NOT_NET)
+        or any(d.code not in NET_HISTORY for d in claim.with_traits(Trait.SOLID_HISTORY))
+    )
+    if organ_secondaries and not other_owner:
         problems.add(
             f"{codes_of(organ_secondaries)} beside the neuroendocrine primary "
             f"{codes_of(net_primaries)}: code its metastases to C7B",

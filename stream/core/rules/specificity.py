@@ -95,8 +95,11 @@ def met026_overlapping_subsites(claim: Claim) -> Hit | None:
     Direct extension into another organ is correctly a secondary of that organ and is never
     rejected.
     """
+    candidates = claim.in_set(OVERLAP_CANDIDATES)
+    if len(candidates) < 2:  # one code has no subsite beside it
+        return None
     subsites: dict[str, dict[str, ClaimDiagnosis]] = {}
-    for diagnosis in claim.in_set(OVERLAP_CANDIDATES):
+    for diagnosis in candidates:
         code = diagnosis.code
         if len(code) > 4 and code[4] not in "89":
             subsites.setdefault(code[:3], {}).setdefault(code[4], diagnosis)
