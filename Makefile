@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench bench-formats bench-stage bench-whatif ops-tools dashboard screenshots clean
+.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench bench-decide bench-formats bench-stage bench-whatif ops-tools dashboard screenshots clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,7 +59,10 @@ schemas: $(STAMP) ## export the JSON Schema of every contract into schemas/
 readme: $(STAMP) ## regenerate the rule table and the rule reference in README.md from the rules
 	$(BIN)/claims-stage rules --markdown --update README.md
 
-bench: $(STAMP) ## benchmark decide(): decisions per second on one core, peak memory
+bench: $(STAMP) ## the same 100,000 claims through decide(), check (1 job, all cores) and the stream worker: claims/s, CPU per claim, ratios (~10 min)
+	$(BIN)/python -m stream.bench.paths
+
+bench-decide: $(STAMP) ## decide() alone on the example stream: decisions per second on one core, peak memory
 	$(BIN)/python -m stream.bench.decide
 
 bench-formats: $(STAMP) ## batch claims/s and peak memory: a 10,000-claim 837 and FHIR Bundle next to native JSON Lines

@@ -36,6 +36,11 @@ def _strategy(node: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrategy[A
         return st.just(node["const"])
     if "enum" in node:
         return st.sampled_from(node["enum"])
+    return _typed(node, defs)
+
+
+def _typed(node: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """A node that says what it is by its `type`."""
     kind = node.get("type")
     if kind == "object":
         return _object(node, defs)
@@ -49,10 +54,9 @@ def _strategy(node: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrategy[A
         return st.integers(node.get("minimum", -(2**31)), node.get("maximum", 2**31))
     if kind == "string":
         return _string(node)
-    if kind == "null":
-        return st.none()
-    if kind == "boolean":
-        return st.booleans()
+    simple = {"null": st.none(), "boolean": st.booleans()}
+    if kind in simple:
+        return simple[kind]
     raise ValueError(f"schema node this strategy does not know: {node}")
 
 

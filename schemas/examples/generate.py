@@ -26,6 +26,7 @@ import random
 import sys
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -2285,17 +2286,7 @@ def _event(rng: random.Random, item: Planned, claim_id: str) -> Json:
         event["patient"] = item.patient
     if item.payer is not None and rng.random() < 0.97:
         event["payer_id"] = item.payer
-    context = _context(rng, scenario, item.index)
-    if context is None:
-        roll = rng.random()
-        if roll < 0.6:
-            event["context"] = None
-        elif roll < 0.8:
-            event["context"] = {}
-    elif scenario.route == "validated" and not scenario.expect and rng.random() < 0.05:
-        event["context"] = None  # a producer that drops the context: no rule can need it here
-    else:
-        event["context"] = context
+    _set_context(rng, event, scenario, _context(rng, scenario, item.index))
     event["diagnoses"] = [
         {"sequence": n, "code": _style_code(rng, code)} for n, code in enumerate(scenario.dx, 1)
     ]
@@ -2306,6 +2297,20 @@ def _event(rng: random.Random, item: Planned, claim_id: str) -> Json:
     elif scenario.setting == "inpatient" and rng.random() < 0.4:
         event["procedures"] = []  # UB-04 carries ICD-10-PCS, not CPT (catalogue section 0)
     return event
+
+
+def _set_context(rng: random.Random, event: Json, scenario: Scenario, context: Json | None) -> None:
+    """The context member as producers send it: absent, null, empty or filled."""
+    if context is None:
+        roll = rng.random()
+        if roll < 0.6:
+            event["context"] = None
+        elif roll < 0.8:
+            event["context"] = {}
+    elif scenario.route == "validated" and not scenario.expect and rng.random() < 0.05:
+        event["context"] = None  # a producer that drops the context: no rule can need it here
+    else:
+        event["context"] = context
 
 
 def _procedure(rng: random.Random, line: int, proc: Proc, diagnoses: int) -> Json:
@@ -2324,46 +2329,71 @@ def _dump(event: Any) -> str:
     return json.dumps(event, ensure_ascii=False)
 
 
+def _pipe(event: Json) -> bytes:
+    """A legacy pipe-delimited extract on the JSON topic."""
+    codes = ";".join(d["code"] for d in event["diagnoses"])
+    procs = ";".join(p["code"] for p in event.get("procedures", []))
+    fields = ("claim_id", "encounter_id", "setting", "date_of_service")
+    return "|".join([*(event.get(f, "") for f in fields), codes, procs]).encode()
+
+
+def _truncated(event: Json) -> bytes:
+    text = _dump(event)
+    return text[: int(len(text) * 0.62)].encode()
+
+
+def _cp1252(event: Json) -> bytes:
+    context = event["context"] = dict(event.get("context") or {})
+    context["reason_for_encounter"] = (
+        "Carboplatin/paclitaxel \u2014 patiente francophone (Montr\u00e9al), "
+        "carcinome s\u00e9reux de haut grade"
+    )
+    return _dump(event).encode("cp1252")
+
+
+def _string_units(event: Json) -> None:
+    event["procedures"][2]["units"] = str(event["procedures"][2].get("units", 1))
+
+
+def _set_at(path: tuple[str | int, ...], value: Any) -> Callable[[Json], None]:
+    def change(event: Json) -> None:
+        target: Any = event
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+
+    return change
+
+
+WRITTEN_BROKEN: dict[str, Callable[[Json], bytes]] = {
+    "pipe": _pipe,
+    "truncated": _truncated,
+    "array": lambda event: ("[" + _dump(event) + "]").encode(),
+    "string": lambda event: _dump(_dump(event)).encode(),
+    "cp1252": _cp1252,
+}
+"""Breakages that write the event some other way."""
+
+CHANGED: dict[str, Callable[[Json], None]] = {
+    "no_claim_id": lambda event: event.pop("claim_id"),
+    "typo_field": lambda event: event.__setitem__("diagnosis", event.pop("diagnoses")),
+    "seq_gap": _set_at(("diagnoses", 2, "sequence"), 4),
+    "seq_dup": _set_at(("diagnoses", 2, "sequence"), 2),
+    "pointer": _set_at(("procedures", 0, "diagnosis_pointers"), [1, 4]),
+    "bad_date": _set_at(("date_of_service",), "2026-02-30"),
+    "version": _set_at(("schema_version",), 2),
+    "string_units": _string_units,
+}
+"""Breakages that change the event and write it as JSON."""
+
+
 def _malform(case: Malformed, event: Json) -> bytes:
     """Break a correct event the way `case` says."""
-    match case.how:
-        case "pipe":  # a legacy pipe-delimited extract on the JSON topic
-            codes = ";".join(d["code"] for d in event["diagnoses"])
-            procs = ";".join(p["code"] for p in event.get("procedures", []))
-            fields = ("claim_id", "encounter_id", "setting", "date_of_service")
-            return "|".join([*(event.get(f, "") for f in fields), codes, procs]).encode()
-        case "truncated":
-            text = _dump(event)
-            return text[: int(len(text) * 0.62)].encode()
-        case "array":
-            return ("[" + _dump(event) + "]").encode()
-        case "string":
-            return _dump(_dump(event)).encode()
-        case "no_claim_id":
-            del event["claim_id"]
-        case "typo_field":
-            event["diagnosis"] = event.pop("diagnoses")
-        case "seq_gap":
-            event["diagnoses"][2]["sequence"] = 4
-        case "seq_dup":
-            event["diagnoses"][2]["sequence"] = 2
-        case "pointer":
-            event["procedures"][0]["diagnosis_pointers"] = [1, 4]
-        case "bad_date":
-            event["date_of_service"] = "2026-02-30"
-        case "version":
-            event["schema_version"] = 2
-        case "string_units":
-            event["procedures"][2]["units"] = str(event["procedures"][2].get("units", 1))
-        case "cp1252":
-            context = event["context"] = dict(event.get("context") or {})
-            context["reason_for_encounter"] = (
-                "Carboplatin/paclitaxel \u2014 patiente francophone (Montr\u00e9al), "
-                "carcinome s\u00e9reux de haut grade"
-            )
-            return _dump(event).encode("cp1252")
-        case _:
-            raise ValueError(f"unknown breakage {case.how!r}")
+    if case.how in WRITTEN_BROKEN:
+        return WRITTEN_BROKEN[case.how](event)
+    if case.how not in CHANGED:
+        raise ValueError(f"unknown breakage {case.how!r}")
+    CHANGED[case.how](event)
     return _dump(event).encode()
 
 

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +36,16 @@ from confluent_kafka import TopicPartition
 
 from stream.bench.claims import write_claims
 from stream.bench.decide import write_figures
-from stream.bench.stage import PARTITIONS, Topics, create_bench_topics, preload, start_workers
+from stream.bench.stage import (
+    PARTITIONS,
+    Topics,
+    create_bench_topics,
+    free_port,
+    peak_rss_mib,
+    preload,
+    start_workers,
+    worker_env,
+)
 from stream.core.contracts import FileSource
 from stream.core.decision import Decider, freeze_reference_data
 from stream.kafka import clients
@@ -51,15 +61,19 @@ class PathFigure:
 
     claims_per_s: float
     cpu_us_per_claim: float
+    peak_rss_mib: float = 0.0
+    """The largest worker's peak resident memory (stream paths only)."""
 
     def row(self, name: str) -> str:
-        return f"| {name} | {self.claims_per_s:,.0f} | {self.cpu_us_per_claim:,.1f} |"
+        rss = f"{self.peak_rss_mib:,.0f}" if self.peak_rss_mib else ""
+        return f"| {name} | {self.claims_per_s:,.0f} | {self.cpu_us_per_claim:,.1f} | {rss} |"
 
 
 def median_figure(runs: Sequence[PathFigure]) -> PathFigure:
     return PathFigure(
         statistics.median(r.claims_per_s for r in runs),
         statistics.median(r.cpu_us_per_claim for r in runs),
+        max(r.peak_rss_mib for r in runs),
     )
 
 
@@ -184,6 +198,7 @@ def stream_worker(
     create_bench_topics(settings)
     processes = start_workers(settings, workers, log_dir)
     samples: list[tuple[float, float]] = []
+    peak = 0.0
     try:
         deadline = time.time() + 60 + count / 200
         while time.time() < deadline:
@@ -193,6 +208,7 @@ def stream_worker(
             time.sleep(0.5)
         else:
             raise RuntimeError(f"the workers did not drain {count:,} claims in time")
+        peak = max(peak_rss_mib(p.pid) for p in processes)
     finally:
         for process in processes:
             process.terminate()
@@ -202,7 +218,32 @@ def stream_worker(
     if seen < count:
         raise RuntimeError(f"only {seen:,} of {count:,} outputs arrived")
     cpu = _cpu_at(samples, last) - _cpu_at(samples, first)
-    return PathFigure((count - 1) / (last - first), cpu / count * 1e6)
+    return PathFigure((count - 1) / (last - first), cpu / count * 1e6, peak)
+
+
+def start_to_healthy(topics: Topics, bootstrap: str) -> float:
+    """Seconds from launching a worker to its first 200 on /healthz (partitions held)."""
+    settings = topics.settings(bootstrap, f"start-{uuid.uuid4().hex[:4]}")
+    create_bench_topics(settings)
+    port = free_port()
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stream", "worker"],
+        env=worker_env(settings, port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while time.perf_counter() - started < 120:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    return time.perf_counter() - started
+            except OSError:  # not listening yet, or 503 until partitions are assigned
+                time.sleep(0.1)
+        raise RuntimeError("the worker did not become healthy within 120 s")
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -236,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         preload(input_settings, claims)
         log_dir = scratch / "logs"
         log_dir.mkdir()
+        healthy = statistics.median(
+            start_to_healthy(topics, settings.kafka_bootstrap) for _ in range(args.rounds)
+        )
+        print(f"worker start to healthy: {healthy:.1f} s (median of {args.rounds})")
         for workers in args.workers:
             figures[f"stream_{workers}_worker"] = median_figure(
                 [
@@ -243,11 +288,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     for _ in range(args.rounds)
                 ]
             )
-    return report(figures, args.json, len(claims))
+        return report(figures, args.json, len(claims), {"start_to_healthy_s": healthy})
+    return report(figures, args.json, len(claims), {})
 
 
-def report(figures: dict[str, PathFigure], path: Path, count: int) -> dict[str, Any]:
-    print("\n| path | claims/s | CPU us/claim |\n|---|---|---|")
+def report(
+    figures: dict[str, PathFigure], path: Path, count: int, extra: dict[str, float]
+) -> dict[str, Any]:
+    print("\n| path | claims/s | CPU us/claim | peak RSS MiB |\n|---|---|---|---|")
     for name, figure in figures.items():
         print(figure.row(name))
     decide, batch = figures["decide"], figures["check_1_job"]
@@ -275,6 +323,7 @@ def report(figures: dict[str, PathFigure], path: Path, count: int) -> dict[str, 
         print(f"{name:32} {value:6.2f}")
     results: dict[str, Any] = {
         "claims": count,
+        **extra,
         **{name: vars(figure) for name, figure in figures.items()},
         "ratios": ratios,
     }

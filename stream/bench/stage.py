@@ -218,21 +218,21 @@ def decide_only(records: Sequence[bytes]) -> float:
     return len(records) / (time.perf_counter() - started)
 
 
-def _peak_rss_mib(pid: int) -> float:
+def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _worker_env(settings: Settings, port: int) -> dict[str, str]:
+def worker_env(settings: Settings, port: int) -> dict[str, str]:
     return {
         **os.environ,
         "CLAIMS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
@@ -253,7 +253,7 @@ def start_workers(settings: Settings, count: int, log_dir: Path) -> list[subproc
             workers.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "stream", "worker"],
-                    env=_worker_env(settings, _free_port()),
+                    env=worker_env(settings, free_port()),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
@@ -262,7 +262,7 @@ def start_workers(settings: Settings, count: int, log_dir: Path) -> list[subproc
 
 
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> list[float]:
-    peaks = [_peak_rss_mib(w.pid) for w in workers]
+    peaks = [peak_rss_mib(w.pid) for w in workers]
     for worker in workers:
         worker.terminate()
     for worker in workers:
@@ -364,6 +364,65 @@ def faust_ceiling(bootstrap: str, topic: str, count: int, kind: str) -> float:
     return float(orjson.loads(line[line.index("{") :])["records_per_s"])
 
 
+@dataclass
+class StageRun:
+    """One run of the stage benchmark: its records, topics, and the figures so far."""
+
+    bootstrap: str
+    topics: Topics
+    records: list[bytes]
+    repeats: int
+    log_dir: Path
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input(self) -> Settings:
+        return self.topics.settings(self.bootstrap, "input")
+
+    def median_of(self, name: str, runs: list[float]) -> float:
+        median = statistics.median(runs)
+        self.results[name] = {"median_per_s": round(median), "runs": [round(r) for r in runs]}
+        print(f"  {name}: median {median:,.0f}/s  runs {', '.join(f'{r:,.0f}' for r in runs)}")
+        return median
+
+    def passthrough(self) -> float:
+        count = len(self.records)
+        topic = self.input.input_topic
+        runs = [passthrough(self.input, topic, count) for _ in range(self.repeats)]
+        return self.median_of("a_passthrough", runs)
+
+    def decide_only(self) -> float:
+        return self.median_of(
+            "b_decide_only", [decide_only(self.records) for _ in range(self.repeats)]
+        )
+
+    def stage(self, workers: int) -> float:
+        runs, peaks = [], []
+        for _ in range(self.repeats):
+            rate, peak = stage_rate(
+                self.bootstrap, self.topics, len(self.records), workers, self.log_dir
+            )
+            runs.append(rate)
+            peaks.extend(peak)
+        name = f"c_stage_{workers}_worker"
+        median = self.median_of(name, runs)
+        self.results[name]["peak_rss_mib"] = round(max(peaks), 1)
+        return median
+
+    def faust_ceilings(self) -> None:
+        topic, count = self.input.input_topic, len(self.records)
+        for kind in ("ack", "sensor", "decide"):
+            runs = [faust_ceiling(self.bootstrap, topic, count, kind) for _ in range(self.repeats)]
+            self.median_of(f"e_faust_{kind}", runs)
+
+    def latency(self, rate: float, seconds: float) -> None:
+        records = self.records[: int(rate * seconds)]
+        self.results["d_latency"] = latency(
+            self.bootstrap, self.topics, records, rate, self.log_dir
+        )
+        print(f"  d_latency: {self.results['d_latency']}")
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000)
@@ -381,61 +440,28 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         bootstrap = LocalCluster(settings.local_broker_home or default_home()).start()
     log_dir = Path("out/bench-logs")
     log_dir.mkdir(parents=True, exist_ok=True)
-    topics = Topics()
-    records = realistic_records(args.records)
-    input_settings = topics.settings(bootstrap, "input")
-    create_topics(input_settings)
+    run = StageRun(bootstrap, Topics(), realistic_records(args.records), args.repeats, log_dir)
+    run.results.update(records=len(run.records), repeats=args.repeats)
+    create_topics(run.input)
     started = time.perf_counter()
-    preload(input_settings, records)
+    preload(run.input, run.records)
     print(
-        f"preloaded {len(records):,} records into {input_settings.input_topic} "
+        f"preloaded {len(run.records):,} records into {run.input.input_topic} "
         f"({PARTITIONS} partitions) in {time.perf_counter() - started:.1f} s"
     )
-
-    results: dict[str, Any] = {"records": len(records), "repeats": args.repeats}
-
-    def median_of(name: str, runs: list[float]) -> float:
-        median = statistics.median(runs)
-        results[name] = {"median_per_s": round(median), "runs": [round(r) for r in runs]}
-        print(f"  {name}: median {median:,.0f}/s  runs {', '.join(f'{r:,.0f}' for r in runs)}")
-        return median
-
-    a = b = 0.0
-    if "a" not in args.skip:
-        a = median_of(
-            "a_passthrough",
-            [
-                passthrough(input_settings, input_settings.input_topic, len(records))
-                for _ in range(args.repeats)
-            ],
-        )
-    if "b" not in args.skip:
-        b = median_of("b_decide_only", [decide_only(records) for _ in range(args.repeats)])
-    stage: dict[int, float] = {}
-    if "c" not in args.skip:
-        for workers in args.workers:
-            runs, peaks = [], []
-            for _ in range(args.repeats):
-                rate, peak = stage_rate(bootstrap, topics, len(records), workers, log_dir)
-                runs.append(rate)
-                peaks.extend(peak)
-            stage[workers] = median_of(f"c_stage_{workers}_worker", runs)
-            results[f"c_stage_{workers}_worker"]["peak_rss_mib"] = round(max(peaks), 1)
+    a = run.passthrough() if "a" not in args.skip else 0.0
+    b = run.decide_only() if "b" not in args.skip else 0.0
+    stage = {w: run.stage(w) for w in args.workers} if "c" not in args.skip else {}
     if "e" not in args.skip:
-        for kind in ("ack", "sensor", "decide"):
-            median_of(
-                f"e_faust_{kind}",
-                [
-                    faust_ceiling(bootstrap, input_settings.input_topic, len(records), kind)
-                    for _ in range(args.repeats)
-                ],
-            )
+        run.faust_ceilings()
     if "d" not in args.skip:
-        rate = (stage.get(1) or 2000.0) / 2
-        count = int(rate * args.latency_seconds)
-        results["d_latency"] = latency(bootstrap, topics, records[:count], rate, log_dir)
-        print(f"  d_latency: {results['d_latency']}")
+        run.latency((stage.get(1) or 2000.0) / 2, args.latency_seconds)
+    print_stage_table(run.results, stage, a, b)
+    write_figures(args.json, run.results)
+    return run.results
 
+
+def print_stage_table(results: dict[str, Any], stage: dict[int, float], a: float, b: float) -> None:
     print("\n| measure | median records/s |")
     print("|---|---|")
     measures = (
@@ -462,8 +488,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"latency at {d['input_rate_per_s']:,}/s: p50 {d['p50_ms']} ms, p95 {d['p95_ms']} ms, "
             f"p99 {d['p99_ms']} ms"
         )
-    write_figures(args.json, results)
-    return results
 
 
 if __name__ == "__main__":

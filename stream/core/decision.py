@@ -190,22 +190,8 @@ class Decider:
         `encounter`), or the record's dead letter."""
         if isinstance(value, AdaptedClaim):
             return self._read_adapted(value, source, key, now)
-        if value is None:
-            return dead_letter(
-                value, source, key, now, "invalid_json", "the record has no value (a tombstone)"
-            )
-        if len(value) > MAX_RECORD_BYTES:
-            return dead_letter(
-                value,
-                source,
-                key,
-                now,
-                "too_large",
-                f"the record is {len(value):,} bytes; the limit is {MAX_RECORD_BYTES:,} "
-                "bytes (1 MiB, the broker's default message size)",
-            )
-        if not value.strip():
-            return dead_letter(value, source, key, now, "invalid_json", "the record is empty")
+        if value is None or not value.strip() or len(value) > MAX_RECORD_BYTES:
+            return _unreadable(value, source, key, now)
         if b'"resourceType"' in value:  # cheap test first: the hot path is native events
             not_utf8 = _not_utf8(value, source, key, now)
             if not_utf8 is not None:
@@ -289,6 +275,25 @@ class Decider:
             findings=findings,
             code_set=period.label if period else NO_CODE_SET,
         )
+
+
+def _unreadable(value: bytes | None, source: Source, key: bytes | None, now: dt.datetime) -> Output:
+    """The dead letter of a record with nothing to read: a tombstone, empty, or too large."""
+    if value is None:
+        return dead_letter(
+            value, source, key, now, "invalid_json", "the record has no value (a tombstone)"
+        )
+    if len(value) > MAX_RECORD_BYTES:
+        return dead_letter(
+            value,
+            source,
+            key,
+            now,
+            "too_large",
+            f"the record is {len(value):,} bytes; the limit is {MAX_RECORD_BYTES:,} "
+            "bytes (1 MiB, the broker's default message size)",
+        )
+    return dead_letter(value, source, key, now, "invalid_json", "the record is empty")
 
 
 def _not_utf8(value: bytes, source: Source, key: bytes | None, now: dt.datetime) -> Output | None:
