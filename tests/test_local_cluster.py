@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from stream.kafka import localsecurity
 from stream.kafka.localbroker import BrokerError, LocalBroker, LocalCluster
 from stream.kafka.localsecurity import Credentials, TlsFiles
 from stream.kafka.replication import default_replication
+from tests.stage_kafka import free_ports
 
 runner = CliRunner()
 
@@ -23,15 +23,6 @@ runner = CliRunner()
 def _properties(text: str) -> dict[str, str]:
     pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#")
     return {key.strip(): value.strip() for key, value in pairs}
-
-
-def _free_ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.add(sock.getsockname()[1])
-    return sorted(ports)
 
 
 def test_three_nodes_default_to_ports_9092_9094_9096(tmp_path: Path) -> None:
@@ -103,7 +94,7 @@ def test_a_secured_node_serves_sasl_ssl_only_with_the_standard_authorizer(tmp_pa
 
 
 def test_the_recorded_shape_is_kept_and_a_change_needs_a_reset(tmp_path: Path) -> None:
-    ports = _free_ports(6)
+    ports = free_ports(6)
     shape = {
         "nodes": 3,
         "secure": False,
@@ -176,7 +167,7 @@ def test_replication_follows_the_size_of_the_cluster(
 
 
 def test_broker_status_json_lists_every_node(tmp_path: Path) -> None:
-    ports = _free_ports(3)
+    ports = free_ports(3)
     env = {
         "CLAIMS_LOCAL_BROKER_HOME": str(tmp_path),
         "CLAIMS_KAFKA_BOOTSTRAP": ",".join(f"127.0.0.1:{p}" for p in ports),
@@ -192,7 +183,7 @@ def test_broker_status_json_lists_every_node(tmp_path: Path) -> None:
 
 
 def test_the_first_node_named_stands_for_its_recorded_cluster(tmp_path: Path) -> None:
-    ports = _free_ports(6)
+    ports = free_ports(6)
     shape = {"nodes": 3, "secure": True, "host": "127.0.0.1", "ports": ports[:3],
              "controller_ports": ports[3:]}  # fmt: skip
     (tmp_path / "cluster.json").write_text(json.dumps(shape))

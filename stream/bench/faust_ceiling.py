@@ -23,9 +23,9 @@ from prometheus_client import CollectorRegistry
 
 from stream.core.contracts import KafkaSource
 from stream.core.decision import Decider, freeze_reference_data
-from stream.kafka import clients
 from stream.ops import sensor
 from stream.settings import Settings
+from stream.worker.app import faust_app
 
 
 def main() -> None:
@@ -33,18 +33,10 @@ def main() -> None:
     mode.loop.use("uvloop")
     stage = Decider() if kind == "decide" else None
     freeze_reference_data()
-    settings = Settings()  # the bootstrap and security settings of the bench's environment
-    app = faust.App(
-        f"ceiling-{uuid.uuid4().hex[:8]}",
-        broker=clients.faust_broker_urls(settings),
-        broker_credentials=clients.faust_credentials(settings),
-        store="memory://",
-        table_standby_replicas=0,
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest",
-        web_enabled=False,
-    )
+    # The worker's own Faust app (bootstrap and security from the bench's environment), in a
+    # consumer group of its own and without the web server.
+    settings = Settings(app_id=f"ceiling-{uuid.uuid4().hex[:8]}")
+    app = faust_app(settings, web_enabled=False)
     if kind == "sensor":
         sensor.install(app, CollectorRegistry())
     topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")

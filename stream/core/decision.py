@@ -331,40 +331,42 @@ class CodeDetails:
         key = (d.sequence, d.code, d.valid, d.billable)
         detail = self._diagnoses.get(key)
         if detail is None:
-            detail = orjson.Fragment(
-                orjson.dumps(
-                    {
-                        "sequence": d.sequence,
-                        "code": d.code,
-                        "description": d.info.description,
-                        "billable": d.billable,
-                        "kind": d.info.kind if d.valid else "invalid",
-                    }
-                )
+            detail = self._keep(
+                self._diagnoses,
+                key,
+                {
+                    "sequence": d.sequence,
+                    "code": d.code,
+                    "description": d.info.description,
+                    "billable": d.billable,
+                    "kind": d.info.kind if d.valid else "invalid",
+                },
             )
-            if len(self._diagnoses) < self.LIMIT:
-                self._diagnoses[key] = detail
         return detail
 
     def procedure(self, p: ClaimProcedure) -> orjson.Fragment:
         key = (p.line, p.code)
         detail = self._procedures.get(key)
         if detail is None:
-            detail = orjson.Fragment(
-                orjson.dumps(
-                    {
-                        "line": p.line,
-                        "code": p.code,
-                        "description": p.info.description,
-                        "category": p.info.category,
-                        "add_on": p.info.add_on,
-                        "known": p.info.known,
-                    }
-                )
+            detail = self._keep(
+                self._procedures,
+                key,
+                {
+                    "line": p.line,
+                    "code": p.code,
+                    "description": p.info.description,
+                    "category": p.info.category,
+                    "add_on": p.info.add_on,
+                    "known": p.info.known,
+                },
             )
-            if len(self._procedures) < self.LIMIT:
-                self._procedures[key] = detail
         return detail
+
+    def _keep(self, kept: dict[Any, orjson.Fragment], key: Any, detail: object) -> orjson.Fragment:
+        fragment = orjson.Fragment(orjson.dumps(detail))
+        if len(kept) < self.LIMIT:
+            kept[key] = fragment
+        return fragment
 
 
 def _origin_member(origin: Origin | None) -> dict[str, object]:

@@ -176,7 +176,7 @@ def _port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def _port_free(host: str, port: int) -> bool:
+def port_free(host: str, port: int) -> bool:
     # SO_REUSEADDR as the JVM sets it, so a port in TIME_WAIT after our own stop counts as free.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -690,7 +690,7 @@ class LocalCluster:
     def _start_nodes(self, down: list[_Node], deadline: float) -> None:
         for node in down:
             for port in (node.port, node.controller_port):
-                if not _port_free(node.host, port):
+                if not port_free(node.host, port):
                     raise BrokerError(
                         f"port {node.host}:{port} is already in use by another process, "
                         f"not by node {node.id} of the local cluster in {self.home}; stop it "

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from confluent_kafka import KafkaError
 
 from stream.kafka import clients
 from stream.settings import Settings
+
+T = TypeVar("T")
 
 
 def key_of(line: bytes) -> bytes | None:
@@ -40,37 +42,25 @@ def send_lines(
     rate: float | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SendReport:
-    """Produce each line as it is (a bad line too: it exercises the dead-letter path)."""
-    report = SendReport()
-    client = clients.producer(settings)
+    """Produce each line as it is (a bad line too: it exercises the dead-letter path), key =
+    its claim_id, at `rate` records per second when given."""
     target = topic or settings.input_topic
+    records = (Outgoing(target, key_of(line), line) for line in paced(lines, rate))
+    return send_records(settings, records, (lambda _: progress(1)) if progress else None)
 
-    def on_delivery(error: KafkaError | None, _: Any) -> None:
-        if error is None:
-            report.delivered += 1
-        else:
-            report.failed += 1
 
+def paced(items: Iterable[T], rate: float | None) -> Iterator[T]:
+    """The items, no faster than `rate` a second on average (paced against the clock, not
+    per item, so the average holds); as fast as they come without a rate."""
+    if not rate:
+        yield from items
+        return
     started = time.perf_counter()
-    for line in lines:
-        if rate:
-            # Pace against the clock, not per record, so the average rate holds.
-            ahead = started + report.sent / rate - time.perf_counter()
-            if ahead > 0:
-                time.sleep(ahead)
-        while True:
-            try:
-                client.produce(target, value=line, key=key_of(line), on_delivery=on_delivery)
-                break
-            except BufferError:  # the local queue is full: let deliveries drain
-                client.poll(0.1)
-        client.poll(0)
-        report.sent += 1
-        if progress is not None:
-            progress(1)
-    client.flush()
-    report.seconds = time.perf_counter() - started
-    return report
+    for count, item in enumerate(items):
+        ahead = started + count / rate - time.perf_counter()
+        if ahead > 0:
+            time.sleep(ahead)
+        yield item
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,8 @@ class WorkerApp:
     agent: ClaimsAgent
 
 
-def faust_app(settings: Settings) -> faust.App:
-    """The Faust app: aiokafka consumer, no tables, no topic creation, web server on."""
+def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
+    """The Faust app: aiokafka consumer, no tables, no topic creation, the web server."""
     return faust.App(
         settings.app_id,
         broker=clients.faust_broker_urls(settings),
@@ -61,7 +61,7 @@ def faust_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         producer_max_request_size=clients.MAX_MESSAGE_BYTES,
         stream_wait_empty=True,
-        web_enabled=True,
+        web_enabled=web_enabled,
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,

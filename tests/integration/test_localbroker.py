@@ -7,7 +7,6 @@ the broker's jars from ~/.m2 (Maven downloads them once per machine).
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,36 +17,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from stream.kafka.localbroker import READY_LINE, BrokerError, LocalBroker
+from stream.kafka.localbroker import READY_LINE, BrokerError, LocalBroker, port_free
+from tests.stage_kafka import free_port
 
 pytestmark = pytest.mark.integration
 
 HOST = "127.0.0.1"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    port = _free_port()
-    controller_port = _free_port()
+    port = free_port()
+    controller_port = free_port()
     while controller_port == port:
-        controller_port = _free_port()
+        controller_port = free_port()
     lb = LocalBroker(
         tmp_path_factory.mktemp("kafka"), host=HOST, port=port, controller_port=controller_port
     )
@@ -191,7 +174,7 @@ def test_second_start_is_idempotent_and_fast(broker: LocalBroker) -> None:
 def test_start_refuses_a_port_taken_by_someone_else(tmp_path: Path, broker: LocalBroker) -> None:
     # Another home on the running broker's port: not its broker, so start() must refuse.
     other = LocalBroker(
-        tmp_path / "other", host=HOST, port=broker.port, controller_port=_free_port()
+        tmp_path / "other", host=HOST, port=broker.port, controller_port=free_port()
     )
     with pytest.raises(BrokerError, match="already in use by another process"):
         other.start(timeout=10)
@@ -209,7 +192,7 @@ def test_stop_then_restart_keeps_data(broker: LocalBroker) -> None:
     assert status.pid is None
     assert status.detail.startswith("not running")
     assert not (broker.home / "broker.pid").exists()
-    assert _port_free(broker.port)
+    assert port_free(HOST, broker.port)
     assert broker.stop() is False  # nothing left to stop
 
     assert broker.start(timeout=120.0) == broker.bootstrap
