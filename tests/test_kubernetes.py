@@ -17,7 +17,8 @@ import yaml
 from stream.settings import Settings
 
 KUBERNETES = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes"
-PEAK_RSS_MIB = 400
+MEASURED_PEAK_RSS_MIB = 323
+"""A worker's peak RSS draining 100,000 claims (`make bench`, README "Performance and scaling")."""
 """The worker's memory target (README, performance): the limit must leave room above it."""
 
 
@@ -109,8 +110,10 @@ def test_liveness_outlasts_a_rebalance(
 def test_resources_are_requested_and_memory_is_bounded(deployment: dict[str, Any]) -> None:
     resources = _worker(deployment)["resources"]
     assert float(resources["requests"]["cpu"]) >= 1  # a busy worker uses one core
-    assert _mebibytes(resources["requests"]["memory"]) >= PEAK_RSS_MIB
-    assert _mebibytes(resources["limits"]["memory"]) > PEAK_RSS_MIB
+    requested = _mebibytes(resources["requests"]["memory"])
+    assert requested >= MEASURED_PEAK_RSS_MIB
+    # Headroom above the measured peak: a larger claim mix must not get the pod killed.
+    assert _mebibytes(resources["limits"]["memory"]) >= max(requested, MEASURED_PEAK_RSS_MIB * 1.25)
     assert "cpu" not in resources["limits"]  # throttling would add latency, not safety
 
 
