@@ -59,7 +59,7 @@ schemas: $(STAMP) ## export the JSON Schema of every contract into schemas/
 readme: $(STAMP) ## regenerate the rule table and the rule reference in README.md from the rules
 	$(BIN)/claims-stage rules --markdown --update README.md
 
-bench: $(STAMP) ## the same 100,000 claims through decide(), check (1 job, all cores) and the stream worker: claims/s, CPU per claim, ratios (~10 min)
+bench: $(STAMP) ## the same 100,000 claims through decide(), check (1 job, all cores) and the stream worker: claims/s, CPU per claim, ratios (~5 min)
 	$(BIN)/python -m stream.bench.paths
 
 bench-decide: $(STAMP) ## decide() alone on the example stream: decisions per second on one core, peak memory
