@@ -115,6 +115,9 @@ def preload(
     producer = clients.producer(
         settings, **{"linger.ms": 1 if rate else 20, "batch.size": 1_000_000}
     )
+    # Connected before the first record: a record's timestamp is taken when it is produced,
+    # so a producer still fetching metadata would charge its own start to the stage.
+    producer.list_topics(settings.input_topic, timeout=30)
     started = time.perf_counter()
     for n, record in enumerate(records):
         if rate:
