@@ -21,21 +21,20 @@ from stream.core.contracts import Decision, KafkaSource
 from stream.core.decision import Decider
 from stream.core.rules.config import Policies
 from stream.kafka.send import send_lines
-from tests.stage_kafka import HOST, ROOT, StageDeployment, example_lines, read_outputs, scrape
+from tests.stage_kafka import (
+    HOST,
+    ROOT,
+    StageDeployment,
+    example_lines,
+    read_outputs,
+    scrape,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
 POLICY = ROOT / "docs" / "policy.toml"
 runner = CliRunner()
-
-
-def _wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _expected_routes(lines: list[bytes], policies: Policies) -> dict[str, tuple[str, bytes]]:
@@ -99,7 +98,7 @@ def test_the_review_route_on_a_real_broker(deployment: StageDeployment) -> None:
             and metrics.get('claims_decisions_total{outcome="rejected"}') == routes["rejected"]
         )
 
-    _wait_for(counted, 30, "the metrics to count the review route")
+    wait_for(counted, 30, "the metrics to count the review route")
     info = [k for k in scrape(port) if k.startswith("claims_stage_info{")]
     assert len(info) == 1
     assert f'ruleset_version="{policies.version}"' in info[0]
