@@ -181,7 +181,7 @@ def test_replication_the_cluster_cannot_give_is_refused() -> None:
 
 
 def test_healthz_turns_503_once_kafka_is_unreachable_longer_than_the_session_timeout() -> None:
-    state = WorkerState(last_progress=NOW, assigned_at=NOW - 60, session_timeout=10.0)
+    state = WorkerState(last_progress=NOW - 60, assigned_at=NOW - 60, session_timeout=10.0)
     state.kafka_unreachable(NOW - 8, "_TRANSPORT: connection refused")
     assert state.health({0, 1}, NOW)[0]  # 8 s: the group has not given up on us yet
     state.kafka_unreachable(NOW - 3, "_TIMED_OUT: no answer")  # a later failure: same run
@@ -194,6 +194,17 @@ def test_healthz_turns_503_once_kafka_is_unreachable_longer_than_the_session_tim
     assert state.health(set(), NOW + 4)[1].startswith("Kafka unreachable")
     state.kafka_reachable()
     assert state.health({0, 1}, NOW + 5) == (True, "ok: 2 partitions, 0 records waiting")
+
+
+def test_an_output_stored_after_the_failed_call_began_restarts_the_silence() -> None:
+    # A lag reading begun 20 s ago failed just now, but the cluster stored an output 2 s ago:
+    # it has been silent for 2 s, not 20.
+    state = WorkerState(last_progress=NOW - 2, assigned_at=NOW - 60, session_timeout=10.0)
+    state.kafka_unreachable(NOW - 20, "_TIMED_OUT: no answer")
+    assert state.health({0}, NOW) == (True, "ok: 1 partitions, 0 records waiting")
+    ok, reason = state.health({0}, NOW + 9)
+    assert not ok
+    assert reason.startswith("Kafka unreachable for 11 s")
 
 
 def test_the_readme_shows_exactly_the_acls_the_stage_asks_for() -> None:

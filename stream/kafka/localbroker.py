@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stream.kafka import localsecurity
+from stream.kafka.jvmtools import run_together
 from stream.kafka.localsecurity import ClientFiles, Credentials, TlsFiles
 from stream.kafka.replication import default_replication
 
@@ -752,44 +753,30 @@ class LocalCluster:
             for user, password in sorted(credentials.passwords.items()):
                 scram += ["--add-scram", localsecurity.scram_credential(user, password)]
         cluster_id = self._cluster_id()
-        running = []
+        runs = []
         for node in nodes:
             node.data_dir.mkdir(parents=True, exist_ok=True)
-            cmd = [
-                java,
-                "-Xmx256m",
-                f"-Dlog4j2.configurationFile={self.log4j_config}",
-                "-cp",
-                str(self.lib_dir / "*"),
-                STORAGE_TOOL,
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(node.config_path),
-                "--ignore-formatted",
-                *scram,
-            ]
-            process = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            running.append((node, process))
-        failures = []
-        for node, process in running:
-            try:
-                output, _ = process.communicate(timeout=FORMAT_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                output, _ = process.communicate()
-            if process.returncode != 0:
-                failures.append(
-                    f"formatting {node.data_dir} failed (exit {process.returncode}):\n"
-                    + output[-4000:]
+            runs.append(
+                (
+                    f"formatting {node.data_dir}",
+                    [
+                        java,
+                        "-Xmx256m",
+                        f"-Dlog4j2.configurationFile={self.log4j_config}",
+                        "-cp",
+                        str(self.lib_dir / "*"),
+                        STORAGE_TOOL,
+                        "format",
+                        "-t",
+                        cluster_id,
+                        "-c",
+                        str(node.config_path),
+                        "--ignore-formatted",
+                        *scram,
+                    ],
                 )
+            )
+        failures = run_together(runs, FORMAT_TIMEOUT)
         if failures:
             raise BrokerError("\n".join(failures))
 

@@ -23,9 +23,10 @@ import ipaddress
 import json
 import os
 import secrets
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from stream.kafka.jvmtools import run_together
 
 __all__ = [
     "BROKER_USER",
@@ -128,30 +129,9 @@ def _subject_alternative_names(host: str) -> str:
 
 def _keytool(keytool: str, *steps: list[str]) -> None:
     """Run keytool once per step, the steps at the same time (each is a JVM start)."""
-    running = [
-        (
-            step,
-            subprocess.Popen(
-                [keytool, *step],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            ),
-        )
-        for step in steps
-    ]
-    failures = []
-    for step, process in running:
-        try:
-            output, _ = process.communicate(timeout=KEYTOOL_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        if process.returncode != 0:
-            failures.append(
-                f"keytool {step[0]} failed (exit {process.returncode}): {output[-2000:]}"
-            )
+    failures = run_together(
+        [(f"keytool {step[0]}", [keytool, *step]) for step in steps], KEYTOOL_TIMEOUT
+    )
     if failures:
         raise SecurityError("\n".join(failures))
 

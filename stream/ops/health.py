@@ -58,7 +58,9 @@ class WorkerState:
         """(healthy, reason): the cluster answers, partitions held, outputs accepted,
         progress while records wait."""
         if self.unreachable_since is not None:
-            silent = now - self.unreachable_since
+            # A lag reading is many calls and can fail long after it began; an output the
+            # cluster stored meanwhile (progress) shows it still answered then.
+            silent = now - max(self.unreachable_since, self.last_progress)
             if silent > self.session_timeout:
                 return False, (
                     f"Kafka unreachable for {math.ceil(silent)} s (longer than the "
