@@ -164,7 +164,7 @@ def test_met042_cannot_be_disabled(tmp_path: Path) -> None:
         app, ["check", str(source), "--out", str(tmp_path), "--rules-config", str(config)]
     )
     assert result.exit_code == 2
-    assert "MET-042 cannot be disabled" in " ".join(result.output.split())
+    assert "MET-042 cannot be disabled" in result.output
 
 
 def test_rules_lists_every_rule() -> None:
@@ -284,13 +284,27 @@ def test_update_of_a_file_without_markers_is_a_usage_error(tmp_path: Path) -> No
     assert document.read_text() == "# notes\n"
 
 
+def test_an_error_is_one_line_whatever_the_path_length(tmp_path: Path) -> None:
+    """Written to a pipe, an error is not folded at a width: a log or a test reads it whole."""
+    deep = tmp_path / ("a-long-folder-name-" * 4) / ("another-long-folder-" * 4)
+    deep.mkdir(parents=True)
+    document = deep / "notes.md"
+    document.write_text("# notes\n")
+    result = runner.invoke(app, ["rules", "--update", str(document)], env={"COLUMNS": "40"})
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert str(document) in lines[0]
+    assert "no generated rule table" in lines[0]
+
+
 def test_update_of_a_rule_reference_without_its_end_is_a_usage_error(tmp_path: Path) -> None:
     document = tmp_path / "notes.md"
     text = f"# notes\n{README_START}\n{README_END}\n{REFERENCE_START}\nold\n"
     document.write_text(text)
     result = runner.invoke(app, ["rules", "--update", str(document)])
     assert result.exit_code == 2
-    assert "no generated rule reference" in " ".join(result.output.split())
+    assert "no generated rule reference" in result.output
     assert document.read_text() == text
 
 

@@ -223,7 +223,7 @@ def test_the_report_is_self_contained(run: tuple[Path, str]) -> None:
 
 
 def test_the_summary_says_what_changes(run: tuple[Path, str], expected: Expected) -> None:
-    output = " ".join(run[1].split())
+    output = run[1]
     route_changes = sum(n for (a, b), n in expected.transitions.items() if a != b)
     assert f"{expected.claims:,} claims judged" in output
     assert (
@@ -303,7 +303,7 @@ def test_whatif_usage_errors(tmp_path: Path, args: list[str], message: str) -> N
         app, ["whatif", *args, "--rules-config", str(POLICY), "--out", str(tmp_path)]
     )
     assert result.exit_code == 2, result.output
-    assert message in " ".join(result.output.split())
+    assert message in result.output
 
 
 @pytest.mark.parametrize("name", ["837p.x12", "837i.x12", "bundle.json"])
@@ -329,7 +329,7 @@ def test_whatif_reads_what_check_reads(tmp_path: Path, run: tuple[Path, str], na
         return found
 
     adapted = changes(tmp_path)
-    judged = int(" ".join(result.output.split()).split(" claims judged")[0].split()[-1])
+    judged = int(result.output.split(" claims judged")[0].split()[-1])
     native = changes(run[0])
     read_back = check_claim_ids(claims)
     assert len(read_back) == judged

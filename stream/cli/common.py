@@ -23,8 +23,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+# Soft wrap: a line is written whole and the terminal folds it, so what a pipe, a file or a
+# log receives has no line breaks that depend on a width (or on the length of a path).
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 USAGE_ERROR = 2
 

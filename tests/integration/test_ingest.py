@@ -66,7 +66,7 @@ def test_ingest_and_the_worker_give_one_output_per_claim(
     deployment.wait_healthy(port)
 
     for name, (decisions, letters) in INGESTED.items():
-        summary = " ".join(_run(deployment, "ingest", str(CLAIMS / name)).split())
+        summary = _run(deployment, "ingest", str(CLAIMS / name))
         assert f"{decisions:,} encounter events" in summary, summary
         assert f"{letters:,} dead letters" in summary, summary
         assert "0 failed" in summary
