@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench bench-decide bench-formats bench-stage bench-whatif ops-tools dashboard screenshots clean
+.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench bench-decide bench-formats bench-stage bench-whatif bench-hostile ops-tools dashboard screenshots clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ bench-whatif: $(STAMP) ## benchmark whatif against check over 100,000 claims wit
 
 bench-stage: $(STAMP) ## benchmark the stage on the local broker against passthrough and decide-only (~15 min)
 	$(BIN)/python -m stream.bench.stage
+
+bench-hostile: $(STAMP) ## one worker under 2,200 claims mixed with 200 records of ~880 KB: outputs per route, time to drain, peak RSS (~5 min)
+	$(BIN)/python -m stream.bench.flood
 
 ops-tools: ## install promtool, prometheus, amtool, alertmanager and chromium when missing (apt)
 	bash deploy/ops-tools.sh
