@@ -78,6 +78,14 @@ class Settings(BaseSettings):
         ge=0,
         description="How long the worker waits to fill a batch: the latency it adds at low load.",
     )
+    in_flight_mib: int = Field(
+        default=64,
+        ge=32,
+        description="MiB of input records and their outputs the worker holds between taking "
+        "a record and acknowledging it (librdkafka's output queue is bounded by the same): "
+        "past it, the worker takes nothing more until outputs are stored. At least 32, twice "
+        "the largest record the stage writes.",
+    )
     producer_linger_ms: float = Field(
         default=5.0, ge=0, description="How long the output producer waits to fill a batch."
     )

@@ -45,7 +45,7 @@ RSS_SAMPLE_SECONDS = 0.25
 def flood_records(ordinary: int, hostile: int, size_bytes: int) -> list[bytes]:
     """Ordinary claims with the hostile records spread evenly among them."""
     plain = list(claims(ordinary))
-    bad = hostile_events(hostile, size_bytes)
+    bad = list(hostile_events(hostile, size_bytes))
     records: list[bytes] = []
     every = max(len(plain) // max(len(bad), 1), 1)
     for n, record in enumerate(plain):

@@ -1,18 +1,23 @@
 """Acknowledgement in offset order: an input record becomes committable only when its own
 output and the outputs of every earlier record of its partition are stored.
 
-Outputs go to three topics and many partitions, so the broker confirms them in any order.
+Outputs go to several topics and many partitions, so the broker confirms them in any order.
 Faust commits the contiguous acknowledged prefix of each partition, but its arithmetic
 (`Consumer._new_offset`) commits past an unacknowledged record when the gap to the
 committed offset is exactly one, or when the committed offset is 0 (faust-streaming
 #606). Acknowledging strictly in offset order never leaves such a gap, so the committed
 offset can only pass records whose outputs are stored.
+
+A record leaves its queue only once acknowledged: if acknowledging it raises, it stays at
+the head, its partition commits nothing past it, and the caller learns of the failure.
+On revocation a partition's queue is dropped whole: a late delivery report of one of its
+records finds an empty queue and acknowledges nothing.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 Record = TypeVar("Record")
@@ -52,7 +57,18 @@ class PartitionQueue(Generic[Record]):
     def release(self) -> None:
         pending = self._pending
         while pending and pending[0].delivered:
-            self._acknowledge(pending.popleft().record)
+            self._acknowledge(pending[0].record)  # first: if it raises, the record stays
+            pending.popleft()
+
+    def head(self) -> Record | None:
+        """The oldest record still waiting, if any."""
+        return self._pending[0].record if self._pending else None
+
+    def clear(self) -> list[Record]:
+        """Forget every record; returns them, oldest first."""
+        records = [pending.record for pending in self._pending]
+        self._pending.clear()
+        return records
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -70,6 +86,24 @@ class OffsetOrderAcks(Generic[Record]):
         if queue is None:
             queue = self._queues[partition] = PartitionQueue(self._acknowledge)
         return queue.add(record)
+
+    def drop(self, partitions: Iterable[Any]) -> list[Record]:
+        """Forget the records of these partitions (revoked: their new owner decides them
+        again); returns the records dropped. Their delivery reports acknowledge nothing."""
+        dropped: list[Record] = []
+        for partition in partitions:
+            queue = self._queues.pop(partition, None)
+            if queue is not None:
+                dropped += queue.clear()
+        return dropped
+
+    def heads(self) -> dict[Any, Record]:
+        """The oldest waiting record of each partition that has one."""
+        return {
+            partition: head
+            for partition, queue in self._queues.items()
+            if (head := queue.head()) is not None
+        }
 
     def in_flight(self) -> int:
         return sum(len(queue) for queue in self._queues.values())

@@ -22,12 +22,15 @@ from stream.ops.health import WorkerState
 from stream.ops.metrics import StageMetrics
 from stream.settings import Settings
 from stream.worker.agent import ClaimsAgent
-from stream.worker.fatal import EXIT_STATUS, FatalStop
+from stream.worker.fatal import FatalStop
 from stream.worker.lag import LAG_INTERVAL, LagMonitor
 from stream.worker.outputs import OutputProducer
 from stream.worker.views import PageContext, install_pages
 
 log = logging.getLogger("claims_stage.worker")
+
+STREAM_BUFFER = 64
+"""Records Faust may fetch ahead of the agent (its default, 4,096, could hold 4 GiB)."""
 
 SUMMARY_INTERVAL = 10.0
 """Seconds between the worker's one-line summaries in the log."""
@@ -61,6 +64,9 @@ def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
         producer_acks=-1,
         producer_max_request_size=clients.MAX_MESSAGE_BYTES,
         stream_wait_empty=True,
+        # Records Faust holds for the agent before it takes them: a count, so few; a record
+        # is at most the input topic's max.message.bytes (1 MiB by default).
+        stream_buffer_maxsize=STREAM_BUFFER,
         web_enabled=web_enabled,
         web_host=settings.web_host,
         web_bind=settings.web_host,
@@ -92,18 +98,23 @@ def create_app(
     input_topic = app.topic(
         settings.input_topic, key_serializer="raw", value_serializer="raw", allow_empty=True
     )
+    fatal = fatal or FatalStop(settings)
+
+    def poller_fault(error: BaseException) -> None:
+        agent.fault("poller", error, {})
+
     agent = ClaimsAgent(
         app,
         input_topic,
         decider,
-        OutputProducer(settings, fatal.error_callback if fatal is not None else None),
+        OutputProducer(settings, fatal.error_callback, poller_fault),
         metrics,
         state,
-        batch_size=settings.batch_size,
-        batch_within=settings.batch_wait_ms / 1000,
-        fatal=fatal,
+        fatal,
+        in_flight_bytes=settings.in_flight_mib * 1024 * 1024,
     )
     app.agent(input_topic, name="decide")(agent.process)
+    app.on_partitions_revoked.connect(agent.partitions_revoked)
 
     def held_partitions() -> set[int]:
         try:
@@ -126,6 +137,7 @@ def create_app(
             registry,
             decider.code_set_labels,
             review_route=policies.routes_to_review,
+            oldest_pending=agent.oldest_pending,
         ),
     )
     return WorkerApp(app, state, metrics, registry, agent)
@@ -186,7 +198,7 @@ def run_worker(settings: Settings, decider_factory: Callable[[], Decider]) -> No
         # Faust exits 0 after a stop, 1 after a crash; a refusal that retrying cannot cure
         # (credentials, TLS, ACLs) exits 2, like the same refusal found before the start.
         if fatal.reason is not None or fatal.crashed(worker.crash_reason):
-            raise SystemExit(EXIT_STATUS) from None
+            raise SystemExit(fatal.status) from None
         raise
     finally:
         worker_app.agent.outputs.flush(timeout=5.0 if fatal.reason else 30.0)
