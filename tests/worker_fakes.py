@@ -81,8 +81,8 @@ class FakeProducer:
 
     def poll(self, timeout: float = 0) -> int:
         if self.poll_raises is not None:
-            error, self.poll_raises = self.poll_raises, None
-            raise error
+            fault, self.poll_raises = self.poll_raises, None
+            raise fault
         served = 0
         while self._answers:
             produced, error = self._answers.pop(0)
