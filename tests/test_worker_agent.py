@@ -348,3 +348,17 @@ def test_health_turns_503_when_acknowledgements_stop_while_outputs_wait(
     stage.producer.answer_all()
     stage.outputs.poll()
     assert stage.agent.oldest_pending() is None
+
+
+def test_a_failure_reported_by_the_last_flush_leaves_the_record_uncommitted(
+    decider: Decider,
+) -> None:
+    """After Faust has stopped, the final flush serves reports outside the event loop: a
+    failed output is not retried then, and its record stays uncommitted, without a fault."""
+    stage = WorkerStage(decider)
+    stage.run(stage.event(claim(1)))
+    stage.producer.answer_all(KafkaError(KafkaError._MSG_TIMED_OUT))
+    stage.outputs.flush()
+    assert stage.acked == []
+    assert not stage.stops
+    assert len(stage.producer.sent) == 1

@@ -262,8 +262,16 @@ class ClaimsAgent:
             backoff = min(REDELIVERY_FIRST_BACKOFF * 2**flight.attempts, REDELIVERY_MAX_BACKOFF)
             message = flight.event.message
             self.state.failing_since.setdefault((message.partition, message.offset), time.time())
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the last flush, after Faust stopped: nothing retries now
+            log.warning(
+                "output not stored while the worker stops; its record stays uncommitted",
+                extra=where(flight),
+            )
+            return
         flight.attempts += 1
-        task = asyncio.ensure_future(self.redeliver(flight, backoff))
+        task = loop.create_task(self.redeliver(flight, backoff))
         flight.retry = task
         self._retries.add(task)  # a reference, so the task is not collected mid-flight
         task.add_done_callback(self._retries.discard)
