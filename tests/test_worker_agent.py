@@ -16,7 +16,7 @@ from stream.core.decision import Decider
 from stream.ops.health import STALL_SECONDS
 from stream.worker import agent as agent_module
 from stream.worker.fatal import EXIT_STATUS, FAULT_EXIT_STATUS
-from tests.worker_fakes import WorkerStage, claim
+from tests.worker_fakes import FakeProducer, WorkerStage, claim
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +60,35 @@ def test_a_later_report_waits_for_the_earlier_record(decider: Decider) -> None:
 # --- refusals --------------------------------------------------------------------------------
 
 
-def test_a_decision_refused_as_too_large_becomes_its_records_dead_letter(
+TOO_LARGE = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)
+
+
+def refuse(stage: WorkerStage, producer: FakeProducer, error: KafkaError) -> None:
+    """The broker refuses the last output `producer` sent; the agent answers."""
+
+    async def refused() -> None:
+        producer.answer(producer.sent[-1], error)
+        stage.outputs.poll()
+        await turns()
+
+    asyncio.run(refused())
+
+
+def test_a_record_refused_in_a_batch_for_size_is_sent_again_alone(decider: Decider) -> None:
+    """The broker refuses a batch over the topic's size whole: a small record in it is not
+    too large, and is stored once sent in a batch of its own."""
+    stage = WorkerStage(decider)
+    stage.run(stage.event(claim(7)))
+    refuse(stage, stage.producer, TOO_LARGE)
+    assert len(stage.solo.sent) == 1
+    assert stage.solo.sent[0].topic == stage.settings.validated_topic
+    stage.solo.answer_all()
+    stage.outputs.poll()
+    assert stage.acked == [(0, 0)]
+    assert stage.state.tally.routes["validated"] == 1
+
+
+def test_a_decision_refused_alone_as_too_large_becomes_its_records_dead_letter(
     decider: Decider,
 ) -> None:
     stage = WorkerStage(decider)
@@ -68,13 +96,8 @@ def test_a_decision_refused_as_too_large_becomes_its_records_dead_letter(
     stage.run(stage.event(raw))
     decision = stage.producer.sent[0]
     assert decision.topic == stage.settings.validated_topic
-    stage.producer.answer(decision, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
-
-    async def refused_then_resent() -> None:
-        stage.outputs.poll()
-        await turns()
-
-    asyncio.run(refused_then_resent())
+    refuse(stage, stage.producer, TOO_LARGE)
+    refuse(stage, stage.solo, TOO_LARGE)
     assert stage.acked == []  # not before the dead letter is stored
     letter = stage.producer.sent[1]
     assert letter.topic == stage.settings.dlq_topic
@@ -96,15 +119,15 @@ def test_a_dead_letter_refused_as_too_large_stops_the_worker(decider: Decider) -
     stage.run(stage.event(b"not json"))
     letter = stage.producer.sent[0]
     assert letter.topic == stage.settings.dlq_topic
-    stage.producer.answer(letter, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
-    stage.outputs.poll()
-    asyncio.run(turns())
+    refuse(stage, stage.producer, TOO_LARGE)
+    assert not stage.stops
+    refuse(stage, stage.solo, TOO_LARGE)
     assert stage.stops == ["stop"]
     assert stage.fatal.status == EXIT_STATUS
     assert stage.fatal.reason is not None
     assert repr(stage.settings.dlq_topic) in stage.fatal.reason
     assert "MSG_SIZE_TOO_LARGE" in stage.fatal.reason
-    assert len(stage.producer.sent) == 1  # never sent again
+    assert len(stage.producer.sent) + len(stage.solo.sent) == 2  # never sent again
     assert stage.acked == []  # uncommitted: a restart with the topic fixed redoes it
 
 
@@ -135,12 +158,13 @@ def test_an_authorization_refusal_stops_the_worker_naming_the_topic(decider: Dec
 
 def test_a_refusal_librdkafka_makes_at_once_gets_the_same_verdict(decider: Decider) -> None:
     stage = WorkerStage(decider)
-    stage.producer.refuse_at_once = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)
+    stage.producer.refuse_at_once = TOO_LARGE
+    stage.solo.refuse_at_once = TOO_LARGE
     event = stage.event(claim(3))
 
     async def scenario() -> None:
         await stage.feed(event)
-        stage.producer.refuse_at_once = None
+        stage.producer.refuse_at_once = None  # the dead letter is taken
         await turns()
 
     asyncio.run(scenario())

@@ -1,6 +1,7 @@
 """Fakes of what the worker's parts talk to, so they are tested without a broker.
 
-- `FakeProducer` stands for librdkafka's producer: `produce` queues, the test answers each
+- `FakeProducer` stands for librdkafka's producer (two: the batching one, and the one that
+  sends a record alone): `produce` queues, the test answers each
   output (stored, or refused with a `KafkaError`) in any order, and `poll` serves the
   answers' delivery reports as librdkafka does (a callback that raises ends that poll; the
   reports after it wait for the next one).
@@ -153,6 +154,8 @@ class WorkerStage:
     in_flight_bytes: int = 64 * 1024 * 1024
     settings: Settings = field(default_factory=Settings)
     producer: FakeProducer = field(default_factory=FakeProducer)
+    solo: FakeProducer = field(default_factory=FakeProducer)
+    """The producer of records sent in a batch of their own."""
     acked: list[tuple[int, int]] = field(default_factory=list)
     stops: list[str] = field(default_factory=list)
     offsets: dict[int, int] = field(default_factory=dict)
@@ -171,7 +174,11 @@ class WorkerStage:
             self.agent.fault("poller", error, {})
 
         self.outputs = OutputProducer(
-            self.settings, self.fatal.error_callback, poller_fault, producer=self.producer
+            self.settings,
+            self.fatal.error_callback,
+            poller_fault,
+            producer=self.producer,
+            solo=self.solo,
         )
         self.agent = ClaimsAgent(
             app,

@@ -7,9 +7,10 @@
 - A delivery that failed for a reason retrying can cure (a broker away, a timeout) is sent
   again, with backoff, until the broker takes it; meanwhile the committed offset stays
   before it, and a restart would decide it again.
-- A refusal that retrying cannot cure is never retried: a decision the broker refuses as
-  too large goes to the dead-letter topic as `decision_too_large`, the input kept (the
-  record's one output); a refused login, TLS handshake or ACL, an invalid record, or a dead
+- A refusal that retrying cannot cure is never retried: an output refused for its size
+  is sent again alone (the broker refuses a batch over the topic's size whole), and a
+  decision refused alone goes to the dead-letter topic as `decision_too_large`, the input
+  kept (the record's one output); a refused login, TLS handshake or ACL, an invalid record, or a dead
   letter the dead-letter topic refuses stops the worker (`fatal.FatalStop`: exit status 2,
   the cause named), the record uncommitted.
 - `decide` never raises. Delivery reports run inside `poll()`: they catch everything. A
@@ -74,6 +75,7 @@ class Flight:
 
     __slots__ = (
         "agent",
+        "alone",
         "attempts",
         "decided_at",
         "dropped",
@@ -97,6 +99,8 @@ class Flight:
         self.decided_at = time.time()
         self.size = len(event.message.value or b"") + len(output.value)
         self.attempts = 0
+        self.alone = False
+        """Sent in a batch of its own: a refusal for size is then about this record."""
         self.dropped = False
         self.retry: asyncio.Task[None] | None = None
         self.pending: Pending[Flight] = agent.acks.add(event.message.tp, self)
@@ -173,7 +177,7 @@ class ClaimsAgent:
         """Queue the flight's output; False when librdkafka's queue is full. A refusal
         librdkafka makes at once gets the same verdict as one the broker reports."""
         try:
-            return self.outputs.produce(flight.output, flight.report)
+            return self.outputs.produce(flight.output, flight.report, flight.alone)
         except KafkaException as error:
             self.delivered(flight, error.args[0])
             return True
@@ -219,7 +223,11 @@ class ClaimsAgent:
         name = error.name()
         if self.fatal.kafka_error(error, topic):  # login, TLS, ACL: the worker stops
             return
-        if name in TOO_LARGE and flight.output.route != "dead_letter":
+        if name in TOO_LARGE and not flight.alone:
+            # The broker refuses a batch over the topic's size whole: try the record alone.
+            flight.alone = True
+            self.retry(flight, backoff=0.0)
+        elif name in TOO_LARGE and flight.output.route != "dead_letter":
             self.too_large(flight, topic)
         elif name in TOO_LARGE or name in PERMANENT_REFUSALS:
             log.error("output refused for good (%s)", name, extra=where(flight))
@@ -255,6 +263,7 @@ class ClaimsAgent:
         self.in_flight_bytes += len(letter.value) - len(decision.value)
         flight.size += len(letter.value) - len(decision.value)
         flight.output = letter
+        flight.alone = False
         self.retry(flight, backoff=0.0)
 
     def retry(self, flight: Flight, backoff: float | None = None) -> None:

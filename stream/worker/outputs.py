@@ -5,6 +5,11 @@ futures, encoding batches under the GIL); librdkafka batches, compresses and ret
 own C threads. Delivery reports are served by `poll()` on the event loop's thread, so the
 callbacks that acknowledge input records run where Faust expects them.
 
+librdkafka sends records in batches, and the broker refuses a batch over the topic's
+`max.message.bytes` whole: a record refused as too large may be small itself. Such a record
+is sent again alone, through a second producer that batches nothing (`produce(alone=True)`,
+made on first use); only a refusal of the record alone says that the record is too large.
+
 librdkafka's local queue is bounded in bytes (`queue.buffering.max.kbytes`, the worker's
 in-flight budget): a flood of large outputs waits for room instead of growing the process.
 A delivery callback that raises ends that `poll()` call; the poller logs it, reports it to
@@ -46,7 +51,7 @@ def output_topics(settings: Settings) -> dict[Route, str]:
 class OutputProducer:
     """Sends outputs to the topic of their route; reports each delivery to a callback.
 
-    `producer` replaces the librdkafka producer (tests pass a fake one).
+    `producer` and `solo` replace the librdkafka producers (tests pass fake ones).
     """
 
     def __init__(
@@ -55,16 +60,28 @@ class OutputProducer:
         on_error: Callable[[KafkaError], None] | None = None,
         on_fault: Callable[[BaseException], None] | None = None,
         producer: Any = None,
+        solo: Any = None,
     ) -> None:
+        self.settings = settings
         self.topics = output_topics(settings)
+        self.on_error = on_error
         self.on_fault = on_fault
-        if producer is None:
-            # librdkafka reports what is not about one record (a refused login) to `error_cb`.
-            extra: dict[str, Any] = {"error_cb": on_error} if on_error is not None else {}
-            extra["queue.buffering.max.kbytes"] = settings.in_flight_mib * 1024
-            producer = clients.producer(settings, **extra)
-        self.producer = producer
+        self.producer = producer if producer is not None else self._librdkafka()
+        self._solo = solo
         self._poller: asyncio.Task[None] | None = None
+
+    def _librdkafka(self, **overrides: Any) -> Any:
+        # librdkafka reports what is not about one record (a refused login) to `error_cb`.
+        extra: dict[str, Any] = {"error_cb": self.on_error} if self.on_error is not None else {}
+        extra["queue.buffering.max.kbytes"] = self.settings.in_flight_mib * 1024
+        return clients.producer(self.settings, **extra, **overrides)
+
+    @property
+    def solo(self) -> Any:
+        """The producer that sends each record in a batch of its own (made on first use)."""
+        if self._solo is None:
+            self._solo = self._librdkafka(**{"batch.num.messages": 1, "linger.ms": 0})
+        return self._solo
 
     def start(self) -> None:
         if self._poller is None:
@@ -80,14 +97,17 @@ class OutputProducer:
     def poll(self, timeout: float = 0) -> int:
         """Serve delivery reports; never raises (a callback that did is reported)."""
         try:
-            return int(self.producer.poll(timeout))
+            served = int(self.producer.poll(timeout))
+            if self._solo is not None:
+                served += int(self._solo.poll(0))
+            return served
         except Exception as error:
             log.error("a delivery report's callback failed (%s)", type(error).__name__)
             if self.on_fault is not None:
                 self.on_fault(error)
             return 0
 
-    def produce(self, output: Output, on_delivery: DeliveryReport) -> bool:
+    def produce(self, output: Output, on_delivery: DeliveryReport, alone: bool = False) -> bool:
         """Queue one output without waiting; False when librdkafka's local queue is full.
 
         Delivery reports are served by the poller every POLL_INTERVAL, not per record:
@@ -95,7 +115,7 @@ class OutputProducer:
         when librdkafka refuses the record at once (too large, a topic it may not write).
         """
         try:
-            self.producer.produce(
+            (self.solo if alone else self.producer).produce(
                 self.topics[output.route],
                 value=output.value,
                 key=output.key,
@@ -128,4 +148,7 @@ class OutputProducer:
         await answered
 
     def flush(self, timeout: float = 30.0) -> int:
-        return int(self.producer.flush(timeout))
+        waiting = int(self.producer.flush(timeout))
+        if self._solo is not None:
+            waiting += int(self._solo.flush(timeout))
+        return waiting
