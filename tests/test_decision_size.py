@@ -24,7 +24,9 @@ def test_a_decision_over_the_limit_is_a_dead_letter_that_keeps_the_input(
     raw = encode(encounter(["C34.90", "C79.51"]))
     decision = decider.decide(raw, SOURCE)
     assert decision.route != "dead_letter"
-    small = Decider(decider.policies, decider.icd10cm, decider.cpt, len(decision.value) - 1)
+    small = Decider(
+        decider.policies, decider.icd10cm, decider.cpt, max_output_bytes=len(decision.value) - 1
+    )
     output = small.decide(raw, SOURCE, key=b"CLM-1")
     assert output.route == "dead_letter"
     assert output.dead_letter_kind == "decision_too_large"
@@ -41,7 +43,7 @@ def test_a_decision_over_the_limit_is_a_dead_letter_that_keeps_the_input(
 def test_a_decision_of_exactly_the_limit_is_sent(decider: Decider) -> None:
     raw = encode(encounter(["C34.90", "C79.51"]))
     size = len(decider.decide(raw, SOURCE).value)
-    exact = Decider(decider.policies, decider.icd10cm, decider.cpt, size)
+    exact = Decider(decider.policies, decider.icd10cm, decider.cpt, max_output_bytes=size)
     assert exact.decide(raw, SOURCE).route != "dead_letter"
 
 

@@ -221,7 +221,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log_dir.mkdir(parents=True, exist_ok=True)
     records = flood_records(args.ordinary, args.hostile, args.size)
     result = run_flood(
-        flood_settings(bootstrap), records, args.timeout, args.checkout, log_dir.resolve()
+        flood_settings(bootstrap),
+        records,
+        args.timeout,
+        args.checkout.resolve() if args.checkout else None,
+        log_dir.resolve(),
     )
     print(
         f"\n{result['answered']:,} of {result['records']:,} input records answered "
