@@ -78,6 +78,17 @@ class Settings(BaseSettings):
         ge=0,
         description="How long the worker waits to fill a batch: the latency it adds at low load.",
     )
+    transport: Literal["librdkafka", "aiokafka"] = Field(
+        default="librdkafka",
+        description="How the worker reads its input: librdkafka in fetched batches (the "
+        "stage's own Faust transport), or Faust's aiokafka consumer, a record at a time.",
+    )
+    fetch_queue_mib: int = Field(
+        default=16,
+        ge=2,
+        description="MiB of input records librdkafka fetches ahead of the worker "
+        "(librdkafka transport).",
+    )
     in_flight_mib: int = Field(
         default=64,
         ge=32,

@@ -105,5 +105,8 @@ class OffsetOrderAcks(Generic[Record]):
             if (head := queue.head()) is not None
         }
 
-    def in_flight(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
+    def in_flight(self, partitions: Iterable[Any] | None = None) -> int:
+        """Records waiting, of every partition or of these."""
+        if partitions is None:
+            return sum(len(queue) for queue in self._queues.values())
+        return sum(len(self._queues.get(partition) or ()) for partition in partitions)

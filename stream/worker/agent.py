@@ -44,9 +44,12 @@ from stream.ops.metrics import StageMetrics
 from stream.worker.acks import OffsetOrderAcks, Pending
 from stream.worker.fatal import FatalStop, fault_name
 from stream.worker.outputs import POLL_INTERVAL, OutputProducer
+from stream.worker.transport.records import RecordBatch
 
 log = logging.getLogger("claims_stage.worker")
 
+YIELD_EVERY = 64
+"""Records of a batch decided between two turns of the event loop."""
 REDELIVERY_FIRST_BACKOFF = 0.5
 REDELIVERY_MAX_BACKOFF = 30.0
 
@@ -145,14 +148,36 @@ class ClaimsAgent:
     # --- taking records -------------------------------------------------------------------
 
     async def process(self, stream: Any) -> None:
-        """The agent body: each record as it arrives. Never lets an exception out (one
-        leaving a Faust agent skips the record)."""
+        """The agent body: each record as it arrives, or each fetched batch (librdkafka
+        transport). Never lets an exception out (one leaving a Faust agent skips the
+        record)."""
         self.outputs.start()
         async for event in stream.noack().events():
+            value = event.value
             try:
-                await self.handle(event, stream)
+                if isinstance(value, RecordBatch):
+                    await self.handle_batch(value)
+                    self.app.sensors.on_stream_event_out(
+                        event.message.tp, event.message.offset, stream, event, None
+                    )
+                else:
+                    await self.handle(event, stream)
             except Exception as error:  # a bug: stop rather than leave the record behind
                 self.fault("delivery", error, where(event))
+
+    async def handle_batch(self, batch: RecordBatch) -> None:
+        """The records of one fetch, in order; the rest is left once a rebalance begins
+        (their partitions' next owner reads them from the committed offsets)."""
+        for n, record in enumerate(batch.records):
+            if not batch.current:
+                return
+            waiting = self.take(record, None)
+            if waiting is not None:
+                await self.send_when_room(waiting)
+            if self.in_flight_bytes > self.max_in_flight_bytes:
+                await self.room()
+            elif n % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # the poller, the web pages and the timers run
 
     def decide(self, event: Any) -> tuple[Output, float]:
         """The output for one input record, and the seconds `decide` took."""
@@ -165,13 +190,19 @@ class ClaimsAgent:
         return output, time.perf_counter() - started
 
     async def handle(self, event: Any, stream: Any) -> None:
+        waiting = self.take(event, stream)
+        if waiting is not None:  # librdkafka's queue is full: wait, this record only
+            await self.send_when_room(waiting)
+        if self.in_flight_bytes > self.max_in_flight_bytes:
+            await self.room()
+
+    def take(self, event: Any, stream: Any) -> Flight | None:
+        """Decide a record and queue its output; returns its flight when librdkafka's
+        queue had no room for it (the caller waits and sends it)."""
         output, seconds = self.decide(event)
         flight = Flight(self, event, stream, output, seconds)
         self.in_flight_bytes += flight.size
-        if not self.hand_over(flight):  # librdkafka's queue is full: wait, this record only
-            await self.send_when_room(flight)
-        if self.in_flight_bytes > self.max_in_flight_bytes:
-            await self.room()
+        return None if self.hand_over(flight) else flight
 
     def hand_over(self, flight: Flight) -> bool:
         """Queue the flight's output; False when librdkafka's queue is full. A refusal
@@ -311,10 +342,11 @@ class ClaimsAgent:
         """The sensors, the health state and the metrics of an acknowledged record."""
         event, output = flight.event, flight.output
         message = event.message
-        sensors = self.app.sensors
-        if acked:  # keep Faust's event sensors balanced
-            sensors.on_message_out(message.tp, message.offset, message)
-        sensors.on_stream_event_out(message.tp, message.offset, flight.stream, event, None)
+        if flight.stream is not None:  # a Faust event of one record: keep its sensors even
+            sensors = self.app.sensors
+            if acked:
+                sensors.on_message_out(message.tp, message.offset, message)
+            sensors.on_stream_event_out(message.tp, message.offset, flight.stream, event, None)
         now = time.time()
         state = self.state
         if state.failing_since:

@@ -21,16 +21,20 @@ from stream.ops import sensor
 from stream.ops.health import WorkerState
 from stream.ops.metrics import StageMetrics
 from stream.settings import Settings
+from stream.worker import transport
 from stream.worker.agent import ClaimsAgent
 from stream.worker.fatal import FatalStop
 from stream.worker.lag import LAG_INTERVAL, LagMonitor
 from stream.worker.outputs import OutputProducer
+from stream.worker.transport.hooks import StageHooks, attach, hooks_of
 from stream.worker.views import PageContext, install_pages
 
 log = logging.getLogger("claims_stage.worker")
 
-STREAM_BUFFER = 64
-"""Records Faust may fetch ahead of the agent (its default, 4,096, could hold 4 GiB)."""
+STREAM_BUFFER = {"aiokafka": 64, "librdkafka": 2}
+"""Events Faust holds for the agent before it takes them (its default, 4,096, could hold
+4 GiB): records on aiokafka, each at most the input topic's max.message.bytes (1 MiB by
+default); fetched batches on librdkafka, whose bytes librdkafka's queue bounds."""
 
 SUMMARY_INTERVAL = 10.0
 """Seconds between the worker's one-line summaries in the log."""
@@ -45,11 +49,20 @@ class WorkerApp:
     agent: ClaimsAgent
 
 
+def broker_urls(settings: Settings) -> list[str]:
+    """The bootstrap servers under the scheme of the transport the settings choose."""
+    if settings.transport == "aiokafka":
+        return clients.faust_broker_urls(settings)
+    servers = settings.kafka_bootstrap.split(",")
+    return [f"{transport.SCHEME}://{server.strip()}" for server in servers if server.strip()]
+
+
 def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
-    """The Faust app: aiokafka consumer, no tables, no topic creation, the web server."""
-    return faust.App(
+    """The Faust app: the librdkafka transport (or aiokafka's), no tables, no topic
+    creation, the web server."""
+    app = faust.App(
         settings.app_id,
-        broker=clients.faust_broker_urls(settings),
+        broker=broker_urls(settings),
         broker_credentials=clients.faust_credentials(settings),
         store="memory://",
         # No tables: the plain assignor, no standby replicas, no leader topic, and no
@@ -66,12 +79,14 @@ def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
         stream_wait_empty=True,
         # Records Faust holds for the agent before it takes them: a count, so few; a record
         # is at most the input topic's max.message.bytes (1 MiB by default).
-        stream_buffer_maxsize=STREAM_BUFFER,
+        stream_buffer_maxsize=STREAM_BUFFER[settings.transport],
         web_enabled=web_enabled,
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
     )
+    attach(app, StageHooks(settings))
+    return app
 
 
 def create_app(
@@ -115,6 +130,9 @@ def create_app(
     )
     app.agent(input_topic, name="decide")(agent.process)
     app.on_partitions_revoked.connect(agent.partitions_revoked)
+    hooks = hooks_of(app)
+    hooks.on_error = fatal.error_callback
+    hooks.pending = agent.acks.in_flight
 
     def held_partitions() -> set[int]:
         try:
