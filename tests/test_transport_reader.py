@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -66,8 +67,7 @@ class Client:
         return self.fetches.pop(0) if self.fetches else []
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
-        assert not asynchronous
-        self.commits.append({(tp.partition, 0): tp.offset for tp in offsets})
+        self.commits.append({(tp.partition, int(asynchronous)): tp.offset for tp in offsets})
 
 
 def partitions(*numbers: int) -> list[TopicPartition]:
@@ -145,9 +145,36 @@ def test_the_committable_offset_follows_acknowledgements_in_order() -> None:
     batch.records[1].ack()
     assert reader.committable() == {TP(TOPIC, 0): 7, TP(TOPIC, 1): 10}
     reader.commit(reader.committable())
-    assert client.commits == [{(0, 0): 7, (1, 0): 10}]
+    assert client.commits == [{(0, 1): 7, (1, 1): 10}]  # asked, not waited for
     assert reader.committable() == {}  # nothing new since
     assert batch.records[0].ack() is False  # once only
+
+
+def test_a_refused_commit_is_asked_again_with_the_next() -> None:
+    reader, client = reader_holding(0, 1)
+    batch = fetch(reader, client, [Message(0, 0), Message(1, 0)])
+    assert batch is not None
+    for record in batch:
+        record.ack()
+    reader.commit(reader.committable())
+    # as librdkafka's on_commit reports them: one partition refused, one taken
+    refused = SimpleNamespace(
+        topic=TOPIC, partition=0, offset=1, error=KafkaError(KafkaError.REBALANCE_IN_PROGRESS)
+    )
+    reader.commit_done(None, [refused, TopicPartition(TOPIC, 1, 1)])  # type: ignore[list-item]
+    assert reader.committable() == {TP(TOPIC, 0): 1}
+    reader.commit_done(KafkaError(KafkaError._TIMED_OUT), [TopicPartition(TOPIC, 1, 1)])
+    assert reader.committable() == {TP(TOPIC, 0): 1, TP(TOPIC, 1): 1}
+
+
+def test_the_revocations_commit_waits_for_the_broker() -> None:
+    reader, client = reader_holding(0)
+    batch = fetch(reader, client, [Message(0, 4)])
+    assert batch is not None
+    batch.records[0].ack()
+    final = reader.revoked(reader.revoking(partitions(0)))
+    reader.commit_now(final)
+    assert client.commits == [{(0, 0): 5}]
 
 
 def test_nothing_is_committed_past_an_unacknowledged_record() -> None:

@@ -85,7 +85,7 @@ class BatchConsumer(Consumer):
         self._client: Any = None
         self.reader: BatchReader | None = None
         self._fetching = ThreadPoolExecutor(1, thread_name_prefix="rdkafka-fetch")
-        self._committing = ThreadPoolExecutor(1, thread_name_prefix="rdkafka-commit")
+        self._asking = ThreadPoolExecutor(1, thread_name_prefix="rdkafka-ask")
         self._closing = False
 
     # --- the client ----------------------------------------------------------------------------
@@ -93,9 +93,14 @@ class BatchConsumer(Consumer):
     async def on_start(self) -> None:
         conf = self.app.conf
         config = consumer_config(self.hooks, conf.id, conf.broker_session_timeout)
+        config["on_commit"] = self._commit_done
         self._client = LibrdkafkaConsumer(config)
         settings = self.hooks.settings
         self.reader = BatchReader(self._client, settings.batch_size, settings.batch_wait_ms / 1000)
+
+    def _commit_done(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if self.reader is not None:
+            self.reader.commit_done(error, partitions)
 
     def _ensure_reader(self) -> BatchReader:
         if self.reader is None:
@@ -116,7 +121,7 @@ class BatchConsumer(Consumer):
         if self._client is not None:
             await self._on_thread(self._fetching, self._client.close)
         self._fetching.shutdown(wait=False)
-        self._committing.shutdown(wait=False)
+        self._asking.shutdown(wait=False)
 
     def close(self) -> None:
         """Faust asks this on a rebalance after the stop began: the client closes in
@@ -217,7 +222,7 @@ class BatchConsumer(Consumer):
             self._on_loop(self.on_partitions_revoked(revoked))
         final = reader.revoked(revoked)
         try:
-            reader.commit(final)
+            reader.commit_now(final)
         except KafkaException as error:
             log.warning("could not commit revoked partitions' offsets (%s)", error.args[0].name())
 
@@ -233,9 +238,12 @@ class BatchConsumer(Consumer):
 
     def _on_loop(self, work: Any) -> None:
         """Run a rebalance step on the event loop and wait for it (this thread holds the
-        rebalance until it returns)."""
+        rebalance until it returns), a session timeout at most."""
+        step = asyncio.run_coroutine_threadsafe(work, self.loop)
         try:
-            asyncio.run_coroutine_threadsafe(work, self.loop).result()
+            step.result(timeout=self.app.conf.broker_session_timeout)
+        except TimeoutError:
+            log.warning("a rebalance step is still running after the session timeout")
         except Exception as error:
             log.error("a rebalance step failed (%s)", type(error).__name__)
 
@@ -290,9 +298,9 @@ class BatchConsumer(Consumer):
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
         try:
-            await self._on_thread(self._committing, self._ensure_reader().commit, dict(offsets))
+            self._ensure_reader().commit(dict(offsets))
         except KafkaException as error:
-            log.warning("offset commit refused (%s); it is tried again", error.args[0].name())
+            log.warning("offset commit refused (%s); it is asked again", error.args[0].name())
             return False
         return True
 
@@ -314,15 +322,11 @@ class BatchConsumer(Consumer):
         return int(high)
 
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
-        found: dict[TP, int] = await self._on_thread(
-            self._committing, self._watermarks, partitions, 1
-        )
+        found: dict[TP, int] = await self._on_thread(self._asking, self._watermarks, partitions, 1)
         return found
 
     async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]:
-        found: dict[TP, int] = await self._on_thread(
-            self._committing, self._watermarks, partitions, 0
-        )
+        found: dict[TP, int] = await self._on_thread(self._asking, self._watermarks, partitions, 0)
         return found
 
     def _watermarks(self, partitions: tuple[TP, ...], which: int) -> dict[TP, int]:
@@ -346,7 +350,7 @@ class BatchConsumer(Consumer):
         if not held:
             return {}
         found = await self._on_thread(
-            self._committing,
+            self._asking,
             self._client.committed,
             [TopicPartition(tp.topic, tp.partition) for tp in held],
             REQUEST_TIMEOUT,

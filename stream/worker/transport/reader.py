@@ -158,17 +158,32 @@ class BatchReader:
         }
 
     def commit(self, offsets: dict[TP, int]) -> None:
-        """Commit synchronously (any thread but one inside `consume()`'s callbacks of
-        another rebalance); raises KafkaException when the broker refuses."""
+        """Ask librdkafka to commit, without waiting (the answer comes to `commit_done`,
+        served inside `consume()`). A commit that waited could wait for ever: librdkafka
+        holds commits while the fetching thread is inside a rebalance callback."""
         if not offsets:
             return
-        self.client.commit(
-            offsets=[
-                TopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()
-            ],
-            asynchronous=False,
-        )
+        self.client.commit(offsets=_partitions(offsets), asynchronous=True)
         self.committed(offsets)
+
+    def commit_now(self, offsets: dict[TP, int]) -> None:
+        """Commit and wait for the broker: only on the fetching thread, inside the
+        revocation callback (then librdkafka serves it); raises KafkaException."""
+        if offsets:
+            self.client.commit(offsets=_partitions(offsets), asynchronous=False)
+
+    def commit_done(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's `on_commit`: a refused commit is asked again with the next one."""
+        refused = [p for p in partitions if error is not None or p.error is not None]
+        with self._lock:
+            for p in refused:
+                tp = TP(p.topic, p.partition)
+                if self._committed.get(tp) == p.offset:
+                    del self._committed[tp]
+        if refused:
+            first = error or refused[0].error
+            name = first.name() if first is not None else "unknown"
+            log.warning("offset commit refused (%s); it is asked again", name)
 
     def committed(self, offsets: dict[TP, int]) -> None:
         for tp, offset in offsets.items():
@@ -181,3 +196,7 @@ class BatchReader:
 
     def acknowledged(self, tp: TP) -> int | None:
         return self._acked.get(tp)
+
+
+def _partitions(offsets: dict[TP, int]) -> list[TopicPartition]:
+    return [TopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()]
