@@ -87,6 +87,9 @@ class BatchConsumer(Consumer):
         self._fetching = ThreadPoolExecutor(1, thread_name_prefix="rdkafka-fetch")
         self._asking = ThreadPoolExecutor(1, thread_name_prefix="rdkafka-ask")
         self._closing = False
+        self._rebalancing = False
+        """The fetching thread is inside a rebalance callback."""
+        self._lost = False
 
     # --- the client ----------------------------------------------------------------------------
 
@@ -207,6 +210,7 @@ class BatchConsumer(Consumer):
     # --- rebalance (librdkafka's callbacks, on the fetching thread) ------------------------------
 
     def _on_assign(self, client: Any, partitions: list[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", _numbers(partitions))
         assigned = self._ensure_reader().assigned(partitions)
         client.assign(partitions)
         if not self.app.rebalancing:  # the first assignment comes without a revocation
@@ -215,37 +219,49 @@ class BatchConsumer(Consumer):
         self._on_loop(self.on_partitions_assigned(assigned, self._ensure_reader().generation))
 
     def _on_revoke(self, client: Any, partitions: list[TopicPartition]) -> None:
+        log.info("partitions revoked: %s", _numbers(partitions))
         reader = self._ensure_reader()
         revoked = reader.revoking(partitions)
-        if not self._closing:
-            self.app.on_rebalance_start()
-            self._on_loop(self.on_partitions_revoked(revoked))
-        final = reader.revoked(revoked)
+        self._rebalancing = True
         try:
+            if not self._closing:
+                self.app.on_rebalance_start()
+                self._on_loop(self.on_partitions_revoked(revoked))
+            final = reader.revoked(revoked)
             reader.commit_now(final)
         except KafkaException as error:
             log.warning("could not commit revoked partitions' offsets (%s)", error.args[0].name())
+        finally:
+            self._rebalancing = False
 
     def _on_lost(self, client: Any, partitions: list[TopicPartition]) -> None:
         """Partitions taken away without a revocation (the session expired): nothing may be
         committed for them any more."""
+        log.warning("partitions lost (the group's session expired): %s", _numbers(partitions))
         reader = self._ensure_reader()
         lost = reader.revoking(partitions)
-        if not self._closing:
-            self.app.on_rebalance_start()
-            self._on_loop(self.on_partitions_revoked(lost))
-        reader.revoked(lost)
+        self._rebalancing = self._lost = True
+        try:
+            if not self._closing:
+                self.app.on_rebalance_start()
+                self._on_loop(self.on_partitions_revoked(lost))
+            reader.revoked(lost)
+        finally:
+            self._rebalancing = self._lost = False
 
     def _on_loop(self, work: Any) -> None:
         """Run a rebalance step on the event loop and wait for it (this thread holds the
         rebalance until it returns), a session timeout at most."""
         step = asyncio.run_coroutine_threadsafe(work, self.loop)
+        began = time.monotonic()
         try:
             step.result(timeout=self.app.conf.broker_session_timeout)
         except TimeoutError:
             log.warning("a rebalance step is still running after the session timeout")
         except Exception as error:
             log.error("a rebalance step failed (%s)", type(error).__name__)
+        else:
+            log.debug("rebalance step done in %.3f s", time.monotonic() - began)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         """Faust's revocation (flow stopped, bounded wait for outputs, the agent's drop)."""
@@ -258,14 +274,15 @@ class BatchConsumer(Consumer):
 
     async def wait_empty(self) -> None:
         """Wait, within half the session timeout, for every record handed to the agent to
-        be acknowledged, committing meanwhile; what still waits is then left to the
-        partitions' next owner (the agent drops it on Faust's revocation signal)."""
+        be acknowledged; what still waits is then left to the partitions' next owner (the
+        agent drops it on Faust's revocation signal). Nothing is committed here: after a
+        revocation the fetching thread commits, and at the stop the client's close does."""
         reader = self._ensure_reader()
+        if self._lost:
+            return  # nothing of these partitions can be committed any more
         deadline = time.monotonic() + self.app.conf.broker_session_timeout * REBALANCE_WAIT_FRACTION
         while not self.should_stop and self._pending(reader.held) and time.monotonic() < deadline:
-            await self.commit()
             await asyncio.sleep(0.05)
-        await self.commit()
 
     def _pending(self, tps: set[TP]) -> int:
         pending = self.hooks.pending
@@ -297,6 +314,8 @@ class BatchConsumer(Consumer):
         return True
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        if self._rebalancing:
+            return False  # the revocation commits what its partitions acknowledged
         try:
             self._ensure_reader().commit(dict(offsets))
         except KafkaException as error:
@@ -418,3 +437,11 @@ class BatchConsumer(Consumer):
         for tp, messages in records.items():
             for message in messages:
                 yield tp, self._to_message(tp, message)
+
+
+def _numbers(partitions: list[TopicPartition]) -> str:
+    """Partitions named by topic and numbers, for the log."""
+    by_topic: dict[str, list[int]] = {}
+    for p in partitions:
+        by_topic.setdefault(p.topic, []).append(p.partition)
+    return "; ".join(f"{t} {sorted(n)}" for t, n in by_topic.items()) or "none"
