@@ -24,12 +24,16 @@ Record = TypeVar("Record")
 
 
 class Pending(Generic[Record]):
-    """One input record in flight: decided, its output sent, not yet acknowledged."""
+    """One input record in flight: decided, its output sent, not yet acknowledged.
+
+    Its record usually points back at it (to call `done`); the queue lets go of the record
+    once it leaves, so that no cycle keeps either alive for the garbage collector to find.
+    """
 
     __slots__ = ("delivered", "queue", "record")
 
     def __init__(self, record: Record, queue: PartitionQueue[Record]) -> None:
-        self.record = record
+        self.record: Record | None = record
         self.queue = queue
         self.delivered = False
 
@@ -57,8 +61,10 @@ class PartitionQueue(Generic[Record]):
     def release(self) -> None:
         pending = self._pending
         while pending and pending[0].delivered:
-            self._acknowledge(pending[0].record)  # first: if it raises, the record stays
-            pending.popleft()
+            head = pending[0]
+            self._acknowledge(head.record)  # type: ignore[arg-type]  # set while queued
+            pending.popleft()  # after: if acknowledging raised, the record stays
+            head.record = None
 
     def head(self) -> Record | None:
         """The oldest record still waiting, if any."""
@@ -66,7 +72,11 @@ class PartitionQueue(Generic[Record]):
 
     def clear(self) -> list[Record]:
         """Forget every record; returns them, oldest first."""
-        records = [pending.record for pending in self._pending]
+        records: list[Record] = []
+        for pending in self._pending:
+            if pending.record is not None:
+                records.append(pending.record)
+            pending.record = None
         self._pending.clear()
         return records
 
