@@ -84,18 +84,18 @@ class Settings(BaseSettings):
         "stage's own Faust transport), or Faust's aiokafka consumer, a record at a time.",
     )
     fetch_queue_mib: int = Field(
-        default=16,
+        default=8,
         ge=2,
         description="MiB of input records librdkafka fetches ahead of the worker "
         "(librdkafka transport).",
     )
     in_flight_mib: int = Field(
-        default=64,
+        default=32,
         ge=32,
-        description="MiB of input records and their outputs the worker holds between taking "
-        "a record and acknowledging it (librdkafka's output queue is bounded by the same): "
-        "past it, the worker takes nothing more until outputs are stored. At least 32, twice "
-        "the largest record the stage writes.",
+        description="MiB the worker holds between taking a record and acknowledging it: the "
+        "input record, its output and their bookkeeping (librdkafka's output queue is bounded "
+        "by the same): past it, the worker takes nothing more until outputs are stored. At "
+        "least 32, twice the largest record the stage writes.",
     )
     producer_linger_ms: float = Field(
         default=5.0, ge=0, description="How long the output producer waits to fill a batch."

@@ -48,6 +48,9 @@ from stream.worker.transport.records import RecordBatch
 
 log = logging.getLogger("claims_stage.worker")
 
+FLIGHT_OVERHEAD = 2048
+"""Bytes a record in flight holds besides its input and output: the Python objects that
+track it (the flight, the input record, the output, its headers and source)."""
 YIELD_EVERY = 64
 """Records of a batch decided between two turns of the event loop."""
 REDELIVERY_FIRST_BACKOFF = 0.5
@@ -100,7 +103,7 @@ class Flight:
         self.output = output
         self.seconds = seconds
         self.decided_at = time.time()
-        self.size = len(event.message.value or b"") + len(output.value)
+        self.size = len(event.message.value or b"") + len(output.value) + FLIGHT_OVERHEAD
         self.attempts = 0
         self.alone = False
         """Sent in a batch of its own: a refusal for size is then about this record."""
@@ -130,7 +133,7 @@ class ClaimsAgent:
         metrics: StageMetrics,
         state: WorkerState,
         fatal: FatalStop,
-        in_flight_bytes: int = 64 * 1024 * 1024,
+        in_flight_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self.app = app
         self.fatal = fatal

@@ -61,6 +61,8 @@ class BatchReader:
         self._acked: dict[TP, int] = {}
         """The offset after the last record acknowledged, per partition held."""
         self._committed: dict[TP, int] = {}
+        self._tps: dict[tuple[str, int], TP] = {}
+        """One TP per partition, made once."""
 
     # --- fetching (the fetching thread) ------------------------------------------------------
 
@@ -77,14 +79,17 @@ class BatchReader:
         if generation != self.generation:  # a rebalance began since: not for this owner
             return fetched
         records: list[InputRecord] = []
-        held, position, ack = self._held, self._position, self._ack
+        held, position, ack, tps = self._held, self._position, self._ack, self._tps
         for message in messages:
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     fetched.errors.append(error)
                 continue
-            tp = TP(message.topic(), message.partition())
+            where = (message.topic(), message.partition())
+            tp = tps.get(where)
+            if tp is None:
+                tp = tps[where] = TP(*where)
             offset = message.offset()
             if tp not in held or offset < position.get(tp, -1):
                 continue
