@@ -235,9 +235,13 @@ def free_port() -> int:
         return port
 
 
-def worker_env(settings: Settings, port: int) -> dict[str, str]:
+def worker_env(settings: Settings, port: int, transport: str | None = None) -> dict[str, str]:
+    """A worker's environment: these topics and group, its web port, and the transport
+    (`librdkafka` or `aiokafka`; by default what the environment or the settings say)."""
+    chosen = {"CLAIMS_TRANSPORT": transport} if transport else {}
     return {
         **os.environ,
+        **chosen,
         "CLAIMS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "CLAIMS_INPUT_TOPIC": settings.input_topic,
         "CLAIMS_VALIDATED_TOPIC": settings.validated_topic,
@@ -249,14 +253,16 @@ def worker_env(settings: Settings, port: int) -> dict[str, str]:
     }
 
 
-def start_workers(settings: Settings, count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    settings: Settings, count: int, log_dir: Path, transport: str | None = None
+) -> list[subprocess.Popen[bytes]]:
     workers = []
     for n in range(count):
         with (log_dir / f"{settings.app_id}-{n}.log").open("wb") as log:
             workers.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "stream", "worker"],
-                    env=worker_env(settings, free_port()),
+                    env=worker_env(settings, free_port(), transport),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
@@ -318,13 +324,18 @@ def stage_rate(
 
 
 def latency(
-    bootstrap: str, topics: Topics, records: list[bytes], rate: float, log_dir: Path
+    bootstrap: str,
+    topics: Topics,
+    records: list[bytes],
+    rate: float,
+    log_dir: Path,
+    transport: str | None = None,
 ) -> dict[str, float]:
     """(d) one caught-up worker fed at `rate` records/s: end-to-end quantiles in ms."""
     settings = topics.settings(bootstrap, f"latency-{uuid.uuid4().hex[:4]}")
     settings = settings.model_copy(update={"input_topic": f"{settings.app_id}-in"})
     create_bench_topics(settings)
-    processes = start_workers(settings, 1, log_dir)
+    processes = start_workers(settings, 1, log_dir, transport)
     try:
         # Wait until the worker holds its partitions: one record through and out.
         preload(settings, records[:1])
