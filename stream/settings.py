@@ -70,13 +70,14 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         default=500,
         ge=1,
-        description="Input records the worker takes at a time: decided and sent together, "
-        "each acknowledged once its output is stored.",
+        description="Input records one fetch asks librdkafka for (librdkafka transport): "
+        "they reach the agent together, each acknowledged once its output is stored.",
     )
     batch_wait_ms: float = Field(
         default=20.0,
         ge=0,
-        description="How long the worker waits to fill a batch: the latency it adds at low load.",
+        description="How long a fetch waits to fill a batch (librdkafka transport): the "
+        "latency it adds at low load.",
     )
     transport: Literal["librdkafka", "aiokafka"] = Field(
         default="librdkafka",

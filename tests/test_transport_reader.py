@@ -56,15 +56,29 @@ class Message:
 
 @dataclass
 class Client:
-    """librdkafka's consumer: consume() returns what the test queued; commits recorded."""
+    """librdkafka's consumer: poll() and consume() return what the test queued (one fetch
+    at a time: poll its first message, consume the rest); commits recorded."""
 
     fetches: list[list[Message]] = field(default_factory=list)
-    asked: list[tuple[int, float]] = field(default_factory=list)
+    asked: list[tuple[str, int, float]] = field(default_factory=list)
     commits: list[dict[tuple[int, int], int]] = field(default_factory=list)
+    during_consume: Any = None
+    """Called inside consume(), as librdkafka calls rebalance callbacks."""
+
+    def poll(self, timeout: float) -> Message | None:
+        self.asked.append(("poll", 1, timeout))
+        if not self.fetches or not self.fetches[0]:
+            if self.fetches:
+                self.fetches.pop(0)
+            return None
+        return self.fetches[0].pop(0)
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
-        self.asked.append((num_messages, timeout))
-        return self.fetches.pop(0) if self.fetches else []
+        self.asked.append(("consume", num_messages, timeout))
+        if self.during_consume is not None:
+            self.during_consume()
+        rest = self.fetches.pop(0) if self.fetches else []
+        return rest[:num_messages]
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
         self.commits.append({(tp.partition, int(asynchronous)): tp.offset for tp in offsets})
@@ -86,10 +100,10 @@ def fetch(reader: BatchReader, client: Client, messages: list[Message]) -> Recor
     return reader.batch_of(*reader.fetch()).batch
 
 
-def test_a_fetch_asks_for_a_batch_and_waits_at_most_the_batch_wait() -> None:
+def test_a_fetch_waits_for_its_first_record_only_then_takes_what_is_there() -> None:
     reader, client = reader_holding(0)
     batch = fetch(reader, client, [Message(0, n) for n in range(3)])
-    assert client.asked == [(500, 0.02)]
+    assert client.asked == [("poll", 1, 0.02), ("consume", 499, 0)]
     assert batch is not None
     assert [(r.partition, r.offset) for r in batch] == [(0, 0), (0, 1), (0, 2)]
     record = batch.records[0]
@@ -101,6 +115,19 @@ def test_a_fetch_asks_for_a_batch_and_waits_at_most_the_batch_wait() -> None:
 def test_an_empty_fetch_gives_no_batch() -> None:
     reader, client = reader_holding(0)
     assert fetch(reader, client, []) is None
+    assert client.asked == [("poll", 1, 0.02)]
+
+
+def test_a_rebalance_inside_the_fetch_leaves_out_the_record_polled_before_it() -> None:
+    """librdkafka drops what a call fetched before a rebalance inside that same call, but
+    not what the previous call (the poll) returned: that record is of the old assignment,
+    and the new one reads it again from the committed offset."""
+    reader, client = reader_holding(0)
+    client.during_consume = lambda: reader.assigned(partitions(0))
+    batch = fetch(reader, client, [Message(0, 7), Message(0, 3)])
+    assert batch is not None
+    assert [r.offset for r in batch] == [3]
+    assert batch.current
 
 
 def test_errors_are_set_apart_and_end_of_partition_is_not_one() -> None:

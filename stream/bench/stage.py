@@ -13,8 +13,9 @@ input topic of 6 partitions, then measures, each measure repeated and the median
     group), records/s from the first output's timestamp to the last, and peak RSS;
 (d) latency: one worker fed at half of (c)'s rate, end-to-end p50/p95/p99 from each input
     record's Kafka timestamp to its output's;
-(e) Faust's own ceiling: a bare agent that only acknowledges each record, then the same
-    with the stage's Prometheus sensor, then with `decide` but no output.
+(e) Faust's own ceiling, on each transport: a bare agent that only acknowledges each
+    record, then the same with the stage's Prometheus sensor, then with `decide` but no
+    output.
 
 It prints a table with the ratios stage/passthrough and stage/decide-only and writes the
 figures to a JSON file. Nothing here asserts a speed: it measures.
@@ -379,11 +380,14 @@ def _quantiles(prefix: str, delays: list[float]) -> dict[str, float]:
     }
 
 
-def faust_ceiling(bootstrap: str, topic: str, count: int, kind: str) -> float:
+TRANSPORTS = ("librdkafka", "aiokafka")
+
+
+def faust_ceiling(bootstrap: str, topic: str, count: int, kind: str, transport: str) -> float:
     """(e) a bare Faust agent draining the topic: `ack`, `sensor` or `decide` (no output)."""
     result = subprocess.run(
         [sys.executable, "-m", "stream.bench.faust_ceiling", topic, str(count), kind],
-        env={**os.environ, "CLAIMS_KAFKA_BOOTSTRAP": bootstrap},
+        env={**os.environ, "CLAIMS_KAFKA_BOOTSTRAP": bootstrap, "CLAIMS_TRANSPORT": transport},
         capture_output=True,
         text=True,
         timeout=1800,
@@ -441,9 +445,13 @@ class StageRun:
 
     def faust_ceilings(self) -> None:
         topic, count = self.input.input_topic, len(self.records)
-        for kind in ("ack", "sensor", "decide"):
-            runs = [faust_ceiling(self.bootstrap, topic, count, kind) for _ in range(self.repeats)]
-            self.median_of(f"e_faust_{kind}", runs)
+        for transport in TRANSPORTS:
+            for kind in ("ack", "sensor", "decide"):
+                runs = [
+                    faust_ceiling(self.bootstrap, topic, count, kind, transport)
+                    for _ in range(self.repeats)
+                ]
+                self.median_of(f"e_faust_{kind}_{transport}", runs)
 
     def latency(self, rate: float, seconds: float) -> None:
         records = self.records[: int(rate * seconds)]
@@ -501,9 +509,11 @@ def print_stage_table(results: dict[str, Any], stage: dict[int, float], a: float
         "a_passthrough",
         "b_decide_only",
         *[f"c_stage_{w}_worker" for w in stage],
-        "e_faust_ack",
-        "e_faust_sensor",
-        "e_faust_decide",
+        *(
+            f"e_faust_{kind}_{transport}"
+            for transport in TRANSPORTS
+            for kind in ("ack", "sensor", "decide")
+        ),
     )
     for name in measures:
         if name in results:

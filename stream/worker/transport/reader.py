@@ -67,9 +67,20 @@ class BatchReader:
     # --- fetching (the fetching thread) ------------------------------------------------------
 
     def fetch(self) -> tuple[list[Any], int]:
-        """One `consume()` call: the messages, and the generation they belong to."""
-        messages = self.client.consume(self.max_records, self.wait_seconds)
-        return messages, self.generation
+        """What librdkafka has, as soon as it has something: the messages and the generation
+        they belong to. `poll()` waits (at most `wait_seconds`) for the first message only,
+        then `consume(max_records - 1, 0)` takes what else is already fetched, without
+        waiting: at low load a record waits for nobody, under load batches fill up on their
+        own while the previous one is decided. (`consume(n, timeout)` alone would hold every
+        record until n arrive or the timeout passes.)"""
+        first = self.client.poll(self.wait_seconds)
+        if first is None:
+            return [], self.generation
+        began = self.generation
+        rest = self.client.consume(self.max_records - 1, 0) if self.max_records > 1 else []
+        if self.generation != began:  # a rebalance in consume(): `first` was of the old one
+            return rest, self.generation
+        return [first, *rest], self.generation
 
     def batch_of(self, messages: list[Any], generation: int) -> Fetched:
         """The records of one fetch to hand over (the event loop's thread)."""
