@@ -54,10 +54,11 @@ def check(
     """
     from stream.core.decision import Decider, freeze_reference_data
 
-    policies = load_policies(load_settings(), rules_config)
+    settings = load_settings()
+    policies = load_policies(settings, rules_config)
     ensure_writable(out_dir)
     with reading_input(input_path, "deciding") as reading:
-        decider = Decider(policies)
+        decider = Decider(policies, max_record_bytes=settings.max_record_bytes)
         freeze_reference_data()
         try:
             summary = run_batch(decider, reading.records, out_dir, jobs)

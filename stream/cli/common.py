@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -41,11 +41,17 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        problems = "; ".join(
-            f"CLAIMS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in error.errors()
-        )
+        problems = "; ".join(_setting_problem(e) for e in error.errors())
         raise fail(f"invalid settings: {problems}") from error
+
+
+def _setting_problem(error: Any) -> str:
+    """One setting's problem, named: `CLAIMS_PARTITIONS: ...`; a problem of several settings
+    together (SASL without a password) names them in its own words."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    return f"CLAIMS_{'_'.join(str(p) for p in error['loc']).upper()}: {message}"
 
 
 def require_access(settings: Settings, needs: Needs) -> None:

@@ -319,7 +319,10 @@ def worker(rules_config: RulesConfigOption = None) -> None:
     # Before Faust starts: a wrong password, an untrusted certificate, a missing ACL or a
     # missing topic ends here with the cause named, not in a client retrying forever.
     require_access(settings, stage_needs(settings, review=policies.routes_to_review))
-    run_worker(settings, lambda: Decider(policies))
+    run_worker(
+        settings,
+        lambda: Decider(policies, max_record_bytes=settings.max_record_bytes),
+    )
 
 
 @app.command()
@@ -463,7 +466,10 @@ def run(
             f"Ctrl-C stops it.\n",
             highlight=False,
         )
-        run_worker(settings, lambda: Decider(policies))
+        run_worker(
+            settings,
+            lambda: Decider(policies, max_record_bytes=settings.max_record_bytes),
+        )
     finally:
         if broker is not None and not keep_broker:
             broker.stop()

@@ -16,6 +16,9 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
+from stream.core.contracts import MAX_CODE_LENGTH
+from stream.core.memo import Lru
+
 CPT_RELEASE = "2026"
 
 CPT_FORMAT = re.compile(r"^[0-9]{4}[0-9FTU]$")
@@ -23,8 +26,9 @@ CPT_FORMAT = re.compile(r"^[0-9]{4}[0-9FTU]$")
 HCPCS_FORMAT = re.compile(r"^[A-V][0-9]{4}$")
 """HCPCS Level II: a letter and four digits."""
 
-UNKNOWN_CODES_KEPT = 50_000
-"""Descriptions of codes outside the reference table remembered at most (with the table's)."""
+UNKNOWN_CODES_KEPT = 16_384
+"""Entry budget of the descriptions of codes outside the reference table remembered (a code
+of at most 10 characters and its `ProcedureInfo`, about 400 bytes an entry)."""
 UNKNOWN_CODE = "unknown to the reference table"
 UNRECOGNISED_FORMAT = "unrecognised procedure code format"
 
@@ -36,7 +40,7 @@ class ProcedureCodes:
     only five-digit codes, so a Category II code such as 1234F is never in `10021-69990`.
     """
 
-    __slots__ = ("_exact", "_excluded", "_known", "_ranges", "spec")
+    __slots__ = ("_exact", "_excluded", "_ranges", "spec")
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -54,17 +58,11 @@ class ProcedureCodes:
         self._exact = frozenset(exact)
         self._excluded = frozenset(excluded)
         self._ranges = tuple(ranges)
-        self._known: dict[str, bool] = {}
 
     def __contains__(self, code: object) -> bool:
-        if not isinstance(code, str):
-            return False
-        known = self._known.get(code)
-        if known is None:
-            known = self._matches(code)
-            if len(self._known) < 100_000:  # bounded: arbitrary strings cannot grow it forever
-                self._known[code] = known
-        return known
+        # Not remembered: two set lookups and a few integer comparisons cost no more than
+        # a cache hit would, and hold no memory.
+        return isinstance(code, str) and self._matches(code)
 
     def codes(self) -> frozenset[str]:
         """Every code in the set, ranges spelled out (for small, explicit sets)."""
@@ -115,6 +113,8 @@ class CptCatalog:
             .read_text("utf-8")
         )
         self._entries: dict[str, ProcedureInfo] = {}
+        """The reference table: fixed, not a cache."""
+        self._unknown: Lru[str, ProcedureInfo] = Lru(UNKNOWN_CODES_KEPT)
         for row in csv.DictReader(text.splitlines()):
             primaries = row["add_on_primaries"].strip()
             active = row["active_from"].strip()
@@ -130,7 +130,7 @@ class CptCatalog:
             )
 
     def lookup(self, code: str) -> ProcedureInfo:
-        entry = self._entries.get(code)
+        entry = self._entries.get(code) or self._unknown.get(code)
         if entry is not None:
             return entry
         well_formed = bool(CPT_FORMAT.match(code) or HCPCS_FORMAT.match(code))
@@ -143,8 +143,8 @@ class CptCatalog:
             active_from=None,
             deleted_on=None,
         )
-        # Codes outside the table recur too (most drug and lab codes): remembered, up to a
-        # bound, so arbitrary input cannot grow the table forever.
-        if len(self._entries) < UNKNOWN_CODES_KEPT:
-            self._entries[code] = entry
+        # Codes outside the table recur too (most drug and lab codes): remembered, within a
+        # budget, so arbitrary input cannot grow the memory forever.
+        if len(code) <= MAX_CODE_LENGTH:  # a code the contract let through
+            self._unknown.put(code, entry)
         return entry
