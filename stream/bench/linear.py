@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 
 import orjson
 
@@ -35,14 +36,13 @@ from stream.core.decision import Decider
 from stream.core.rules import CATALOGUE
 
 DIAGNOSES = (
-    "C34.11 C79.51 C78.00 C77.1 C79.31 C80.1 Z85.3 C50.911 C61 C18.7 C79.9 G89.3 Z51.11 "
-    "Z51.5 R64 C90.00 C91.00 C83.390 D49.6 C7B.00 C22.0 C79.52 C78.7 C71.1 Z92.3"
-).split()
+    *("C34.11", "C79.51", "C78.00", "C77.1", "C79.31", "C80.1", "Z85.3", "C50.911", "C61"),
+    *("C18.7", "C79.9", "G89.3", "Z51.11", "Z51.5", "R64", "C90.00", "C91.00", "C83.390"),
+    *("D49.6", "C7B.00", "C22.0", "C79.52", "C78.7", "C71.1", "Z92.3"),
+)
 """25 codes valid in FY2026 that wake most rules: primaries, secondaries, history,
 unknown primary, encounters for therapy, pain, cachexia, haematological malignancies."""
-REASON = (
-    "Restaging PET-CT, newly diagnosed; rule out progression, unspecified side; pain control"
-)
+REASON = "Restaging PET-CT, newly diagnosed; rule out progression, unspecified side; pain control"
 
 
 def _rule_procedure_codes() -> list[str]:
@@ -136,19 +136,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"CPU ms per rule on claims of {sizes[0]:,} and {sizes[1]:,} procedure lines")
     print(f"{'':16} {sizes[0]:>10,} {sizes[1]:>10,} {'ratio':>8}")
     for rule in CATALOGUE:
-        small, large = (cpu_seconds(lambda c=c: rule.check(c), args.rounds) for c in claims)  # type: ignore[misc]
+        small, large = (cpu_seconds(partial(rule.check, claim), args.rounds) for claim in claims)
         print(_row(rule.rule_id, small, large, args.factor))
     within = (MAX_PROCEDURE_LINES // args.factor, MAX_PROCEDURE_LINES)
     raws = [orjson.dumps(event(n, named).model_dump(mode="json")) for n in within]
+    events = [EncounterEvent.model_validate_json(raw) for raw in raws]
     source = FileSource(file="linear", line=1)
     print(f"\nCPU ms within the contract, {within[0]:,} and {within[1]:,} lines")
-    validate = [cpu_seconds(lambda r=r: EncounterEvent.model_validate_json(r), args.rounds) for r in raws]  # type: ignore[misc]
-    print(_row("contract", *validate, args.factor))
-    events = [EncounterEvent.model_validate_json(r) for r in raws]
-    enrich = [cpu_seconds(lambda e=e: build_claim(e, decider.icd10cm, decider.cpt), args.rounds) for e in events]  # type: ignore[misc]
-    print(_row("enrichment", *enrich, args.factor))
-    decide = [cpu_seconds(lambda r=r: decider.decide(r, source), args.rounds) for r in raws]  # type: ignore[misc]
-    print(_row("decide()", *decide, args.factor))
+    parts: dict[str, list[Callable[[], object]]] = {
+        "contract": [partial(EncounterEvent.model_validate_json, raw) for raw in raws],
+        "enrichment": [partial(build_claim, e, decider.icd10cm, decider.cpt) for e in events],
+        "decide()": [partial(decider.decide, raw, source) for raw in raws],
+    }
+    for name, (small_work, large_work) in parts.items():
+        small, large = cpu_seconds(small_work, args.rounds), cpu_seconds(large_work, args.rounds)
+        print(_row(name, small, large, args.factor))
     return 0
 
 
