@@ -114,6 +114,7 @@ def create_app(
 
     lag = LagMonitor(settings, held_partitions, state, metrics)
     app.timer(LAG_INTERVAL, name="consumer-lag")(lag.measure)
+    app.on_before_shutdown.connect(lag.stop)  # the lag reader's one client, closed
     app.timer(SUMMARY_INTERVAL, name="summary-log")(SummaryLog(state).write)
     install_pages(
         app,
