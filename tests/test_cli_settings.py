@@ -58,7 +58,7 @@ def test_sasl_without_a_mechanism_stops_every_command(tmp_path: Path, command: s
 
 
 def test_a_wrong_record_size_is_named(tmp_path: Path) -> None:
-    result = runner.invoke(app, commands(tmp_path)["check"], env={"CLAIMS_MAX_RECORD_BYTES": "12"})
+    result = runner.invoke(app, arguments("check", tmp_path), env={"CLAIMS_MAX_RECORD_BYTES": "12"})
     assert result.exit_code == 2
     assert (
         "invalid settings: CLAIMS_MAX_RECORD_BYTES: Input should be greater than or equal to 1024"
