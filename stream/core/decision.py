@@ -588,7 +588,7 @@ def _truncated(letter: DeadLetter, raw: bytes, size: int, max_bytes: int) -> byt
 
     The escaped size of a part of the input is not known before it is written (JSON escapes
     control characters in six bytes, base64 takes four for three): start from the share
-    that the whole took, and shrink until it fits.
+    that the whole took, and leave out what is still too much until it fits.
     """
     error = letter.error
     total = len(raw)
@@ -614,7 +614,9 @@ def _truncated(letter: DeadLetter, raw: bytes, size: int, max_bytes: int) -> byt
         document = cut.model_dump_json().encode()
         if len(document) <= max_bytes or not part:
             return document
-        keep = min(len(part) - 1, len(part) * max_bytes // len(document) * 99 // 100)
+        # Each byte left out shortens the letter by one byte at least (six for a control
+        # character), and the message's figures may change by a few bytes.
+        keep = len(part) - (len(document) - max_bytes) - 64
 
 
 def _whole_characters(raw: bytes, keep: int, encoding: str) -> bytes:

@@ -43,7 +43,7 @@ class Lru(Generic[Key, Value]):
         entries = self.entries
         entries[key] = value
         entries.move_to_end(key)
-        if len(entries) > self.budget:
+        while len(entries) > self.budget:
             entries.popitem(last=False)
         return value
 
