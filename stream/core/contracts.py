@@ -225,8 +225,10 @@ class EncounterEvent(Contract):
         json_schema_extra={
             "description": (
                 "A coded encounter. Beyond the field types: diagnosis sequences are unique "
-                "and run 1..n without gaps, procedure lines are unique, and every diagnosis "
-                "pointer names a diagnosis sequence present on the claim."
+                "and run 1..n without gaps, procedure lines are unique, every diagnosis "
+                "pointer names a diagnosis sequence present on the claim, and a discharge "
+                "date, in any setting, is not before the date of service. The whole record "
+                "is at most the stage's maximum record size (1 MiB by default)."
             )
         }
     )
@@ -254,7 +256,8 @@ class EncounterEvent(Contract):
     @model_validator(mode="after")
     def _cross_references(self) -> EncounterEvent:
         if self.discharge_date is not None and self.discharge_date < self.date_of_service:
-            # the discharge date chooses an inpatient claim's code set: it must be right
+            # an impossible pair of dates in any setting; and the discharge date chooses an
+            # inpatient claim's code set, so it must be right
             raise _violation(
                 ("discharge_date",),
                 f"discharge date {self.discharge_date} is before the date of service "
