@@ -120,9 +120,10 @@ NonEmptyText = Annotated[str, Field(min_length=1, max_length=MAX_IDENTIFIER_LENG
 """A required identifier (`event_id`, `claim_id`)."""
 Icd10cmCode = Annotated[
     str,
-    # The length is checked as sent, before the normal form is made (or remembered).
+    # The length is checked as sent, before the normal form is made and remembered: so the
+    # validator may remember it without `normalize_icd10cm`'s test of the length.
     Field(max_length=MAX_CODE_LENGTH),
-    AfterValidator(normalize_icd10cm),
+    AfterValidator(_remembered_normal_form),
     Field(description="ICD-10-CM, with or without the dot; carried dotted and upper-case."),
 ]
 ProcedureCode = Annotated[

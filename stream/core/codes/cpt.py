@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -26,6 +27,9 @@ CPT_FORMAT = re.compile(r"^[0-9]{4}[0-9FTU]$")
 HCPCS_FORMAT = re.compile(r"^[A-V][0-9]{4}$")
 """HCPCS Level II: a letter and four digits."""
 
+PROCEDURE_ANSWERS_KEPT = 1_024
+"""Entry budget of each procedure set's remembered answers (a code of at most 10 characters
+and a boolean, about 150 bytes an entry): claims bill the same few hundred codes."""
 UNKNOWN_CODES_KEPT = 16_384
 """Entry budget of the descriptions of codes outside the reference table remembered (a code
 of at most 10 characters and its `ProcedureInfo`, about 400 bytes an entry)."""
@@ -40,7 +44,7 @@ class ProcedureCodes:
     only five-digit codes, so a Category II code such as 1234F is never in `10021-69990`.
     """
 
-    __slots__ = ("_exact", "_excluded", "_ranges", "spec")
+    __slots__ = ("_exact", "_excluded", "_ranges", "_remembered", "spec")
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -58,11 +62,14 @@ class ProcedureCodes:
         self._exact = frozenset(exact)
         self._excluded = frozenset(excluded)
         self._ranges = tuple(ranges)
+        self._remembered = functools.lru_cache(maxsize=PROCEDURE_ANSWERS_KEPT)(self._matches)
 
     def __contains__(self, code: object) -> bool:
-        # Not remembered: two set lookups and a few integer comparisons cost no more than
-        # a cache hit would, and hold no memory.
-        return isinstance(code, str) and self._matches(code)
+        if not isinstance(code, str):
+            return False
+        if len(code) > MAX_CODE_LENGTH:  # not from a contract-checked event: not remembered
+            return self._matches(code)
+        return self._remembered(code)
 
     def codes(self) -> frozenset[str]:
         """Every code in the set, ranges spelled out (for small, explicit sets)."""
