@@ -5,15 +5,17 @@ than the claim: MET-004 asks once per add-on code, not once per line."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import random
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from stream.core.claim import build_claim
+from stream.core.claim import ClaimProcedure, build_claim
 from stream.core.codes.codeset import CodeIndex, CodeSet
-from stream.core.codes.cpt import ProcedureCodes
+from stream.core.codes.cpt import PROCEDURE_ANSWERS_KEPT, ProcedureCodes
 from stream.core.contracts import (
     MAX_CODE_LENGTH,
     NORMAL_FORMS_KEPT,
@@ -22,7 +24,7 @@ from stream.core.contracts import (
     _remembered_normal_form,
     normalize_icd10cm,
 )
-from stream.core.decision import Decider
+from stream.core.decision import CodeDetails, Decider
 from stream.core.memo import Lru
 from stream.core.rules import RULES_BY_ID
 from stream.core.rules.base import WORD_ANSWERS_KEPT, WORD_CACHE_TEXT_LENGTH, any_of
@@ -249,3 +251,33 @@ def test_met004_asks_about_each_add_on_code_once_not_each_line(
     large = _met004_questions(decider, 600, monkeypatch)
     assert large <= 2.2 * small, (small, large)
     assert large <= len(ADD_ONS) * 600
+
+
+def test_procedure_sets_keep_their_budget_and_only_codes_of_the_contracts_length() -> None:
+    codes = ProcedureCodes("77261-77263 77280")
+    for n in range(PROCEDURE_ANSWERS_KEPT + 10):
+        assert f"{n:05d}" not in codes
+    assert "77262" in codes
+    assert codes._remembered.cache_info().currsize == PROCEDURE_ANSWERS_KEPT
+    misses = codes._remembered.cache_info().misses
+    assert "77262" + " " * MAX_CODE_LENGTH not in codes
+    assert codes._remembered.cache_info().misses == misses  # too long: not remembered
+
+
+def test_decision_details_hold_no_more_memory_than_their_text(decider: Decider) -> None:
+    """orjson's bytes carry a buffer of 4 KiB or more: a detail kept as it comes would hold
+    twenty times its ~200 bytes."""
+    details = CodeDetails()
+    info = decider.cpt.lookup("71260")
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(500):
+            details.procedure(ClaimProcedure(n + 1, f"Q{n:04d}", 1, info))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(details._procedures) == 500
+    assert held / 500 < 1_500, held / 500

@@ -32,7 +32,7 @@ FIRST_DATE = dt.date(2022, 10, 1)
 ONE_DAY = dt.timedelta(days=1)
 DATES_KEPT = 4_096
 """Entry budget of the dates whose code set is remembered (a date and a reference to its
-period, about 150 bytes an entry): over eleven years of dates of service."""
+period, about 100 bytes an entry): over eleven years of dates of service."""
 
 
 class _Outside:

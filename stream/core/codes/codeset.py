@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from stream.core.contracts import MAX_NORMAL_CODE_LENGTH
 from stream.core.memo import Lru
 
-CODE_SET_ANSWERS_KEPT = 1_024
+CODE_SET_ANSWERS_KEPT = 512
 """Entry budget of each set's remembered answers (a code of at most 11 characters and a
-boolean, about 200 bytes an entry). The claims' hot path asks the code index instead
+boolean, about 100 bytes an entry). The claims' hot path asks the code index instead
 (one bit per set, worked out once per code), so few questions reach a set itself."""
 
 

@@ -29,10 +29,10 @@ HCPCS_FORMAT = re.compile(r"^[A-V][0-9]{4}$")
 
 PROCEDURE_ANSWERS_KEPT = 1_024
 """Entry budget of each procedure set's remembered answers (a code of at most 10 characters
-and a boolean, about 150 bytes an entry): claims bill the same few hundred codes."""
+and a boolean, about 100 bytes an entry): claims bill the same few hundred codes."""
 UNKNOWN_CODES_KEPT = 16_384
 """Entry budget of the descriptions of codes outside the reference table remembered (a code
-of at most 10 characters and its `ProcedureInfo`, about 400 bytes an entry)."""
+of at most 10 characters and its `ProcedureInfo`, about 300 bytes an entry)."""
 UNKNOWN_CODE = "unknown to the reference table"
 UNRECOGNISED_FORMAT = "unrecognised procedure code format"
 

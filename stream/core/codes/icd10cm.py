@@ -33,8 +33,8 @@ from stream.core.memo import Lru
 
 CODE_INFOS_KEPT = 16_384
 """Entry budget of the code descriptions remembered, keyed on a code as sent (at most 10
-characters) and on its normal form; about 1.5 KB an entry (the `CodeInfo` with its
-description, chapter and block). A code is described in about 0.1 ms; claims repeat a few
+characters) and on its normal form; about 1.8 KB an entry (the `CodeInfo` with its
+description, chapter and block), 400 bytes for another form of a code already held. A code is described in about 0.1 ms; claims repeat a few
 thousand codes."""
 
 CODE_FORMAT = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")

@@ -236,8 +236,8 @@ WORD_ANSWERS_KEPT = 2_048
 """Entry budget of each word finder's remembered answers."""
 WORD_CACHE_TEXT_LENGTH = 256
 """The longest text whose answer is remembered (the contract's limit on a reason for the
-encounter is `MAX_REASON_LENGTH`, 1,000 characters): about 1.5 KB an entry at worst (the
-text, kept alive by the key and its match), 3 MB a finder."""
+encounter is `MAX_REASON_LENGTH`, 1,000 characters): about 1.3 KB an entry at worst (the
+text, kept alive by the key and its match), 2.6 MB a finder."""
 
 
 def any_of(words: Iterable[str], *, whole_words: bool = True) -> WordFinder:

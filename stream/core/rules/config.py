@@ -329,7 +329,7 @@ class _Gate:
 PLAN_CACHE_SIZE = 8_192
 """Claims with the same gate-relevant bits run the same rules: their plan is looked up, not
 worked out again. Entry budget, least recently used first out: a key of five small integers
-and a tuple of at most 42 checks, about 700 bytes an entry."""
+and a tuple of at most 42 checks, about 500 bytes an entry."""
 
 
 @dataclass(frozen=True, slots=True)
