@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench bench-decide bench-formats bench-stage bench-whatif ops-tools dashboard screenshots clean
+.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench bench-decide bench-formats bench-stage bench-whatif bench-hostile bench-linear ops-tools dashboard screenshots clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -70,6 +70,12 @@ bench-formats: $(STAMP) ## batch claims/s and peak memory: a 10,000-claim 837 an
 
 bench-whatif: $(STAMP) ## benchmark whatif against check over 100,000 claims with every core (a few minutes)
 	$(BIN)/python -m stream.bench.whatif
+
+bench-hostile: $(STAMP) ## check on 400 hostile records of ~880 KB: peak memory, one output each
+	$(BIN)/python -m stream.bench.hostile
+
+bench-linear: $(STAMP) ## every rule's CPU on claims of 1,000 and 8,000 procedure lines: growth ratios
+	$(BIN)/python -m stream.bench.linear
 
 bench-stage: $(STAMP) ## benchmark the stage on the local broker against passthrough and decide-only (~15 min)
 	$(BIN)/python -m stream.bench.stage
