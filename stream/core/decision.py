@@ -343,10 +343,13 @@ class CodeDetails:
             self.DIAGNOSES_KEPT
         )
         self._procedures: Lru[tuple[int, str], orjson.Fragment] = Lru(self.PROCEDURES_KEPT)
+        # the hot path looks up and refreshes in the maps themselves (`Lru.get` inline)
+        self._diagnosis_entries = self._diagnoses.entries
+        self._procedure_entries = self._procedures.entries
 
     def diagnosis(self, d: ClaimDiagnosis) -> orjson.Fragment:
         key = (d.sequence, d.code, d.valid, d.billable)
-        kept = self._diagnoses.entries  # the hot path: `Lru.get` inline
+        kept = self._diagnosis_entries
         detail = kept.get(key)
         if detail is not None:
             kept.move_to_end(key)
@@ -366,7 +369,7 @@ class CodeDetails:
 
     def procedure(self, p: ClaimProcedure) -> orjson.Fragment:
         key = (p.line, p.code)
-        kept = self._procedures.entries
+        kept = self._procedure_entries
         detail = kept.get(key)
         if detail is not None:
             kept.move_to_end(key)

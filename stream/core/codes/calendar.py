@@ -136,6 +136,7 @@ class CodeCalendar:
         self._sorted = sorted(self._billable.keys() | self._headers.keys())
         self._conversions = dict(conversions or {})
         self._by_date: Lru[dt.date, CodeSetPeriod | _Outside] = Lru(DATES_KEPT)
+        self._date_entries = self._by_date.entries  # the hot path: `Lru.get` inline
 
     def _cut_periods(self, records: Iterable[MasterRecord]) -> tuple[CodeSetPeriod, ...]:
         changes = {self.first}
@@ -176,7 +177,7 @@ class CodeCalendar:
 
     def period_of(self, day: dt.date) -> CodeSetPeriod | None:
         """The code set in force on a date; None outside the supported dates."""
-        by_date = self._by_date.entries  # the hot path: `Lru.get` inline
+        by_date = self._date_entries
         known = by_date.get(day)
         if known is not None:
             by_date.move_to_end(day)

@@ -245,6 +245,7 @@ class Icd10cmCatalog:
         self.index = index or CodeIndex(())
         self.families = load_site_families()
         self._infos: Lru[str, CodeInfo] = Lru(CODE_INFOS_KEPT)
+        self._info_entries = self._infos.entries  # the hot path: `Lru.get` inline
 
     @property
     def descriptions(self) -> str:
@@ -253,7 +254,7 @@ class Icd10cmCatalog:
 
     def lookup(self, code: str) -> CodeInfo:
         """Describe a code given in any accepted form (dotless, lower case, padded)."""
-        infos = self._infos.entries  # the hot path: `Lru.get` inline
+        infos = self._info_entries
         info = infos.get(code)
         if info is not None:
             infos.move_to_end(code)
