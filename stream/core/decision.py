@@ -559,6 +559,7 @@ def dead_letter(
         source=source,
         received_at=received_at,
         origin=origin,
+        raw_value_truncated=None,  # given, so that pydantic need not work out the default
     )
     document = letter.model_dump_json(exclude=_WHOLE).encode()
     if len(document) > max_bytes:

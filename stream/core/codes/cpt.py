@@ -122,6 +122,7 @@ class CptCatalog:
         self._entries: dict[str, ProcedureInfo] = {}
         """The reference table: fixed, not a cache."""
         self._unknown: Lru[str, ProcedureInfo] = Lru(UNKNOWN_CODES_KEPT)
+        self._unknown_entries = self._unknown.entries
         for row in csv.DictReader(text.splitlines()):
             primaries = row["add_on_primaries"].strip()
             active = row["active_from"].strip()
@@ -137,8 +138,13 @@ class CptCatalog:
             )
 
     def lookup(self, code: str) -> ProcedureInfo:
-        entry = self._entries.get(code) or self._unknown.get(code)
+        entry = self._entries.get(code)
         if entry is not None:
+            return entry
+        unknown = self._unknown_entries  # the hot path: `Lru.get` inline
+        entry = unknown.get(code)
+        if entry is not None:
+            unknown.move_to_end(code)
             return entry
         well_formed = bool(CPT_FORMAT.match(code) or HCPCS_FORMAT.match(code))
         entry = ProcedureInfo(
