@@ -25,6 +25,7 @@ from stream.cli.listing import (
 )
 from stream.core.decision import Decider
 from stream.core.rules import CATALOGUE
+from stream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -163,3 +164,10 @@ def test_inline_values_are_not_inside_code() -> None:
         for name in inline_values():
             marker = f"<!-- {name} -->"
             assert text.count(marker) == without_code(text).count(marker), (document.name, name)
+
+
+def test_the_settings_table_names_every_setting_and_no_other() -> None:
+    page = (DOCS / "operations.md").read_text("utf-8")
+    table = page.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    shown = set(re.findall(r"`(CLAIMS_[A-Z0-9_]+)`", table))
+    assert shown == {f"CLAIMS_{name.upper()}" for name in Settings.model_fields}
