@@ -85,7 +85,7 @@ def _run(*arguments: str) -> None:
 
 
 def version() -> None:
-    _run(str(Path(__file__).relative_to(ROOT)), "--in-process", "version")
+    _run(str(Path(__file__).resolve().relative_to(ROOT)), "--in-process", "version")
 
 
 def _write_version() -> None:
