@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from stream.core.claim import ClaimProcedure, build_claim
+from stream.core.claim import build_claim
 from stream.core.codes.codeset import CodeIndex, CodeSet
 from stream.core.codes.cpt import PROCEDURE_ANSWERS_KEPT, ProcedureCodes
 from stream.core.contracts import (
     MAX_CODE_LENGTH,
     NORMAL_FORMS_KEPT,
+    Decision,
     EncounterEvent,
     FileSource,
     _remembered_normal_form,
@@ -125,16 +126,20 @@ def test_dates_keep_their_budget_and_their_periods(
 def test_decision_details_keep_their_budget(
     decider: Decider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    details = decider._details
-    monkeypatch.setattr(details._diagnoses, "budget", 5)
-    monkeypatch.setattr(details._procedures, "budget", 5)
+    details = CodeDetails(decider.icd10cm, decider.cpt, diagnoses_kept=5, procedures_kept=5)
+    monkeypatch.setattr(decider, "_details", details)
     codes = _valid_codes(decider, 12)
     for n, code in enumerate(codes):
         event = encounter([code], [f"A{n:04d}"], event_id=f"e{n}")
-        assert decider.decide(encode(event), SOURCE).route != "dead_letter"
-    assert len(details._diagnoses) <= 5
-    assert len(details._procedures) <= 5
-    assert (1, codes[-1]) in {(key[0], key[1]) for key in details._diagnoses.entries}
+        decision = Decision.model_validate_json(decider.decide(encode(event), SOURCE).value)
+        assert decision.diagnoses[0].code == code
+        assert decision.diagnoses[0].description == decider.icd10cm.lookup(code).description
+        assert decision.procedures[0].code == f"A{n:04d}"
+    assert details.diagnosis.cache_info().currsize == 5
+    assert details.procedure.cache_info().currsize == 5
+    hits = details.diagnosis.cache_info().hits
+    decider.decide(encode(encounter([codes[-1]], event_id="again")), SOURCE)
+    assert details.diagnosis.cache_info().hits == hits + 1  # the newest is held
 
 
 def test_code_sets_remember_questions_within_their_budget_but_not_memberships() -> None:
@@ -180,13 +185,13 @@ def test_a_flood_of_distinct_valid_records_leaves_every_cache_within_its_budget(
     budgets: dict[str, Lru[Any, Any]] = {
         "code descriptions": decider.icd10cm._infos,
         "dates": decider.icd10cm.calendar._by_date,
-        "diagnosis details": decider._details._diagnoses,
-        "procedure details": decider._details._procedures,
         "unknown procedures": decider.cpt._unknown,
         "plans": decider.ruleset._plans,
     }
     for cache in budgets.values():
         monkeypatch.setattr(cache, "budget", 16)
+    details = CodeDetails(decider.icd10cm, decider.cpt, diagnoses_kept=16, procedures_kept=16)
+    monkeypatch.setattr(decider, "_details", details)
     codes = _valid_codes(decider, 400)
     for n in range(100):
         event = encounter(
@@ -199,6 +204,8 @@ def test_a_flood_of_distinct_valid_records_leaves_every_cache_within_its_budget(
         )
         assert decider.decide(encode(event), SOURCE).route != "dead_letter"
     sizes = {name: len(cache) for name, cache in budgets.items()}
+    sizes["diagnosis details"] = details.diagnosis.cache_info().currsize
+    sizes["procedure details"] = details.procedure.cache_info().currsize
     assert all(size <= 16 for size in sizes.values()), sizes
 
 
@@ -267,17 +274,16 @@ def test_procedure_sets_keep_their_budget_and_only_codes_of_the_contracts_length
 def test_decision_details_hold_no_more_memory_than_their_text(decider: Decider) -> None:
     """orjson's bytes carry a buffer of 4 KiB or more: a detail kept as it comes would hold
     twenty times its ~200 bytes."""
-    details = CodeDetails()
-    info = decider.cpt.lookup("71260")
+    details = CodeDetails(decider.icd10cm, decider.cpt)
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         for n in range(500):
-            details.procedure(ClaimProcedure(n + 1, f"Q{n:04d}", 1, info))
+            details.procedure(n + 1, f"Q{n:04d}")
         gc.collect()
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert len(details._procedures) == 500
+    assert details.procedure.cache_info().currsize == 500
     assert held / 500 < 1_500, held / 500
