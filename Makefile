@@ -31,8 +31,8 @@ broker: $(STAMP) ## start the local Kafka broker (claims-stage broker stop|statu
 	$(BIN)/claims-stage broker start
 
 test: $(STAMP) ops-tools ## the whole test suite: lint, types, unit, integration and ops tests
-	$(BIN)/ruff check stream tests deploy/grafana schemas/examples
-	$(BIN)/ruff format --check stream tests deploy/grafana schemas/examples
+	$(BIN)/ruff check stream tests bench deploy/grafana schemas/examples
+	$(BIN)/ruff format --check stream tests bench deploy/grafana schemas/examples
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -43,15 +43,15 @@ integration: $(STAMP) ## integration tests against a real broker the run starts 
 	$(BIN)/pytest -m integration
 
 lint: $(STAMP) ## ruff lint and format check
-	$(BIN)/ruff check stream tests deploy/grafana schemas/examples
-	$(BIN)/ruff format --check stream tests deploy/grafana schemas/examples
+	$(BIN)/ruff check stream tests bench deploy/grafana schemas/examples
+	$(BIN)/ruff format --check stream tests bench deploy/grafana schemas/examples
 
 typecheck: $(STAMP) ## mypy strict on stream/ and tests/
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## format and autofix
-	$(BIN)/ruff format stream tests deploy/grafana schemas/examples
-	$(BIN)/ruff check --fix stream tests deploy/grafana schemas/examples
+	$(BIN)/ruff format stream tests bench deploy/grafana schemas/examples
+	$(BIN)/ruff check --fix stream tests bench deploy/grafana schemas/examples
 
 schemas: $(STAMP) ## export the JSON Schema of every contract into schemas/
 	$(BIN)/claims-stage schemas --out schemas
@@ -60,19 +60,19 @@ readme: $(STAMP) ## regenerate the rule table and the rule reference in README.m
 	$(BIN)/claims-stage rules --markdown --update README.md
 
 bench: $(STAMP) ## the same 100,000 claims through decide(), check (1 job, all cores) and the stream worker: claims/s, CPU per claim, ratios (~5 min)
-	$(BIN)/python -m stream.bench.paths
+	$(BIN)/python -m bench.paths
 
 bench-decide: $(STAMP) ## decide() alone on the example stream: decisions per second on one core, peak memory
-	$(BIN)/python -m stream.bench.decide
+	$(BIN)/python -m bench.decide
 
 bench-formats: $(STAMP) ## batch claims/s and peak memory: a 10,000-claim 837 and FHIR Bundle next to native JSON Lines
-	$(BIN)/python -m stream.bench.formats
+	$(BIN)/python -m bench.formats
 
 bench-whatif: $(STAMP) ## benchmark whatif against check over 100,000 claims with every core (a few minutes)
-	$(BIN)/python -m stream.bench.whatif
+	$(BIN)/python -m bench.whatif
 
 bench-stage: $(STAMP) ## benchmark the stage on the local broker against passthrough and decide-only (~15 min)
-	$(BIN)/python -m stream.bench.stage
+	$(BIN)/python -m bench.stage
 
 ops-tools: ## install promtool, prometheus, amtool, alertmanager and chromium when missing (apt)
 	bash deploy/ops-tools.sh

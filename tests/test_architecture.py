@@ -21,8 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "kafka": {"kafka", "settings", "logs"},
     "ops": {"ops", "core", "settings", "logs"},
     "worker": {"worker", "core", "kafka", "ops", "settings", "logs"},
-    "cli": {"cli", "core", "kafka", "ops", "worker", "settings", "logs", "bench"},
-    "bench": {"bench", "core", "kafka", "ops", "worker", "cli", "settings", "logs"},
+    "cli": {"cli", "core", "kafka", "ops", "worker", "settings", "logs"},
 }
 """For each part, the parts of `stream` it may import (`stream` itself, for the version, too)."""
 

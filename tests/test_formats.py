@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from stream.bench import claimfiles
+from bench import claimfiles
 from stream.cli.main import app
 from stream.cli.readers import read_input
 from stream.core.adapters import fhir

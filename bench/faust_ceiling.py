@@ -1,11 +1,11 @@
 """Faust's own ceiling: a bare agent that drains a topic, for comparison with the stage.
 
-    python -m stream.bench.faust_ceiling TOPIC COUNT {ack,sensor,decide}
+    python -m bench.faust_ceiling TOPIC COUNT {ack,sensor,decide}
 
 `ack` only acknowledges each record; `sensor` does the same with the stage's Prometheus
 sensor installed; `decide` also calls `decide` on each record (no output is produced).
 It prints one line of JSON, `{"mode": ..., "records_per_s": ...}`, once COUNT records
-have passed, and exits. Run by `stream.bench.stage`; not a part of the stage.
+have passed, and exits. Run by `bench.stage`; not a part of the stage.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The stage's three paths on the same claims, in one run: `make bench`.
 
-    python -m stream.bench.paths [--claims 100000] [--rounds 3] [--jobs 0] [--workers 1 2]
+    python -m bench.paths [--claims 100000] [--rounds 3] [--jobs 0] [--workers 1 2]
 
 1. `decide()` alone, in this process pinned to one core: claims/s and CPU per claim.
 2. `claims-stage check` on the claims file, one job and all cores (`--jobs`): claims/s and
@@ -34,9 +34,9 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from stream.bench.claims import write_claims
-from stream.bench.decide import write_figures
-from stream.bench.stage import (
+from bench.claims import write_claims
+from bench.decide import write_figures
+from bench.stage import (
     PARTITIONS,
     Topics,
     create_bench_topics,

@@ -1,6 +1,6 @@
 """How fast is `decide` on one core, and how much memory does the stage hold?
 
-    python -m stream.bench.decide [--input FILE] [--rounds 7] [--json out/bench-decide.json]
+    python -m bench.decide [--input FILE] [--rounds 7] [--json out/bench-decide.json]
 
 Pins itself to one CPU, loads the stage, warms the code caches with one pass, then runs
 rounds of at least half a second each over (a) every line of the example stream (whose
@@ -24,7 +24,7 @@ from pathlib import Path
 from stream.core.contracts import EncounterEvent, KafkaSource
 from stream.core.decision import Decider, freeze_reference_data
 
-DEFAULT_INPUT = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "encounters.jsonl"
+DEFAULT_INPUT = Path(__file__).resolve().parents[1] / "schemas" / "examples" / "encounters.jsonl"
 SOURCE = KafkaSource(topic="encounters", partition=0, offset=0)
 
 
