@@ -49,7 +49,7 @@ from bench.stage import (
 from stream.core.contracts import FileSource
 from stream.core.decision import Decider, freeze_reference_data
 from stream.kafka import clients
-from stream.kafka.localbroker import LocalBroker, default_home
+from stream.kafka.local.cluster import LocalBroker, default_home
 from stream.settings import Settings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -44,7 +44,7 @@ from stream.cli.batch import read_lines
 from stream.core.contracts import KafkaSource
 from stream.core.decision import Decider, freeze_reference_data
 from stream.kafka import clients
-from stream.kafka.localbroker import LocalCluster, default_home
+from stream.kafka.local.cluster import LocalCluster, default_home
 from stream.kafka.send import key_of
 from stream.kafka.topics import create_topics, replication
 from stream.settings import Settings

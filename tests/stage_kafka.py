@@ -28,7 +28,7 @@ from confluent_kafka import KafkaError, Message, TopicPartition
 from stream.cli.batch import read_lines
 from stream.kafka import clients
 from stream.kafka.acls import grant, stage_grants
-from stream.kafka.localbroker import LocalBroker, LocalCluster
+from stream.kafka.local.cluster import LocalBroker, LocalCluster
 from stream.kafka.topics import create_topics, stage_topics
 from stream.settings import Settings
 

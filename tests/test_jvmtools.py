@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from stream.kafka.jvmtools import run_together
+from stream.kafka.local.jvmtools import run_together
 
 PYTHON = sys.executable
 

@@ -21,7 +21,7 @@ from stream.cli.common import (
 from stream.settings import Settings
 
 if TYPE_CHECKING:
-    from stream.kafka.localbroker import LocalCluster
+    from stream.kafka.local.cluster import LocalCluster
 
 broker_app = typer.Typer(
     help="The local Kafka cluster (KRaft, one node or three, optionally secured; from Maven "
@@ -37,7 +37,7 @@ def _local_cluster(
 ) -> LocalCluster:
     """The local cluster of CLAIMS_LOCAL_BROKER_HOME, on the ports CLAIMS_KAFKA_BOOTSTRAP
     names when set (else those it was formatted with, else 9092, 9094, ...)."""
-    from stream.kafka.localbroker import (
+    from stream.kafka.local.cluster import (
         BrokerError,
         LocalCluster,
         default_home,
@@ -111,7 +111,7 @@ def broker_start(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the nodes.")] = 120.0,
 ) -> None:
     """Start the local cluster, or the nodes of it that are down, and print its bootstrap."""
-    from stream.kafka.localbroker import BrokerError
+    from stream.kafka.local.cluster import BrokerError
 
     settings = load_settings()
     cluster = _local_cluster(settings, nodes, True if secure else None)
@@ -168,7 +168,7 @@ def broker_stop(
     ] = None,
 ) -> None:
     """Stop the local cluster (or one node) cleanly; `broker start` starts what is down."""
-    from stream.kafka.localbroker import BrokerError
+    from stream.kafka.local.cluster import BrokerError
 
     cluster = _local_cluster(load_settings())
     try:
@@ -222,7 +222,7 @@ def broker_status(
 def broker_reset() -> None:
     """Stop the local cluster and delete its topics, configuration and credentials (not the
     jars), so that the next start may choose another --nodes or --secure."""
-    from stream.kafka.localbroker import BrokerError
+    from stream.kafka.local.cluster import BrokerError
 
     cluster = _local_cluster(load_settings())
     try:
@@ -419,7 +419,7 @@ def run(
     """The main job: broker (local unless configured), topics, the example stream, the worker."""
     from stream.cli.batch import read_lines
     from stream.core.decision import Decider
-    from stream.kafka.localbroker import BrokerError
+    from stream.kafka.local.cluster import BrokerError
     from stream.kafka.send import send_lines
     from stream.kafka.topics import create_topics, wait_for_group_coordinator
     from stream.logs import configure

@@ -28,7 +28,7 @@ from confluent_kafka import KafkaError, Message
 from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from stream.kafka import clients
-from stream.kafka.localbroker import LocalCluster
+from stream.kafka.local.cluster import LocalCluster
 from stream.kafka.send import key_of
 from stream.kafka.topics import stage_topics
 from stream.settings import Settings

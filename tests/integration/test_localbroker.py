@@ -1,4 +1,4 @@
-"""The local broker (stream/localbroker.py) against real clients: confluent-kafka and aiokafka.
+"""The local broker (stream/kafka/local/cluster.py) against real clients: confluent-kafka and aiokafka.
 
 One broker for the module, in a temporary home on free ports. The first run of a session copies
 the broker's jars from ~/.m2 (Maven downloads them once per machine).
@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from stream.kafka.localbroker import READY_LINE, BrokerError, LocalBroker, port_free
+from stream.kafka.local.cluster import READY_LINE, BrokerError, LocalBroker, port_free
 from tests.stage_kafka import free_port
 
 pytestmark = pytest.mark.integration
