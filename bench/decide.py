@@ -21,8 +21,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from stream.cli.common import freeze_long_lived_objects
 from stream.core.contracts import EncounterEvent, KafkaSource
-from stream.core.decision import Decider, freeze_reference_data
+from stream.core.decision import Decider
 
 DEFAULT_INPUT = Path(__file__).resolve().parents[1] / "schemas" / "examples" / "encounters.jsonl"
 SOURCE = KafkaSource(topic="encounters", partition=0, offset=0)
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     rss_before = _rss_mib()
     started = time.perf_counter()
     stage = Decider()
-    freeze_reference_data()
+    freeze_long_lived_objects()
     load_seconds = time.perf_counter() - started
     rss_loaded = _rss_mib()
 

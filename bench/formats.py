@@ -30,9 +30,10 @@ from typing import Any
 
 from bench import claimfiles
 from stream.cli.batch import run_batch
+from stream.cli.common import freeze_long_lived_objects
 from stream.cli.readers import read_input
 from stream.core.contracts import FileSource
-from stream.core.decision import Decider, freeze_reference_data
+from stream.core.decision import Decider
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "examples" / "encounters.jsonl"
 CLAIMS_PER_TRANSACTION = 5_000
@@ -103,7 +104,7 @@ def measure_one(path: Path) -> dict[str, Any]:
     cpu = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
     decider = Decider()
-    freeze_reference_data()
+    freeze_long_lived_objects()
     loaded = _peak_rss_mib()
     with tempfile.TemporaryDirectory() as out, path.open("rb") as stream:
         started = time.perf_counter()

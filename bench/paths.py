@@ -46,8 +46,9 @@ from bench.stage import (
     start_workers,
     worker_env,
 )
+from stream.cli.common import freeze_long_lived_objects
 from stream.core.contracts import FileSource
-from stream.core.decision import Decider, freeze_reference_data
+from stream.core.decision import Decider
 from stream.kafka import clients
 from stream.kafka.local.cluster import LocalBroker, default_home
 from stream.settings import Settings
@@ -87,7 +88,7 @@ def decide_alone(claims: list[bytes], rounds: int) -> PathFigure:
     os.sched_setaffinity(0, {cpu})
     try:
         decider = Decider()
-        freeze_reference_data()
+        freeze_long_lived_objects()
         source = FileSource(file="bench", line=1)
         for claim in claims[:5000]:
             decider.decide(claim, source)

@@ -41,8 +41,9 @@ from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from bench.decide import write_figures
 from stream.cli.batch import read_lines
+from stream.cli.common import freeze_long_lived_objects
 from stream.core.contracts import KafkaSource
-from stream.core.decision import Decider, freeze_reference_data
+from stream.core.decision import Decider
 from stream.kafka import clients
 from stream.kafka.local.cluster import LocalCluster, default_home
 from stream.kafka.send import key_of
@@ -211,7 +212,7 @@ def passthrough(settings: Settings, topic: str, count: int) -> float:
 def decide_only(records: Sequence[bytes]) -> float:
     """(b) decide every record in this process: records/s."""
     stage = Decider()
-    freeze_reference_data()
+    freeze_long_lived_objects()
     source = KafkaSource(topic="bench", partition=0, offset=0)
     for record in records[:2000]:  # warm the code caches, as a running worker has them
         stage.decide(record, source)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from stream.core.decision import Decider
+from tests.reference import session_decider
 from tests.stage_kafka import cluster3, deployment, kafka, secure_kafka
 
 __all__ = ["cluster3", "deployment", "kafka", "secure_kafka"]
@@ -14,4 +15,4 @@ __all__ = ["cluster3", "deployment", "kafka", "secure_kafka"]
 
 @pytest.fixture(scope="session")
 def decider() -> Decider:
-    return Decider()
+    return session_decider()

@@ -8,16 +8,16 @@ import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from stream.cli.main import app
 from stream.kafka.local import security
 from stream.kafka.local.cluster import BrokerError, LocalBroker, LocalCluster
 from stream.kafka.local.security import Credentials, TlsFiles
 from stream.kafka.replication import default_replication
+from tests.reference import StageRunner
 from tests.stage_kafka import free_ports
 
-runner = CliRunner()
+runner = StageRunner()
 
 
 def _properties(text: str) -> dict[str, str]:

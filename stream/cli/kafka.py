@@ -13,9 +13,11 @@ from stream.cli.common import (
     app,
     err,
     fail,
+    freeze_long_lived_objects,
     load_policies,
     load_settings,
     out,
+    reference_data,
     require_access,
 )
 from stream.settings import Settings
@@ -306,9 +308,8 @@ def topics_list() -> None:
 
 
 @app.command()
-def worker(rules_config: RulesConfigOption = None) -> None:
+def worker(ctx: typer.Context, rules_config: RulesConfigOption = None) -> None:
     """Run the stream worker until SIGTERM or Ctrl-C (settings from CLAIMS_* variables)."""
-    from stream.core.decision import Decider
     from stream.kafka.access import stage_needs
     from stream.logs import configure
     from stream.worker.app import run_worker
@@ -319,7 +320,9 @@ def worker(rules_config: RulesConfigOption = None) -> None:
     # Before Faust starts: a wrong password, an untrusted certificate, a missing ACL or a
     # missing topic ends here with the cause named, not in a client retrying forever.
     require_access(settings, stage_needs(settings, review=policies.routes_to_review))
-    run_worker(settings, lambda: Decider(policies))
+    decider = reference_data(ctx).decider(policies)
+    freeze_long_lived_objects()
+    run_worker(settings, lambda: decider)
 
 
 @app.command()
@@ -409,6 +412,7 @@ def tail(
 
 @app.command()
 def run(
+    ctx: typer.Context,
     examples: Annotated[Path, typer.Option(help="JSON Lines to send once the stage is up.")] = Path(
         "schemas/examples/encounters.jsonl"
     ),
@@ -418,7 +422,6 @@ def run(
 ) -> None:
     """The main job: broker (local unless configured), topics, the example stream, the worker."""
     from stream.cli.batch import read_lines
-    from stream.core.decision import Decider
     from stream.kafka.local.cluster import BrokerError
     from stream.kafka.send import send_lines
     from stream.kafka.topics import create_topics, wait_for_group_coordinator
@@ -463,7 +466,9 @@ def run(
             f"Ctrl-C stops it.\n",
             highlight=False,
         )
-        run_worker(settings, lambda: Decider(policies))
+        decider = reference_data(ctx).decider(policies)
+        freeze_long_lived_objects()
+        run_worker(settings, lambda: decider)
     finally:
         if broker is not None and not keep_broker:
             broker.stop()

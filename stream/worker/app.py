@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import faust
 from prometheus_client import CollectorRegistry
 
-from stream.core.decision import Decider, freeze_reference_data
+from stream.core.decision import Decider
 from stream.kafka import clients
 from stream.logs import logging_config
 from stream.ops import sensor
@@ -158,7 +158,6 @@ def run_worker(settings: Settings, decider_factory: Callable[[], Decider]) -> No
 
     mode.loop.use("uvloop")
     decider = decider_factory()
-    freeze_reference_data()
     fatal = FatalStop(settings)
     worker_app = create_app(settings, decider, fatal=fatal)
     worker = faust.Worker(
