@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
         default="lz4", description="Compression of output batches (done in librdkafka's threads)."
     )
+    lag_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between the worker's consumer-lag measurements: the lag gauges "
+        "and the throughput samples of the status page.",
+    )
+    summary_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between the worker's one-line summaries in the log.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -65,3 +65,15 @@ def test_a_bootstrap_server_without_a_port_is_refused(
     monkeypatch.setenv("CLAIMS_KAFKA_BOOTSTRAP", bootstrap)
     with pytest.raises(ValidationError, match="is not host:port"):
         Settings()
+
+
+def test_the_worker_intervals_default_to_production_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert (Settings().lag_interval, Settings().summary_interval) == (5.0, 10.0)
+    monkeypatch.setenv("CLAIMS_LAG_INTERVAL", "0.5")
+    monkeypatch.setenv("CLAIMS_SUMMARY_INTERVAL", "2")
+    assert (Settings().lag_interval, Settings().summary_interval) == (0.5, 2.0)
+    monkeypatch.setenv("CLAIMS_SUMMARY_INTERVAL", "0")
+    with pytest.raises(ValidationError):
+        Settings()

@@ -260,7 +260,7 @@ def test_worker_prometheus_alertmanager_and_dashboard_together(
                     == counts.routes[outcome]
                 )
             assert api.value(f"claims_reviews_total{{{selector}}}") == reviews
-            # The lag gauges update every 5 s: wait until every partition has one.
+            # The lag gauges update every second here: wait until every partition has one.
             wait_for(
                 lambda: (
                     api.value(f"count(claims_consumer_lag{{{selector}}})") == deployment.partitions
