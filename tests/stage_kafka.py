@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from confluent_kafka import KafkaError, Message, TopicPartition
@@ -31,6 +32,8 @@ from stream.kafka.acls import grant, stage_grants
 from stream.kafka.local.cluster import LocalBroker, LocalCluster
 from stream.kafka.topics import create_topics, stage_topics
 from stream.settings import Settings
+
+T = TypeVar("T")
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,19 +254,15 @@ class StageDeployment:
         )
 
     def wait_healthy(self, port: int, timeout: float = 90.0) -> dict[str, object]:
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while time.monotonic() < deadline:
+        def health() -> dict[str, object]:
             try:
                 with urllib.request.urlopen(f"http://{HOST}:{port}/healthz", timeout=2) as reply:
-                    health: dict[str, object] = json.loads(reply.read())
-                    return health
-            except urllib.error.HTTPError as error:
-                last = error.read()
-            except OSError as error:
-                last = error
-            time.sleep(0.5)
-        raise AssertionError(f"worker on :{port} never healthy ({last!r})\n{self.logs()}")
+                    answer: dict[str, object] = json.loads(reply.read())
+                    return answer
+            except urllib.error.HTTPError as error:  # 503: up, not healthy yet; say why
+                raise ValueError(error.read().decode(errors="replace")) from error
+
+        return wait_for(health, timeout, f"the worker on :{port} to be healthy", self.logs)
 
     def committed(self) -> int:
         """Offsets committed by the stage's consumer group on the input topic, summed."""
@@ -363,13 +362,31 @@ def _headers(message: Message) -> dict[str, bytes]:
     }
 
 
-def wait_for(condition: object, timeout: float, what: str) -> None:
+def wait_for(
+    condition: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    detail: Callable[[], str] | None = None,
+) -> T:
+    """Poll `condition` until it returns something truthy, and return that; fail after
+    `timeout` seconds, naming `what` was awaited, the last transient error and `detail()`
+    (a log, say). OSError, ValueError and KeyError count as "not there yet"."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except (OSError, ValueError, KeyError) as error:
+            last_error = error
+        if time.monotonic() >= deadline:
+            extra = detail() if detail is not None else ""
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what}"
+                f"{f' (last error: {last_error!r})' if last_error else ''}\n{extra}"
+            )
+        time.sleep(0.25)
 
 
 def bulk_records(count: int, bad_every: int = 100) -> tuple[list[bytes], set[bytes]]:

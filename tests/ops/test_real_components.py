@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from stream.kafka.send import send_lines
-from tests.stage_kafka import HOST, StageDeployment, free_port
+from tests.stage_kafka import HOST, StageDeployment, free_port, wait_for
 
 from .examples import example_lines, expected_counts, expected_rows
 from .monitoring import (
@@ -45,7 +45,6 @@ from .monitoring import (
     prometheus_config,
     running,
     short_alert_rules,
-    wait_for,
 )
 from .support import load_dashboard_generator, require_tool
 
