@@ -46,7 +46,7 @@ lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check stream tests bench deploy/grafana schemas/examples
 	$(BIN)/ruff format --check stream tests bench deploy/grafana schemas/examples
 
-typecheck: $(STAMP) ## mypy strict on stream/ and tests/
+typecheck: $(STAMP) ## mypy strict on stream/, tests/ and bench/
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## format and autofix
