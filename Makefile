@@ -30,17 +30,25 @@ worker: $(STAMP) ## run the stream worker alone (topics must exist)
 broker: $(STAMP) ## start the local Kafka broker (claims-stage broker stop|status)
 	$(BIN)/claims-stage broker start
 
+# Two test processes (pytest-xdist), a whole module each at a time: the integration tests
+# mostly wait on brokers and workers, so two of them share the two cores well. The brokers are
+# shared by both processes (tests/conftest.py).
+PYTEST_PROCESSES ?= -n 2 --dist loadfile
+
 test: $(STAMP) ops-tools ## the whole test suite: lint, types, unit, integration and ops tests
 	$(BIN)/ruff check stream tests bench deploy/grafana schemas/examples
 	$(BIN)/ruff format --check stream tests bench deploy/grafana schemas/examples
-	$(BIN)/mypy
-	$(BIN)/pytest
+	@# mypy checks while the tests run (they mostly wait); its report follows theirs.
+	@$(BIN)/mypy > .mypy-report 2>&1 & types=$$!; \
+	$(BIN)/pytest $(PYTEST_PROCESSES); tests=$$?; \
+	wait $$types; typed=$$?; echo "mypy:"; cat .mypy-report; rm -f .mypy-report; \
+	test $$tests -eq 0 && test $$typed -eq 0
 
 unit: $(STAMP) ## unit tests only (no broker, no external programs)
-	$(BIN)/pytest -m "not integration and not ops"
+	$(BIN)/pytest $(PYTEST_PROCESSES) -m "not integration and not ops"
 
 integration: $(STAMP) ## integration tests against a real broker the run starts itself
-	$(BIN)/pytest -m integration
+	$(BIN)/pytest $(PYTEST_PROCESSES) -m integration
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check stream tests bench deploy/grafana schemas/examples

@@ -1,7 +1,7 @@
 """The local broker (stream/kafka/local/cluster.py) against real clients: confluent-kafka and aiokafka.
 
-One broker for the module, in a temporary home on free ports. The first run of a session copies
-the broker's jars from ~/.m2 (Maven downloads them once per machine).
+One broker of its own (the session's lone broker), in a temporary home on free ports. The
+session copies the broker's jars from ~/.m2 once (Maven downloads them once per machine).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,18 +24,10 @@ pytestmark = pytest.mark.integration
 HOST = "127.0.0.1"
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    port = free_port()
-    controller_port = free_port()
-    while controller_port == port:
-        controller_port = free_port()
-    lb = LocalBroker(
-        tmp_path_factory.mktemp("kafka"), host=HOST, port=port, controller_port=controller_port
-    )
-    lb.start(timeout=180.0)
-    yield lb
-    lb.stop()
+@pytest.fixture
+def broker(lone_broker: LocalBroker) -> LocalBroker:
+    """The session's lone broker: these tests stop and restart it, so no other module uses it."""
+    return lone_broker
 
 
 def _create_topic(bootstrap: str, name: str, partitions: int = 3) -> None:
