@@ -45,7 +45,7 @@ TRANSPORT = {"faust", "mode", "confluent_kafka", "aiokafka", "prometheus_client"
 KAFKA_CLIENTS = {"faust", "mode", "confluent_kafka", "aiokafka"}
 """The local cluster drives JVMs with stdlib only: no Kafka client."""
 
-OUTSIDE_THE_PACKAGE = {"bench", "tests", "schemas", "deploy"}
+OUTSIDE_THE_PACKAGE = {"bench", "tests", "tools", "schemas", "deploy"}
 """Folders of the repository that an installed package does not have."""
 
 
