@@ -3,6 +3,7 @@
     cli  ->  worker  ->  kafka, ops  ->  core
     cli  ->  kafka/local (the local cluster: only the command line starts one)
     settings and logs: used by every part but the core; they import no part
+    inside the core: decision, tally, whatif  ->  rules, codes, contracts, claim, adapters
 
 The core imports no Kafka client, Faust or Prometheus, and neither the settings nor the
 logs, so the decision can be tested, run in batch and benchmarked without a broker or an
@@ -44,6 +45,11 @@ TRANSPORT = {"faust", "mode", "confluent_kafka", "aiokafka", "prometheus_client"
 
 KAFKA_CLIENTS = {"faust", "mode", "confluent_kafka", "aiokafka"}
 """The local cluster drives JVMs with stdlib only: no Kafka client."""
+
+CORE_ABOVE = ("stream.core.decision", "stream.core.whatif", "stream.core.tally")
+"""Inside the core, the decision and what counts or compares decisions sit on the rules,
+the codes, the contracts and the adapters; nothing beneath imports them, not even for types
+(a `TYPE_CHECKING` import is an arrow too)."""
 
 OUTSIDE_THE_PACKAGE = {"bench", "tests", "tools", "schemas", "deploy"}
 """Folders of the repository that an installed package does not have."""
@@ -102,6 +108,10 @@ def modules(root: Path) -> Iterator[tuple[Path, str, str | None]]:
             yield path, name, part_of(name)
 
 
+def _beneath(module: str) -> bool:
+    return not module.startswith(CORE_ABOVE) and module != "stream.core"
+
+
 def boundary_violations(root: Path) -> list[str]:
     """Imports of a part that it may not import, and modules that belong to no part."""
     wrong = set()
@@ -119,6 +129,8 @@ def boundary_violations(root: Path) -> list[str]:
                 wrong.add(f"{where} imports {imported}, which is not shipped")
             if part == "core" and top in TRANSPORT:
                 wrong.add(f"{where} (core) imports {imported}")
+            if part == "core" and _beneath(name) and imported.startswith(CORE_ABOVE):
+                wrong.add(f"{where} (beneath the decision) imports {imported}")
             if part == "kafka.local" and top in KAFKA_CLIENTS:
                 wrong.add(f"{where} (kafka.local) imports the Kafka client {imported}")
     return sorted(wrong)
@@ -163,7 +175,13 @@ PLANTED = [
     ("settings.py", "from stream.worker import app\n", "settings.py (settings) imports stream.worker"),
     ("core/claim.py", "import stream.settings\n", "core/claim.py (core) imports stream.settings"),
     ("core/rules/base.py", "from ...logs import configure\n", "(core) imports stream.logs"),
-    ("core/rules/base.py", "from .. import decision\n", None),  # core -> core: allowed
+    ("core/whatif.py", "from . import claim\n", None),  # down inside the core: allowed
+    ("core/rules/base.py", "from .. import decision\n", "(beneath the decision) imports stream.core.decision"),
+    (
+        "core/codes/icd10cm.py",
+        "if TYPE_CHECKING:\n    from stream.core.decision import Decider\n",
+        "(beneath the decision) imports stream.core.decision",
+    ),
     ("core/codes/cpt.py", "from stream import settings\n", "imports stream.settings"),
     ("logs.py", "from .cli import main\n", "logs.py (logs) imports stream.cli"),
     ("kafka/topics.py", "from stream.kafka.local import cluster\n", "(kafka) imports stream.kafka.local"),
