@@ -92,6 +92,17 @@ class Settings(BaseSettings):
         "too_large (1 MiB, the broker's default message size; at most 16 MiB, the largest "
         "record the stage's clients fetch).",
     )
+    lag_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between the worker's consumer-lag measurements: the lag gauges "
+        "and the throughput samples of the status page.",
+    )
+    summary_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between the worker's one-line summaries in the log.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from stream.cli.listing import (
     REFERENCE_START,
@@ -19,14 +18,16 @@ from stream.cli.listing import (
     replace_generated_sections,
 )
 from stream.cli.main import app
-from stream.core.contracts import DeadLetter, Decision
+from stream.core.contracts import MAX_RECORD_BYTES, DeadLetter, Decision
 from stream.core.decision import Decider
 from stream.core.rules import CATALOGUE, RULESET_VERSION
+from stream.core.rules.config import Policies
 from stream.core.rules.documentation import SECTIONS
 from tests.claims import encode, encounter
+from tests.reference import SessionReferenceData, StageRunner
 
 ROOT = Path(__file__).resolve().parents[1]
-runner = CliRunner()
+runner = StageRunner()
 
 
 def good(n: int) -> bytes:
@@ -327,3 +328,21 @@ def test_invalid_settings_are_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> 
     result = runner.invoke(app, ["rules"])
     assert result.exit_code == 2
     assert "CLAIMS_WEB_PORT" in result.output
+
+
+class CountingReferenceData(SessionReferenceData):
+    def __init__(self) -> None:
+        self.deciders = 0
+
+    def decider(self, policies: Policies, max_record_bytes: int = MAX_RECORD_BYTES) -> Decider:
+        self.deciders += 1
+        return super().decider(policies, max_record_bytes)
+
+
+def test_a_command_decides_with_the_reference_data_it_is_given(tmp_path: Path) -> None:
+    source = tmp_path / "claims.jsonl"
+    source.write_bytes(good(1) + b"\n")
+    given = CountingReferenceData()
+    result = runner.invoke(app, ["check", str(source), "--out", str(tmp_path)], obj=given)
+    assert result.exit_code == 0, result.output
+    assert given.deciders == 1

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from stream.bench.hostile import HOSTILE_DIAGNOSES, hostile_event, hostile_events
+from bench.hostile import HOSTILE_DIAGNOSES, hostile_event, hostile_events
 from stream.cli.batch import CHUNK_BYTES, chunks
 from stream.core.contracts import (
     MAX_CODE_LENGTH,

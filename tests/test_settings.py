@@ -148,3 +148,15 @@ def test_the_maximum_record_size(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("CLAIMS_MAX_RECORD_BYTES", wrong)
         with pytest.raises(ValidationError, match="max_record_bytes"):
             Settings()
+
+
+def test_the_worker_intervals_default_to_production_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert (Settings().lag_interval, Settings().summary_interval) == (5.0, 10.0)
+    monkeypatch.setenv("CLAIMS_LAG_INTERVAL", "0.5")
+    monkeypatch.setenv("CLAIMS_SUMMARY_INTERVAL", "2")
+    assert (Settings().lag_interval, Settings().summary_interval) == (0.5, 2.0)
+    monkeypatch.setenv("CLAIMS_SUMMARY_INTERVAL", "0")
+    with pytest.raises(ValidationError):
+        Settings()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
-import gc
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -66,17 +65,6 @@ class Output:
     code_set: str | None = None
     """The ICD-10-CM fiscal year that judged a decision (`FY2026`), `none` outside the
     loaded code sets; None for a dead letter."""
-
-
-def freeze_reference_data() -> None:
-    """Exempt everything alive now from garbage collection; call once the Decider is built.
-
-    The ICD-10-CM tables are millions of long-lived objects. Without this, each full
-    collection (triggered by cyclic garbage such as exceptions with tracebacks, which dead
-    letters produce) walks all of them again: about 15 % of a batch's time.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def _utc_now() -> dt.datetime:

@@ -16,9 +16,6 @@ from stream.settings import Settings
 
 log = logging.getLogger("claims_stage.worker")
 
-LAG_INTERVAL = 5.0
-"""Seconds between lag measurements (a Faust timer)."""
-
 
 def _reason(error: Exception) -> str:
     if isinstance(error, KafkaException) and isinstance(error.args[0], KafkaError):

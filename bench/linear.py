@@ -1,6 +1,6 @@
 """Does any rule's cost grow faster than the claim?
 
-    python -m stream.bench.linear [--lines 1000] [--factor 8] [--rounds 5]
+    python -m bench.linear [--lines 1000] [--factor 8] [--rounds 5]
 
 Builds claims of N and FACTOR x N procedure lines (past the contract's limit of 999 lines,
 built without it, so that a rule's growth shows plainly), each with 25 diagnoses that wake
