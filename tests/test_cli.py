@@ -174,9 +174,10 @@ def test_rules_lists_every_rule() -> None:
 
 
 def test_explain_prints_the_rule_documentation_in_its_sections() -> None:
-    result = runner.invoke(app, ["explain", "met-5"], env={"COLUMNS": "200"})
+    # A narrow width on purpose: what a pipe receives is whole lines, never cut or folded.
+    result = runner.invoke(app, ["explain", "met-5"], env={"COLUMNS": "40"})
     assert result.exit_code == 0, result.output
-    text = " ".join(result.output.split())
+    text = result.output
     assert "MET-005 A secondary malignancy code requires a primary-site indicator" in text
     assert "X12: CARC 16, RARC M76" in text
     headings = ["What it checks", "Why", "Which claims it reads"]
@@ -186,11 +187,12 @@ def test_explain_prints_the_rule_documentation_in_its_sections() -> None:
     # the scope is derived from the rule's declaration, the codes from its sets
     assert "with a valid code of a family: secondary (C77-C79)" in text
     # the failing example is decided: its code, its description and the stage's message
-    assert "C79.51 Secondary malignant neoplasm of bone" in text
-    assert (
-        "MET-005 error (diagnoses 1): C79.51 (secondary malignant neoplasm of bone) has no primary site"
-        in text
-    )
+    assert "`C79.51` Secondary malignant neoplasm of bone" in text
+    finding = next(line for line in text.splitlines() if "MET-005** error" in line)
+    assert finding.endswith(
+        "MET-005** error (diagnoses 1): C79.51 (secondary malignant neoplasm of bone) has no "
+        "primary site: code the active primary, a Z85 history code, or C80.1"
+    ), finding
     assert "The stage finds nothing: the claim is validated." in text
     assert runner.invoke(app, ["explain", "MET-099"]).exit_code == 2
 

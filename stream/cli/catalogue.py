@@ -157,7 +157,8 @@ def explain(
     if rule is None:
         raise fail(f"no rule {rule_id!r}; `claims-stage rules` lists them ({RULE_ID_RANGE})")
     document = f"## {rule.rule_id} {rule.title}\n\n{rule_document(rule, reference_data(ctx).decider(Policies()))}"
-    if markdown:
+    if markdown or not out.is_terminal:
+        # Rendered Markdown is laid out for a width; a pipe or a file gets the source, whole.
         print(document)
         return
     out.print(Markdown(document))
