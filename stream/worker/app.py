@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import faust
 from prometheus_client import CollectorRegistry
 
-from stream.core.decision import Decider, freeze_reference_data
+from stream.core.decision import Decider
 from stream.kafka import clients
 from stream.logs import logging_config
 from stream.ops import sensor
@@ -24,7 +24,7 @@ from stream.settings import Settings
 from stream.worker import transport
 from stream.worker.agent import ClaimsAgent
 from stream.worker.fatal import FatalStop
-from stream.worker.lag import LAG_INTERVAL, LagMonitor
+from stream.worker.lag import LagMonitor
 from stream.worker.outputs import OutputProducer
 from stream.worker.transport.hooks import StageHooks, attach, hooks_of
 from stream.worker.views import PageContext, install_pages
@@ -35,9 +35,6 @@ STREAM_BUFFER = {"aiokafka": 64, "librdkafka": 2}
 """Events Faust holds for the agent before it takes them (its default, 4,096, could hold
 4 GiB): records on aiokafka, each at most the input topic's max.message.bytes (1 MiB by
 default); fetched batches on librdkafka, whose bytes librdkafka's queue bounds."""
-
-SUMMARY_INTERVAL = 10.0
-"""Seconds between the worker's one-line summaries in the log."""
 
 
 @dataclass
@@ -142,8 +139,10 @@ def create_app(
         return {tp.partition for tp in assignment if tp.topic == settings.input_topic}
 
     lag = LagMonitor(settings, held_partitions, state, metrics)
-    app.timer(LAG_INTERVAL, name="consumer-lag")(lag.measure)
-    app.timer(SUMMARY_INTERVAL, name="summary-log")(SummaryLog(state).write)
+    app.timer(settings.lag_interval, name="consumer-lag")(lag.measure)
+    app.on_before_shutdown.connect(lag.stop)  # the lag reader's one client, closed
+    summary = SummaryLog(state, settings.summary_interval)
+    app.timer(settings.summary_interval, name="summary-log")(summary.write)
     install_pages(
         app,
         PageContext(
@@ -164,8 +163,9 @@ def create_app(
 class SummaryLog:
     """One log line every few seconds while records are decided: counts, never content."""
 
-    def __init__(self, state: WorkerState) -> None:
+    def __init__(self, state: WorkerState, interval: float) -> None:
         self.state = state
+        self.interval = interval
         self.logged = 0
 
     async def write(self) -> None:
@@ -176,7 +176,7 @@ class SummaryLog:
             log.info(
                 "decided %d records in the last %.0f s (totals: %s); %d waiting",
                 done,
-                SUMMARY_INTERVAL,
+                self.interval,
                 routes,
                 sum(self.state.lag.values()),
             )
@@ -188,7 +188,6 @@ def run_worker(settings: Settings, decider_factory: Callable[[], Decider]) -> No
 
     mode.loop.use("uvloop")
     decider = decider_factory()
-    freeze_reference_data()
     fatal = FatalStop(settings)
     worker_app = create_app(settings, decider, fatal=fatal)
     worker = faust.Worker(

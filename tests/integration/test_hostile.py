@@ -20,8 +20,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from stream.bench.flood import flood_records
-from stream.bench.stage import preload
+from bench.flood import flood_records
+from bench.stage import preload
 from stream.kafka import clients
 from tests.stage_kafka import Record, StageDeployment, example_lines, read_outputs
 

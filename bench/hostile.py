@@ -1,6 +1,6 @@
 """Hostile input: contract-shaped encounter events built to cost the stage memory and time.
 
-    python -m stream.bench.hostile [--count 400] [--size 880000] [--jobs 1]
+    python -m bench.hostile [--count 400] [--size 880000] [--jobs 1]
 
 `hostile_events` is the one generator of such records, for benchmarks and tests alike: each
 is a valid JSON encounter event of about `size_bytes` bytes whose 24 diagnosis codes are long

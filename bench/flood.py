@@ -1,6 +1,6 @@
 """A flood of hostile records through one worker: `make bench-hostile`.
 
-    python -m stream.bench.flood [--ordinary 2200] [--hostile 200] [--size 880000]
+    python -m bench.flood [--ordinary 2200] [--hostile 200] [--size 880000]
                                  [--timeout 240] [--checkout DIR]
 
 Preloads ordinary claims mixed with hostile records (`hostile.hostile_events`: valid
@@ -30,12 +30,12 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, Message
 
-from stream.bench.claims import claims
-from stream.bench.decide import write_figures
-from stream.bench.hostile import hostile_events
-from stream.bench.stage import PARTITIONS, free_port, preload, worker_env
+from bench.claims import claims
+from bench.decide import write_figures
+from bench.hostile import hostile_events
+from bench.stage import PARTITIONS, free_port, preload, worker_env
 from stream.kafka import clients
-from stream.kafka.localbroker import LocalBroker, default_home
+from stream.kafka.local.cluster import LocalBroker, default_home
 from stream.kafka.topics import create_topics
 from stream.settings import Settings
 
