@@ -139,7 +139,7 @@ def test_check_with_a_rules_configuration(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     decision = json.loads((tmp_path / "o" / "validated.jsonl").read_bytes())
     assert decision["findings"][0]["severity"] == "warning"
-    assert decision["ruleset_version"].startswith("2026.12.0+cfg.")
+    assert decision["ruleset_version"].startswith("2026.12.1+cfg.")
 
 
 def test_check_refuses_a_broken_rules_configuration(tmp_path: Path) -> None:

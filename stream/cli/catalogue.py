@@ -11,12 +11,21 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from stream.cli.common import RulesConfigOption, app, err, fail, load_policies, load_settings, out
-from stream.core.codes.calendar import CodeCalendar
+from stream.cli.common import (
+    RulesConfigOption,
+    app,
+    build_decider,
+    err,
+    fail,
+    load_code_sets,
+    load_policies,
+    load_settings,
+    out,
+)
+from stream.core.codes.calendar import CodeCalendar, CodeSetPeriod, load_calendar
 from stream.core.codes.cpt import CptCatalog, ProcedureInfo
 from stream.core.codes.icd10cm import CodeInfo, Icd10cmCatalog
 from stream.core.contracts import json_schemas, normalize_icd10cm
-from stream.core.decision import Decider
 from stream.core.rules import CATALOGUE, RULE_ID_RANGE, RULES_BY_ID
 from stream.core.rules.code_validity import invalid_reason, split_advice
 from stream.core.rules.config import Policies
@@ -119,7 +128,8 @@ def explain(
     rule = RULES_BY_ID.get(wanted)
     if rule is None:
         raise fail(f"no rule {rule_id!r}; `claims-stage rules` lists them ({RULE_ID_RANGE})")
-    document = f"## {rule.rule_id} {rule.title}\n\n{rule_document(rule, Decider())}"
+    decider = build_decider(load_settings())
+    document = f"## {rule.rule_id} {rule.title}\n\n{rule_document(rule, decider)}"
     if markdown:
         print(document)
         return
@@ -146,33 +156,54 @@ def _ranges(calendar: CodeCalendar, mask: int) -> str:
     return ", ".join(f"{start}..{end}" for start, end in runs)
 
 
-def _show_icd10cm(catalog: Icd10cmCatalog, info: CodeInfo, day: dt.date) -> bool:
+def _standing(catalog: Icd10cmCatalog, info: CodeInfo, day: dt.date, period: CodeSetPeriod) -> bool:
+    """Print what a code is on a date in the code set that judges it; whether it is valid."""
+    calendar = catalog.calendar
+    where = f"on {day} (ICD-10-CM {period.name})"
+    valid = bool(info.valid_periods & period.bit)
+    if info.billable_periods & period.bit:
+        out.print(f"{where}: valid on that date, billable", highlight=False)
+    elif valid:
+        advice = split_advice(calendar, info.code, period) or (
+            f"report a code below it: {', '.join(calendar.children(info.code, period))}"
+        )
+        out.print(
+            f"{where}: valid on that date, a header (not billable); {advice}", highlight=False
+        )
+    else:
+        reason = invalid_reason(calendar, info.code, day)
+        out.print(f"{where}: not valid on that date; {reason}", highlight=False)
+    return valid
+
+
+def _print_loaded_text(calendar: CodeCalendar, code: str) -> None:
+    """The newest loaded release's description of a code the date's code set does not
+    describe (a code not valid on that date, newer than the bundled descriptions)."""
+    for period in reversed(calendar.periods):
+        text = period.loaded.codes.descriptions.get(code) if period.loaded else None
+        if text is not None:
+            out.print(f"{period.name} ({period.source}) describes it: {text}", highlight=False)
+            return
+
+
+def _show_icd10cm(catalog: Icd10cmCatalog, code: str, day: dt.date) -> bool:
     """Print a diagnosis code's status on a date and over the loaded code sets."""
     calendar = catalog.calendar
-    period = calendar.period_of(day)
+    period, in_force = calendar.judge(day)
+    info = catalog.lookup_on(code, period)
     out.print(f"[bold]{info.code}[/]  {info.description}", highlight=False)
-    if period is None:
+    if not info.described:
+        _print_loaded_text(calendar, info.code)
+    if not in_force:
         out.print(
-            f"on {day}: no ICD-10-CM code set is loaded for that date "
-            f"(loaded: {calendar.coverage}); a claim of that date is MET-042's",
+            f"on {day}: no loaded ICD-10-CM code set covers that date (loaded: "
+            f"{calendar.coverage}); a claim of that date is judged by {period.name}, the "
+            f"nearest, with a MET-042 warning",
             highlight=False,
         )
-        valid = False
-    else:
-        where = f"on {day} (ICD-10-CM {period.name})"
-        valid = bool(info.valid_periods & period.bit)
-        if info.billable_periods & period.bit:
-            out.print(f"{where}: valid on that date, billable", highlight=False)
-        elif valid:
-            advice = split_advice(calendar, info.code, period) or (
-                f"report a code below it: {', '.join(calendar.children(info.code, period))}"
-            )
-            out.print(
-                f"{where}: valid on that date, a header (not billable); {advice}", highlight=False
-            )
-        else:
-            reason = invalid_reason(calendar, info.code, day)
-            out.print(f"{where}: not valid on that date; {reason}", highlight=False)
+    valid = _standing(catalog, info, day, period)
+    if period.loaded is not None and info.code in period.loaded.codes.descriptions:
+        out.print(f"description: the loaded release ({period.source})", highlight=False)
     if info.billable_periods:
         out.print(f"billable: {_ranges(calendar, info.billable_periods)}", highlight=False)
     header = info.valid_periods & ~info.billable_periods
@@ -226,10 +257,10 @@ def code(
     it is not or is no code at all.
     """
     day = _on_date(on)
-    catalog = Icd10cmCatalog()
+    catalog = Icd10cmCatalog(load_calendar(releases=load_code_sets(load_settings())))
     icd = catalog.lookup(value)
     if icd.known:
-        if not _show_icd10cm(catalog, icd, day):
+        if not _show_icd10cm(catalog, value, day):
             raise typer.Exit(1)
         return
     procedure = CptCatalog().lookup(value.strip())

@@ -12,7 +12,16 @@ import typer
 from rich.table import Table
 
 from stream.cli.batch import BatchSummary, BatchWorkerError, output_files, run_batch
-from stream.cli.common import RulesConfigOption, app, err, fail, load_policies, load_settings, out
+from stream.cli.common import (
+    RulesConfigOption,
+    app,
+    err,
+    fail,
+    load_code_sets,
+    load_policies,
+    load_settings,
+    out,
+)
 from stream.cli.readers import FORMAT_NAMES, InputReading, read_input
 from stream.core.rules import RULES_BY_ID
 from stream.core.rules.config import Policies
@@ -54,10 +63,12 @@ def check(
     """
     from stream.core.decision import Decider, freeze_reference_data
 
-    policies = load_policies(load_settings(), rules_config)
+    settings = load_settings()
+    policies = load_policies(settings, rules_config)
+    releases = load_code_sets(settings)
     ensure_writable(out_dir)
     with reading_input(input_path, "deciding") as reading:
-        decider = Decider(policies)
+        decider = Decider(policies, releases=releases)
         freeze_reference_data()
         try:
             summary = run_batch(decider, reading.records, out_dir, jobs)

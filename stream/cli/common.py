@@ -10,10 +10,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from stream.core.codes.releases import LoadedRelease
+from stream.core.codes.store import CodeSetStore, StoreError
 from stream.core.rules.config import Policies, RulesConfigError
 from stream.settings import Settings
 
 if TYPE_CHECKING:
+    from stream.core.decision import Decider
     from stream.kafka.access import Needs
 
 app = typer.Typer(
@@ -72,6 +75,31 @@ def load_policies(settings: Settings | None, rules_config: Path | None) -> Polic
         return Policies.from_file(rules_config or (settings.rules_config if settings else None))
     except RulesConfigError as error:
         raise fail(str(error)) from error
+
+
+def load_code_sets(settings: Settings) -> tuple[LoadedRelease, ...]:
+    """The loaded ICD-10-CM releases of the store (`CLAIMS_CODE_SETS_DIR`); a usage error
+    when it cannot be read, or when a directory named on purpose is missing (an unmounted
+    volume must not make the stage judge by the built-in code sets alone)."""
+    directory = settings.code_sets_dir
+    if not directory.is_dir():
+        if "code_sets_dir" in settings.model_fields_set:
+            raise fail(
+                f"CLAIMS_CODE_SETS_DIR={directory} is not a directory: mount the code-set "
+                "store there, or unset the variable to use the built-in code sets alone"
+            )
+        return ()
+    try:
+        return CodeSetStore(directory).releases()
+    except StoreError as error:
+        raise fail(f"the code-set store cannot be read: {error}") from error
+
+
+def build_decider(settings: Settings, policies: Policies | None = None) -> Decider:
+    """The decider of a command: its policies, the built-in and the loaded code sets."""
+    from stream.core.decision import Decider
+
+    return Decider(policies, releases=load_code_sets(settings))
 
 
 RulesConfigOption = Annotated[

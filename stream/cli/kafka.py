@@ -13,6 +13,7 @@ from stream.cli.common import (
     app,
     err,
     fail,
+    load_code_sets,
     load_policies,
     load_settings,
     out,
@@ -319,7 +320,8 @@ def worker(rules_config: RulesConfigOption = None) -> None:
     # Before Faust starts: a wrong password, an untrusted certificate, a missing ACL or a
     # missing topic ends here with the cause named, not in a client retrying forever.
     require_access(settings, stage_needs(settings, review=policies.routes_to_review))
-    run_worker(settings, lambda: Decider(policies))
+    releases = load_code_sets(settings)
+    run_worker(settings, lambda: Decider(policies, releases=releases))
 
 
 @app.command()
@@ -428,6 +430,7 @@ def run(
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
     policies = load_policies(settings, None)
+    releases = load_code_sets(settings)
     broker = None
     if not settings.broker_configured:
         broker = _local_cluster(settings)
@@ -463,7 +466,7 @@ def run(
             f"Ctrl-C stops it.\n",
             highlight=False,
         )
-        run_worker(settings, lambda: Decider(policies))
+        run_worker(settings, lambda: Decider(policies, releases=releases))
     finally:
         if broker is not None and not keep_broker:
             broker.stop()

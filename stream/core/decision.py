@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import gc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,9 +22,11 @@ from pydantic import ValidationError
 from stream.core.adapters import fhir
 from stream.core.adapters.formats import AdaptedClaim
 from stream.core.claim import ClaimDiagnosis, ClaimProcedure, build_claim
+from stream.core.codes.calendar import load_calendar
 from stream.core.codes.codeset import CodeIndex
 from stream.core.codes.cpt import CptCatalog
 from stream.core.codes.icd10cm import Icd10cmCatalog
+from stream.core.codes.releases import LoadedRelease
 from stream.core.contracts import (
     MAX_RECORD_BYTES,
     CodeSets,
@@ -41,9 +44,6 @@ from stream.core.contracts import (
 from stream.core.rules import CATALOGUE, Rule
 from stream.core.rules.config import Policies, RuleFinding, Ruleset
 
-NO_CODE_SET = "none"
-"""`code_sets.icd10cm` and the code-set label of a claim dated outside the loaded code sets."""
-
 
 @dataclass(slots=True)  # not frozen: frozen construction costs ~4x on the hot path
 class Output:
@@ -59,8 +59,9 @@ class Output:
     findings: tuple[RuleFinding, ...] = ()
     dead_letter_kind: DeadLetterKind | None = None
     code_set: str | None = None
-    """The ICD-10-CM fiscal year that judged a decision (`FY2026`), `none` outside the
-    loaded code sets; None for a dead letter."""
+    """The ICD-10-CM fiscal year that judged a decision (`FY2026`); None for a dead letter."""
+    nearest_code_set: bool = False
+    """No loaded code set covers the claim's date: the nearest one judged it (MET-042)."""
 
 
 def freeze_reference_data() -> None:
@@ -95,12 +96,17 @@ class Decider:
         policies: Policies | None = None,
         icd10cm: Icd10cmCatalog | None = None,
         cpt: CptCatalog | None = None,
+        releases: Sequence[LoadedRelease] = (),
     ) -> None:
+        """`releases`: the loaded ICD-10-CM releases (`stream.core.codes.store`), when no
+        `icd10cm` catalogue is given."""
         self.policies = policies or Policies()
         self.ruleset = self.policies.default
         """The global policy: the ruleset of every claim whose payer has no policy of its own."""
         self._payer_rulesets = self.policies.payers
-        self.icd10cm = icd10cm or Icd10cmCatalog(index=stage_code_index())
+        self.icd10cm = icd10cm or Icd10cmCatalog(
+            load_calendar(releases=releases) if releases else None, stage_code_index()
+        )
         missing = sorted(
             {
                 c.spec
@@ -115,32 +121,36 @@ class Decider:
         calendar = self.icd10cm.calendar
         self._details = CodeDetails()
         # One `code_sets` document per period, made once: decisions share them.
-        self._code_sets = {
-            period.index: CodeSets(
+        self._code_sets = [
+            CodeSets(
                 icd10cm=period.release,
                 cpt=self.cpt.release,
                 icd10cm_fiscal_year=period.fiscal_year,
-                icd10cm_descriptions=self.icd10cm.release,
+                icd10cm_descriptions=self.icd10cm.release
+                if period.loaded is None
+                else period.release,
+                icd10cm_source=period.source,
             ).model_dump()
             for period in calendar.periods
-        }
-        self._no_code_set = CodeSets(
-            icd10cm=NO_CODE_SET, cpt=self.cpt.release, icd10cm_descriptions=self.icd10cm.release
-        ).model_dump()
+        ]
 
     @property
     def code_set_labels(self) -> tuple[str, ...]:
-        """Every value an output's `code_set` can take: the fiscal years, then `none`."""
-        years = self.icd10cm.calendar.fiscal_years
-        return (*(f"FY{year}" for year in years), NO_CODE_SET)
+        """Every value an output's `code_set` can take: the fiscal years."""
+        return tuple(f"FY{year}" for year in self.icd10cm.calendar.fiscal_years)
 
     @property
     def code_set_version(self) -> str:
         """What this stage judges codes by, in one line: years, dates and sources."""
         calendar = self.icd10cm.calendar
         return (
-            f"{calendar.coverage} from {calendar.source}; descriptions {self.icd10cm.descriptions}"
+            f"{calendar.coverage} from {calendar.sources}; descriptions {self.icd10cm.descriptions}"
         )
+
+    @property
+    def code_sets_end(self) -> dt.date:
+        """The last date a loaded code set covers (the end of the latest set's fiscal year)."""
+        return self.icd10cm.calendar.last
 
     def decide(
         self,
@@ -247,7 +257,7 @@ class Decider:
             "outcome": outcome,
             "decided_at": now,
             "ruleset_version": ruleset.version,
-            "code_sets": self._code_sets[period.index] if period else self._no_code_set,
+            "code_sets": self._code_sets[period.index],
             "findings": findings,
         }
         if review_rules:  # only then: without review routes, decisions stay as they were
@@ -273,7 +283,8 @@ class Decider:
             event_id=event.event_id,
             claim_id=event.claim_id,
             findings=findings,
-            code_set=period.label if period else NO_CODE_SET,
+            code_set=period.label,
+            nearest_code_set=claim.nearest_code_set,
         )
 
 
@@ -317,18 +328,18 @@ class CodeDetails:
     """The decision's description of each diagnosis and procedure line, as JSON fragments.
 
     A line's description depends only on its position, its code and (for a diagnosis) the
-    code's standing on the claim's date, and claims repeat the same few thousand: each is
-    serialised once and remembered, up to a bound.
+    code's standing on the claim's date and the release describing it, and claims repeat
+    the same few thousand: each is serialised once and remembered, up to a bound.
     """
 
     LIMIT = 100_000
 
     def __init__(self) -> None:
-        self._diagnoses: dict[tuple[int, str, bool, bool], orjson.Fragment] = {}
+        self._diagnoses: dict[tuple[int, str, bool, bool, str | None], orjson.Fragment] = {}
         self._procedures: dict[tuple[int, str], orjson.Fragment] = {}
 
     def diagnosis(self, d: ClaimDiagnosis) -> orjson.Fragment:
-        key = (d.sequence, d.code, d.valid, d.billable)
+        key = (d.sequence, d.code, d.valid, d.billable, d.info.description)
         detail = self._diagnoses.get(key)
         if detail is None:
             detail = self._keep(

@@ -26,8 +26,8 @@ pytestmark = [pytest.mark.ops, pytest.mark.integration]
 
 WIDTH, HEIGHT = 1280, 800
 DOCS_SCREENSHOT = REPO / "docs" / "status-page.png"
-RULESET_VERSION = "2026.12.0"
-ICD10CM_COVERAGE = "FY2023-FY2027 (2022-10-01..2027-03-31)"
+RULESET_VERSION = "2026.12.1"
+ICD10CM_COVERAGE = "FY2023-FY2027 (2022-10-01..2027-09-30)"
 OUTCOME_LABELS = {"validated": "validated", "rejected": "rejected", "dead_letter": "dead letters"}
 
 

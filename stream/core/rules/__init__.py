@@ -20,7 +20,7 @@ from stream.core.rules import (
 )
 from stream.core.rules.base import Hit, Rule
 
-RULESET_VERSION = "2026.12.0"
+RULESET_VERSION = "2026.12.1"
 """The catalogue's version; a rules configuration that changes anything adds a suffix."""
 
 CATALOGUE: tuple[Rule, ...] = (
