@@ -24,7 +24,7 @@ with warnings.catch_warnings():
     import simple_icd_10_cm as cm
 
 
-def test_text(code: str) -> str:
+def made_up_text(code: str) -> str:
     """The long description this module writes for a code simple-icd-10-cm does not know."""
     return f"{code}: a code newer than the bundled tables, as this test's order file words it"
 
@@ -77,7 +77,7 @@ def release_of(calendar: CodeCalendar, day: dt.date) -> Release:
     for codes, flag in ((billable, True), (headers, False)):
         for code in codes:
             known = cm.is_valid_item(code)
-            entries.append((code, flag, cm.get_description(code) if known else test_text(code)))
+            entries.append((code, flag, cm.get_description(code) if known else made_up_text(code)))
     return Release(entries)
 
 

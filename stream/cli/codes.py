@@ -16,7 +16,14 @@ from typing import Annotated
 import typer
 
 from stream.cli.common import app, fail, load_code_sets, load_settings, out
-from stream.core.codes.calendar import CodeCalendar, CodeSetPeriod, fiscal_year, load_calendar
+from stream.core.codes.calendar import (
+    CodeCalendar,
+    CodeSetPeriod,
+    coverage_warning,
+    fiscal_year,
+    fiscal_year_end,
+    load_calendar,
+)
 from stream.core.codes.changes import ReleaseChanges, check_complete, compare_release
 from stream.core.codes.releases import (
     LoadedRelease,
@@ -34,9 +41,6 @@ codes_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(codes_app, name="codes")
-
-END_SOON_DAYS = 45
-"""Days before the covered dates end from which the stage warns (log, `codes list`, alert)."""
 
 
 def _effective(given: str | None, order: OrderFile) -> dt.date:
@@ -122,8 +126,13 @@ def load(
     release = LoadedRelease(day, order.source, order.sha256, loaded_at, codes)
     from stream.core.codes.icd10cm import Icd10cmCatalog  # the descriptions: a second or two
 
-    current = load_code_sets(settings)
-    changes = compare_release(Icd10cmCatalog(load_calendar(releases=current)), release.codes, day)
+    store = CodeSetStore(settings.code_sets_dir)
+    try:
+        current = store.releases()  # a new store is made by its first load
+    except StoreError as error:
+        raise fail(f"the code-set store cannot be read: {error}") from error
+    calendar = load_calendar(releases=current)
+    changes = compare_release(Icd10cmCatalog(calendar), release.codes, day)
     try:
         check_complete(changes, release.codes)
     except ReleaseFormatError as error:
@@ -139,18 +148,25 @@ def load(
         out.print("--dry-run: nothing was stored")
         return
     try:
-        replaced = CodeSetStore(settings.code_sets_dir).add(release)
+        replaced = store.add(release)
     except (StoreError, OSError) as error:
         raise fail(f"the release could not be stored: {error}; the store is as it was") from error
     if replaced is not None:
         out.print(f"replaces {replaced.source} (sha256 {replaced.sha256[:12]}) of {day}")
-    calendar = load_calendar(releases=(*(r for r in current if r.effective != day), release))
-    period = next(p for p in calendar.periods if p.loaded is not None and p.start == day)
     out.print(
-        f"stored in {settings.code_sets_dir}: {period.name} governs {period.start}..{period.end}; "
-        "workers and batch commands use it from their next start",
+        f"stored in {settings.code_sets_dir}: FY{fiscal_year(day)} governs "
+        f"{day}..{_governed_until(calendar, day)}; workers and batch commands use it from "
+        "their next start",
         highlight=False,
     )
+
+
+def _governed_until(calendar: CodeCalendar, day: dt.date) -> dt.date:
+    """The last day a release of `day` governs: until the next code set begins, or the end
+    of its fiscal year (the calendar's own rule, `CodeCalendar._cut_periods`)."""
+    later = [p.start for p in calendar.periods if p.start > day]
+    end = fiscal_year_end(day)
+    return min(end, later[0] - dt.timedelta(days=1)) if later else end
 
 
 def _governs(period: CodeSetPeriod) -> str:
@@ -189,13 +205,12 @@ def list_code_sets() -> None:
             f"{period.name:28} {period.start}..{period.end}  {_governs(period)}", highlight=False
         )
     out.print(_outside(calendar), highlight=False)
-    left = (calendar.last - dt.date.today()).days
-    warning = (
-        f" (fewer than {END_SOON_DAYS}: load the next release)" if left < END_SOON_DAYS else ""
-    )
-    out.print(
-        f"covered through {calendar.last}: {left:,} days from today{warning}", highlight=False
-    )
+    today = dt.date.today()
+    left = (calendar.last - today).days
+    out.print(f"covered through {calendar.last}: {left:,} days from today", highlight=False)
+    warning = coverage_warning(calendar.last, today)
+    if warning is not None:
+        out.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
 
 
 @codes_app.command("remove")

@@ -317,10 +317,10 @@ def worker(rules_config: RulesConfigOption = None) -> None:
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
     policies = load_policies(settings, rules_config)
+    releases = load_code_sets(settings)  # the code-set store, read at start
     # Before Faust starts: a wrong password, an untrusted certificate, a missing ACL or a
     # missing topic ends here with the cause named, not in a client retrying forever.
     require_access(settings, stage_needs(settings, review=policies.routes_to_review))
-    releases = load_code_sets(settings)
     run_worker(settings, lambda: Decider(policies, releases=releases))
 
 

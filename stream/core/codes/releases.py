@@ -25,6 +25,7 @@ import hashlib
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -248,7 +249,7 @@ def _from_zip(path: Path) -> OrderFile:
                     f"{member.filename} is {member.file_size:,} bytes, too large for an order file"
                 )
             data = archive.read(member)  # checks the member's CRC: a damaged zip stops here
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError) as error:
         if isinstance(error, ReleaseFormatError):
             raise
         raise ReleaseFormatError(f"{path.name} is not a readable zip: {error}") from error
