@@ -39,9 +39,9 @@ from tests.order_files import (
     REDESCRIBED,
     REDESCRIBED_TEXT,
     Release,
+    made_up_text,
     next_year,
     release_of,
-    made_up_text,
 )
 
 runner = CliRunner()
