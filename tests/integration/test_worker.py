@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import signal
 import subprocess
@@ -129,13 +130,19 @@ def test_the_example_stream_flows_through_the_stage(deployment: StageDeployment)
     assert metrics["claims_last_decision_timestamp_seconds"] > time.time() - 120
     assert any(k.startswith("claims_stage_info{") for k in metrics)
     assert metrics["faust_messages_received_total"] == len(lines)  # Faust's sensor
-    # decisions per ICD-10-CM code-set year: every supported year and `none`, from the start
+    # decisions per ICD-10-CM code-set year: every supported year, from the start
     years = Counter(e["code_set"] for e in expected if e["code_set"])
     by_year = {k: v for k, v in metrics.items() if k.startswith("claims_code_set_decisions_total{")}
     assert by_year == {
         f'claims_code_set_decisions_total{{fiscal_year="{label}"}}': float(years[label])
-        for label in ("FY2023", "FY2024", "FY2025", "FY2026", "FY2027", "none")
+        for label in ("FY2023", "FY2024", "FY2025", "FY2026", "FY2027")
     }
+    nearest = sum(1 for e in expected if "MET-042" in (e["findings"] or {}))
+    assert metrics["claims_nearest_code_set_decisions_total"] == nearest > 0
+    last_day = dt.datetime.fromtimestamp(
+        metrics["claims_code_sets_last_date_timestamp_seconds"], dt.UTC
+    )
+    assert last_day == dt.datetime(2027, 9, 30, tzinfo=dt.UTC)
 
     def drained() -> bool:
         lag = {k: v for k, v in scrape(port).items() if k.startswith("claims_consumer_lag{")}
