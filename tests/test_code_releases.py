@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from stream.cli.main import app
 from stream.core.codes.calendar import CodeCalendar, load_calendar
+from stream.core.codes.icd10cm import bundled_text
 from stream.core.codes.releases import (
     LoadedRelease,
     ReleaseFormatError,
@@ -572,3 +573,24 @@ def test_calendar_of_the_loaded_store(loaded: Decider) -> None:
     assert not calendar.billable_mask(DELETED) & fy2028.bit
     assert calendar.billable_mask(DELETED) & calendar.periods[-2].bit
     assert "loaded 2026-10-01" in loaded.code_set_version
+
+
+def test_the_stage_holds_only_the_texts_the_bundled_tables_lack(
+    tmp_path: Path, releases: tuple[LoadedRelease, ...], loaded: Decider
+) -> None:
+    """Read for the stage, a release keeps the descriptions that differ from the bundled
+    ones (most are the same: held once), and decides exactly as with every text kept."""
+    env = _store(tmp_path, *releases)
+    slim = CodeSetStore(Path(env["CLAIMS_CODE_SETS_DIR"])).releases(known=bundled_text)
+    fy2027, fy2028 = (release.codes.descriptions for release in slim)
+    assert "C79.83" in fy2027
+    assert "C34.11" not in fy2027  # the bundled text, the same
+    assert fy2028[REDESCRIBED] == REDESCRIBED_TEXT
+    assert len(fy2027) < len(releases[0].codes.descriptions) / 100
+    same = Decider(releases=slim)
+    for day in ("2026-10-01", "2027-09-30", "2027-10-01"):
+        for codes in (["C34.11", "C79.83"], ["C61", ADDED], ["C34.11", REDESCRIBED, "C78.00"]):
+            line = encode(encounter(codes, date_of_service=day, reason="right lung"))
+            expected, actual = loaded.decide(line, SOURCE), same.decide(line, SOURCE)
+            assert json.loads(actual.value)["diagnoses"] == json.loads(expected.value)["diagnoses"]
+            assert actual.findings == expected.findings

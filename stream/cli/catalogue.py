@@ -202,7 +202,7 @@ def _show_icd10cm(catalog: Icd10cmCatalog, code: str, day: dt.date) -> bool:
             highlight=False,
         )
     valid = _standing(catalog, info, day, period)
-    if period.loaded is not None and info.code in period.loaded.codes.descriptions:
+    if period.loaded is not None and info.valid_periods & period.bit:
         out.print(f"description: the loaded release ({period.source})", highlight=False)
     if info.billable_periods:
         out.print(f"billable: {_ranges(calendar, info.billable_periods)}", highlight=False)

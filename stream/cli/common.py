@@ -89,8 +89,10 @@ def load_code_sets(settings: Settings) -> tuple[LoadedRelease, ...]:
                 "store there, or unset the variable to use the built-in code sets alone"
             )
         return ()
+    from stream.core.codes.icd10cm import bundled_text  # the descriptions: about 2 s
+
     try:
-        return CodeSetStore(directory).releases()
+        return CodeSetStore(directory).releases(known=bundled_text)
     except StoreError as error:
         raise fail(f"the code-set store cannot be read: {error}") from error
 

@@ -18,6 +18,7 @@ families are the OR of its codes' masks and a rule's question is one AND.
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import warnings
 from collections.abc import Callable, Iterable
@@ -202,12 +203,20 @@ def _invalid(code: str) -> CodeInfo:
     )
 
 
+def bundled_text(code: str) -> str | None:
+    """A code's description in the bundled tables (simple-icd-10-cm), without a catalogue:
+    what the code-set store leaves out of a release's texts when they are the same."""
+    cm = _import_package()
+    return str(cm.get_description(code)) if cm.is_valid_item(code) else None
+
+
 def _package_version() -> str:
     from importlib import metadata
 
     return metadata.version("simple-icd-10-cm")
 
 
+@functools.cache
 def _import_package() -> ModuleType:
     # The package reads its data with an importlib API that warns on Python 3.11; the
     # warning is the package's, not ours, and must not fail a strict test run.
@@ -313,7 +322,13 @@ class Icd10cmCatalog:
         """A code's own description in a period's code set, cheaply (no full description):
         the loaded release's text, or the bundled tables' (None where they have none)."""
         if period.loaded is not None:
-            return period.loaded.codes.descriptions.get(code)
+            text = period.loaded.codes.descriptions.get(code)
+            if text is not None:
+                return text
+        return self.bundled_text(code)
+
+    def bundled_text(self, code: str) -> str | None:
+        """A code's description in the bundled tables; None for a code they do not know."""
         cm = self._cm
         return str(cm.get_description(code)) if cm.is_valid_item(code) else None
 
@@ -323,9 +338,6 @@ class Icd10cmCatalog:
         siblings = (
             self.calendar.children(parent, period) if parent and "unspecified" in text else []
         )
-        loaded = period.loaded
-        assert loaded is not None  # only a loaded period has descriptions of its own
-        texts = loaded.codes.descriptions
         return replace(
             info,
             description=text,
@@ -333,7 +345,7 @@ class Icd10cmCatalog:
             parent=parent or info.parent,
             unspecified_paired_organ=bool(_SIDE_UNSPECIFIED.search(text)),
             unspecified_side=_has_sided_sibling(
-                text, (texts.get(s, "") for s in siblings if s != info.code)
+                text, (self.own_text(s, period) or "" for s in siblings if s != info.code)
             ),
             side_specified=bool(_SIDE_SPECIFIED.search(text)),
         )

@@ -59,6 +59,9 @@ class ReleaseCodes:
     billable: frozenset[str]
     headers: frozenset[str]
     descriptions: Mapping[str, str]
+    """Long descriptions by code. Read from the store for the stage, only those that differ
+    from the bundled tables' (`CodeSetStore.releases(known=...)`): a code without one here
+    has the bundled text as its own."""
     lines: int
     """The number of the order file's last line."""
     last_code: str

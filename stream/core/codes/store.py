@@ -26,7 +26,7 @@ import datetime as dt
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,9 @@ from typing import Any
 import orjson
 
 from stream.core.codes.releases import LoadedRelease, ReleaseCodes
+
+KnownText = Callable[[str], str | None]
+"""A code's description as the stage already knows it (the bundled tables)."""
 
 MANIFEST = "code-sets.json"
 LOCK = ".lock"
@@ -102,15 +105,18 @@ def _compact(codes: ReleaseCodes) -> bytes:
     )
 
 
-def _from_compact(data: bytes, where: str) -> ReleaseCodes:
+def _from_compact(data: bytes, where: str, known: KnownText | None) -> ReleaseCodes:
     try:
         document = orjson.loads(data)
         if document.get("format") != FORMAT:
             raise ValueError(f"format {document.get('format')!r}, expected {FORMAT}")
+        descriptions: dict[str, str] = document["descriptions"]
+        if known is not None:
+            descriptions = {c: t for c, t in descriptions.items() if t != known(c)}
         return ReleaseCodes(
             billable=frozenset(document["billable"]),
             headers=frozenset(document["headers"]),
-            descriptions=document["descriptions"],
+            descriptions=descriptions,
             lines=int(document["lines"]),
             last_code=str(document["last_code"]),
         )
@@ -146,20 +152,25 @@ class CodeSetStore:
         entries = [StoredRelease.from_document(d, str(path)) for d in document["releases"]]
         return sorted(entries, key=lambda entry: entry.effective)
 
-    def releases(self) -> tuple[LoadedRelease, ...]:
-        """Every loaded release with its codes, each file checked against its sha256."""
+    def releases(self, known: KnownText | None = None) -> tuple[LoadedRelease, ...]:
+        """Every loaded release with its codes, each file checked against its sha256.
+
+        With `known` (a code's description in the bundled tables), a release keeps only the
+        descriptions that differ from it: the same text need not be held twice, and most
+        of a release's texts are the bundled ones (some 30 MB a release in memory).
+        """
         try:
-            return tuple(self._read(entry) for entry in self.entries())
+            return tuple(self._read(entry, known) for entry in self.entries())
         except FileNotFoundError:
             pass  # a load switched the manifest between our two reads: read the new one
         try:
-            return tuple(self._read(entry) for entry in self.entries())
+            return tuple(self._read(entry, known) for entry in self.entries())
         except FileNotFoundError as error:
             raise StoreError(
                 f"cannot read {error.filename}: the manifest names a file the store lacks"
             ) from error
 
-    def _read(self, entry: StoredRelease) -> LoadedRelease:
+    def _read(self, entry: StoredRelease, known: KnownText | None) -> LoadedRelease:
         path = self.directory / entry.file
         try:
             data = path.read_bytes()
@@ -177,7 +188,7 @@ class CodeSetStore:
             source=entry.source,
             sha256=entry.sha256,
             loaded_at=entry.loaded_at,
-            codes=_from_compact(data, str(path)),
+            codes=_from_compact(data, str(path), known),
         )
 
     # --- changes -----------------------------------------------------------------------
