@@ -202,7 +202,7 @@ def test_a_faulty_interchange_gives_located_dead_letters_and_decides_its_good_cl
     assert good == [1, 6]
     locations = {position: letter.error.details[0].loc for position, letter in letters.items()}
     assert locations[2] == ("2300", "HI")
-    assert locations[3] == ("2010BA", "DMG", 43, "DMG02")
+    assert locations[3] == ("2010BA", "DMG", 40, "DMG02")
     assert locations[4] == ("2400", "SV1", 1, "SV104")
     assert locations[5] == ("procedures", 0, "diagnosis_pointers", 0)
     assert locations[7][:2] == locations[8][:2] == ("ST_LOOP", "SE")

@@ -2095,6 +2095,12 @@ BY_DATE: tuple[Scenario, ...] = (
         until="2022-09-30",
         expect={"MET-042": W},
     ),
+)
+
+# Claims dated after every loaded code set, judged by the nearest (FY2027) with MET-042.
+# They come last in the stream, planned with random numbers of their own, so that adding
+# them left every line before them as it was.
+LATE: tuple[Scenario, ...] = (
     sc(
         "claim dated after FY2027 with a code FY2027 does not know, judged by FY2027",
         OP,
@@ -2107,7 +2113,7 @@ BY_DATE: tuple[Scenario, ...] = (
     ),
 )
 
-SCENARIOS: tuple[Scenario, ...] = CLEAN + FLAGGED + BY_DATE
+SCENARIOS: tuple[Scenario, ...] = CLEAN + FLAGGED + BY_DATE + LATE
 
 
 # --- malformed records --------------------------------------------------------------------
@@ -2434,7 +2440,7 @@ def build() -> list[Line]:
     rng = random.Random(SEED)
     by_name = {s.name: s for s in SCENARIOS}
     assert len(by_name) == len(SCENARIOS), "scenario names must be unique"
-    planned = [item for scenario in SCENARIOS for item in _plan(rng, scenario)]
+    planned = [item for scenario in CLEAN + FLAGGED + BY_DATE for item in _plan(rng, scenario)]
     planned.sort(key=lambda item: item.occurred)
     cases = list(MALFORMED)
     rng.shuffle(cases)
@@ -2447,11 +2453,16 @@ def build() -> list[Line]:
         item.occurred = planned[at - 1].occurred + dt.timedelta(seconds=rng.randint(30, 900))
         item.start = item.end = item.occurred.date() - dt.timedelta(days=rng.randint(0, 3))
         planned.insert(at, item)
+    late = random.Random(SEED + 1)
+    planned += sorted(
+        (item for scenario in LATE for item in _plan(late, scenario)), key=lambda i: i.occurred
+    )
     lines = []
     number = 4100
     for item in planned:
-        number += rng.randint(1, 37)
-        event = _event(rng, item, f"CLM-2026-{number:06d}")
+        numbers = late if item.scenario in LATE else rng
+        number += numbers.randint(1, 37)
+        event = _event(numbers, item, f"CLM-2026-{number:06d}")
         scenario = item.scenario
         if item.malformed is not None:
             raw = _malform(item.malformed, event)
@@ -2546,7 +2557,7 @@ def readme(lines: list[Line]) -> str:
         scenarios=len(SCENARIOS),
         clean_scenarios=len(CLEAN),
         flagged_scenarios=len(FLAGGED),
-        dated_scenarios=len(BY_DATE),
+        dated_scenarios=len(BY_DATE) + len(LATE),
         year_rows="\n".join(f"| {year} | {years[year]} |" for year in sorted(years)),
         rule_rows=rule_rows,
         malformed_rows=malformed_rows,

@@ -275,6 +275,8 @@ def met042_code_set_date(claim: Claim) -> Hit | None:
     must not reject claims by itself; but the claim was not judged by its own code set, and
     operations must load the missing release (`ClaimsStageCodeSetMissing`).
     """
+    if not claim.nearest_code_set:
+        return None
     calendar = claim.calendar
     period = claim.code_set
     day = claim.code_set_date
