@@ -99,6 +99,8 @@ def _representable(event: Event) -> bool:
         and patient.get("birth_date")
         and patient.get("sex")
         and len(event.get("diagnoses") or ()) <= limit
+        # an 837P claim bills at least one service line
+        and (event.get("procedures") or event.get("setting") != "professional")
     )
 
 
@@ -133,7 +135,10 @@ def select(candidates: list[tuple[Event, dict[str, Any]]]) -> list[Event]:
                 break
             take(max(options, key=gain))
         clean = [i for i in pool if not candidates[i][1]["findings"] and i not in picked]
-        picked += clean[:CLEAN_PER_SETTING]
+        # a few clean ones, and as many as fill the setting's share when the claims that add
+        # rules ran out, spread over the stream (the interchanges need claims of several years)
+        wanted = max(CLEAN_PER_SETTING, limit - sum(i in picked for i in pool))
+        picked += clean[:: max(1, len(clean) // wanted)][:wanted]  # spread over the years
     return [candidates[i][0] for i in sorted(picked)]
 
 
@@ -427,11 +432,11 @@ dead letter naming the FHIR element:
 """
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, decider: Decider | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed files differ")
     args = parser.parse_args(argv)
-    decider = Decider()
+    decider = decider or Decider()
     events = select(native_events(decider))
     files = render(events)
     files[README] = describe(decider, events).encode()
