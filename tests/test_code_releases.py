@@ -515,7 +515,16 @@ def test_check_and_the_worker_command_read_the_store(
     assert decision.code_sets.icd10cm_source.startswith("loaded 2027-10-01 sha256:")
     # a store named on purpose must be there: an unmounted volume stops the stage
     missing = {"CLAIMS_CODE_SETS_DIR": str(tmp_path / "not-mounted")}
-    for command in (["check", str(source), "--out", str(tmp_path / "o")], ["worker"]):
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[rules.MET-026]\nenabled = false\n")
+    whatif = ["whatif", str(source), "--rules-config", str(policy), "--out", str(tmp_path / "w")]
+    for command in (
+        ["check", str(source), "--out", str(tmp_path / "o")],
+        whatif,
+        ["explain", "MET-042"],
+        ["code", "C61"],
+        ["worker"],
+    ):
         refused = runner.invoke(app, command, env=missing)
         assert refused.exit_code == 2, command
         assert "CLAIMS_CODE_SETS_DIR" in refused.output
