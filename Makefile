@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme regen new-rule bench bench-decide bench-formats bench-stage bench-whatif ops-tools dashboard screenshots clean
+.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme regen new-rule bench bench-decide bench-formats bench-stage bench-whatif bench-codesets ops-tools dashboard screenshots clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -79,6 +79,10 @@ bench-whatif: $(STAMP) ## benchmark whatif against check over 100,000 claims wit
 
 bench-stage: $(STAMP) ## benchmark the stage on the local broker against passthrough and decide-only (~15 min)
 	$(BIN)/python -m stream.bench.stage
+
+bench-codesets: $(STAMP) ## decide() CPU per claim with loaded ICD-10-CM releases beside the built-in code sets, then worker start to healthy with two loaded (private broker on 19092/19193; ~3 min)
+	$(BIN)/python -m stream.bench.codesets
+	$(BIN)/python -m stream.bench.codesets --worker --port 19092 --controller-port 19193
 
 ops-tools: ## install promtool, prometheus, amtool, alertmanager and chromium when missing (apt)
 	bash deploy/ops-tools.sh
