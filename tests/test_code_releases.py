@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from stream.cli.main import app
 from stream.core.codes.calendar import CodeCalendar, load_calendar
@@ -44,8 +43,9 @@ from tests.order_files import (
     next_year,
     release_of,
 )
+from tests.reference import StageRunner
 
-runner = CliRunner()
+runner = StageRunner()
 SOURCE = FileSource(file="releases", line=1)
 FY2027_START = dt.date(2026, 10, 1)
 FY2028_START = dt.date(2027, 10, 1)

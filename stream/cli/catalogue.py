@@ -14,13 +14,13 @@ from rich.table import Table
 from stream.cli.common import (
     RulesConfigOption,
     app,
-    build_decider,
     err,
     fail,
     load_code_sets,
     load_policies,
     load_settings,
     out,
+    reference_data,
 )
 from stream.cli.listing import (
     REFERENCE_START,
@@ -29,8 +29,8 @@ from stream.cli.listing import (
     replace_generated_sections,
     rule_document,
 )
-from stream.core.codes.calendar import CodeCalendar, CodeSetPeriod, load_calendar
-from stream.core.codes.cpt import CptCatalog, ProcedureInfo
+from stream.core.codes.calendar import CodeCalendar, CodeSetPeriod
+from stream.core.codes.cpt import ProcedureInfo
 from stream.core.codes.icd10cm import CodeInfo, Icd10cmCatalog
 from stream.core.contracts import json_schemas, normalize_icd10cm
 from stream.core.decision import Decider
@@ -144,6 +144,7 @@ def policy_cells(policies: Policies, payer: str | None, rule_id: str) -> tuple[s
 
 @app.command()
 def explain(
+    ctx: typer.Context,
     rule_id: Annotated[str, typer.Argument(metavar="RULE", help="A rule ID such as MET-005.")],
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the Markdown source instead.")
@@ -156,9 +157,11 @@ def explain(
     rule = RULES_BY_ID.get(wanted)
     if rule is None:
         raise fail(f"no rule {rule_id!r}; `claims-stage rules` lists them ({RULE_ID_RANGE})")
-    decider = build_decider(load_settings())
+    releases = load_code_sets(load_settings())
+    decider = reference_data(ctx).decider(Policies(), releases=releases)
     document = f"## {rule.rule_id} {rule.title}\n\n{rule_document(rule, decider)}"
-    if markdown:
+    if markdown or not out.is_terminal:
+        # Rendered Markdown is laid out for a width; a pipe or a file gets the source, whole.
         print(document)
         return
     out.print(Markdown(document))
@@ -268,6 +271,7 @@ def _show_procedure(procedure: ProcedureInfo, day: dt.date) -> bool:
 
 @app.command()
 def code(
+    ctx: typer.Context,
     value: Annotated[str, typer.Argument(metavar="CODE", help="An ICD-10-CM or CPT/HCPCS code.")],
     on: Annotated[
         str | None,
@@ -285,13 +289,13 @@ def code(
     it is not or is no code at all.
     """
     day = _on_date(on)
-    catalog = Icd10cmCatalog(load_calendar(releases=load_code_sets(load_settings())))
+    catalog, procedures = reference_data(ctx).catalogs(load_code_sets(load_settings()))
     icd = catalog.lookup(value)
     if icd.known:
         if not _show_icd10cm(catalog, value, day):
             raise typer.Exit(1)
         return
-    procedure = CptCatalog().lookup(value.strip())
+    procedure = procedures.lookup(value.strip())
     if procedure.known:
         if not _show_procedure(procedure, day):
             raise typer.Exit(1)

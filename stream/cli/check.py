@@ -17,10 +17,12 @@ from stream.cli.common import (
     app,
     err,
     fail,
+    freeze_long_lived_objects,
     load_code_sets,
     load_policies,
     load_settings,
     out,
+    reference_data,
 )
 from stream.cli.readers import FORMAT_NAMES, InputReading, read_input
 from stream.core.rules import RULES_BY_ID
@@ -42,6 +44,7 @@ JobsOption = Annotated[
 
 @app.command()
 def check(
+    ctx: typer.Context,
     input_path: Annotated[
         str,
         typer.Argument(
@@ -61,15 +64,13 @@ def check(
     when the policies route claims to review): one output line per input line or claim.
     Exits 0 when every record was processed, whatever the outcomes.
     """
-    from stream.core.decision import Decider, freeze_reference_data
-
     settings = load_settings()
     policies = load_policies(settings, rules_config)
     releases = load_code_sets(settings)
     ensure_writable(out_dir)
     with reading_input(input_path, "deciding") as reading:
-        decider = Decider(policies, releases=releases)
-        freeze_reference_data()
+        decider = reference_data(ctx).decider(policies, settings.max_record_bytes, releases)
+        freeze_long_lived_objects()
         try:
             summary = run_batch(decider, reading.records, out_dir, jobs)
         except BatchWorkerError as error:

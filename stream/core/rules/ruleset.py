@@ -2,5 +2,5 @@
 (`stream.core.rules.fingerprint`): never edit the fingerprint by hand; a new series (the
 year and month) may be started by editing the version."""
 
-RULESET_VERSION = "2026.12.1"
-FINGERPRINT = "sha256:aded5cc82020866e3573e2f02a36fe22fc897f4f580b5c2f17a4a2d90c48d23a"
+RULESET_VERSION = "2026.12.2"
+FINGERPRINT = "sha256:56f140a11375f36f96eab2b713bd813283be03e129cc386bcd5f0971fd51c7e7"

@@ -1,12 +1,12 @@
 """What loaded ICD-10-CM releases cost: decide() and start-up, built in and loaded, side by side.
 
-    python -m stream.bench.codesets [--claims 20000] [--rounds 7]
-    python -m stream.bench.codesets --worker --port 19092 --controller-port 19193
+    python -m bench.codesets [--claims 20000] [--rounds 7]
+    python -m bench.codesets --worker --port 19092 --controller-port 19193
 
 Builds releases with the contents of the built-in code sets (one per built-in period, so
 that every claim of the benchmark is judged by a loaded release: the worst case for the hot
 path), stores them in a temporary code-set store and reads them back as the stage does at
-start. Then decides the same claims (`stream.bench.claims`, spread over FY2023 to FY2027)
+start. Then decides the same claims (`bench.claims`, spread over FY2023 to FY2027)
 with the built-in stage and with the loaded one, alternating rounds in one process pinned
 to one core, and prints the process CPU time per claim of each and their ratio, the
 start-up cost and the resident memory. It also checks that both give the same findings.
@@ -31,13 +31,14 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from stream.bench.claims import claims
+from bench.claims import claims
+from stream.cli.common import freeze_long_lived_objects
 from stream.core.codes.calendar import CodeCalendar, CodeSetPeriod, load_calendar
 from stream.core.codes.icd10cm import CODE_FORMAT, Icd10cmCatalog, bundled_text
 from stream.core.codes.releases import LoadedRelease, ReleaseCodes
 from stream.core.codes.store import CodeSetStore
 from stream.core.contracts import KafkaSource
-from stream.core.decision import Decider, Output, freeze_reference_data
+from stream.core.decision import Decider, Output
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = KafkaSource(topic="encounters", partition=0, offset=0)
@@ -91,7 +92,7 @@ def bench_decide(count: int, rounds: int) -> None:
         calendar = load_calendar(releases=stored)
         built = time.perf_counter() - started
     loaded = Decider(icd10cm=Icd10cmCatalog(calendar, built_in.icd10cm.index))
-    freeze_reference_data()
+    freeze_long_lived_objects()
     differing = sum(
         _findings(built_in.decide(line, SOURCE)) != _findings(loaded.decide(line, SOURCE))
         for line in lines  # also the warm-up: every code described once by both
@@ -148,7 +149,7 @@ def _healthy_after(env: dict[str, str], port: int, timeout: float = 120.0) -> tu
 
 
 def bench_worker(port: int, controller_port: int, runs: int) -> None:
-    from stream.kafka.localbroker import LocalBroker
+    from stream.kafka.local.cluster import LocalBroker
     from stream.kafka.topics import create_topics
     from stream.settings import Settings
 
