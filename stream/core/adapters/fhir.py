@@ -260,7 +260,11 @@ def _nothing_to_read(
         what = ", ".join(f"{count} {kind}" for kind, count in held.most_common())
         holds = f"the Bundle holds {what}"
     else:
-        holds = "the Bundle has no entries" if listed is None or listed == [] else "the Bundle's entries are not a list"
+        holds = (
+            "the Bundle has no entries"
+            if listed is None or listed == []
+            else "the Bundle's entries are not a list"
+        )
     claim = _refused(
         orjson.dumps(document),
         ("Bundle", "entry"),
@@ -293,9 +297,7 @@ def _refused(
 
 def _contained(resource: dict[str, Any]) -> Resolver:
     contained = {
-        f"#{r['id']}": r
-        for r in _dicts(resource.get("contained"))
-        if isinstance(r.get("id"), str)
+        f"#{r['id']}": r for r in _dicts(resource.get("contained")) if isinstance(r.get("id"), str)
     }
     return lambda reference: contained.get(reference or "")
 
@@ -467,7 +469,9 @@ def _adapt(
     if from_id:
         notes.append(_claim_id_note(kind))
     adapted = AdaptedClaim(raw=raw, origin=origin, claim_id=claim_id)
-    patient, patient_problems, patient_notes = _patient(resolve(_reference(resource.get("patient"))))
+    patient, patient_problems, patient_notes = _patient(
+        resolve(_reference(resource.get("patient")))
+    )
     problems += patient_problems
     notes = [*(shell or ()), *notes, *patient_notes]
     if problems or claim is None:
@@ -571,7 +575,10 @@ class _ClaimReader:
 
     def facts(self, patient: Patient | None, claim_id: str | None) -> ClaimFacts | None:
         if claim_id is None:
-            self.fail(f"{self.kind}.identifier", "no identifier value and no id: the claim has no claim ID")
+            self.fail(
+                f"{self.kind}.identifier",
+                "no identifier value and no id: the claim has no claim ID",
+            )
         setting = self.setting()
         diagnoses = self.diagnoses()
         lines, dates = self.items()
@@ -612,7 +619,9 @@ class _ClaimReader:
         codes = {code for _, code in codings}
         if "professional" in codes or codings & BLUE_BUTTON_PROFESSIONAL:
             return "professional"
-        blue_button = next((BLUE_BUTTON_SETTINGS[c] for c in codings if c in BLUE_BUTTON_SETTINGS), None)
+        blue_button = next(
+            (BLUE_BUTTON_SETTINGS[c] for c in codings if c in BLUE_BUTTON_SETTINGS), None
+        )
         if "institutional" not in codes and blue_button is None:
             self.fail(
                 f"{self.kind}.type",
@@ -665,7 +674,8 @@ class _ClaimReader:
     def diagnoses(self) -> list[str]:
         """ICD-10-CM codes in `sequence` order; `sequence` values are kept as sent, so that
         a gap or a duplicate is the contract's violation to report."""
-        entries = sorted(enumerate(self.claim.diagnosis or ()), key=lambda e: e[1].sequence or 0)
+        listed: list[Any] = list(self.claim.diagnosis or ())
+        entries = sorted(enumerate(listed), key=lambda e: e[1].sequence or 0)
         if not entries:
             self.fail(f"{self.kind}.diagnosis", "no diagnosis: the rules need at least one")
         codes: list[str] = []
@@ -713,11 +723,14 @@ class _ClaimReader:
         """Procedure lines (items coded in CPT or HCPCS) and every item's service date."""
         lines: list[ServiceLine] = []
         dates: list[dt.date] = []
-        for index, item in enumerate(self.claim.item or ()):
+        items: list[Any] = list(self.claim.item or ())
+        for index, item in enumerate(items):
             served = _served(item)
             if served is not None:
                 dates.append(served)
-                self.places.setdefault(("date_of_service",), f"{self.kind}.item[{index}].servicedDate")
+                self.places.setdefault(
+                    ("date_of_service",), f"{self.kind}.item[{index}].servicedDate"
+                )
             codes = _codes(item.productOrService, PROCEDURE_SYSTEMS)
             if not codes:
                 continue  # a revenue-code or supply line: not a procedure the rules read
@@ -727,7 +740,9 @@ class _ClaimReader:
                 lines.append(line)
         return lines, dates
 
-    def _line(self, index: int, item: ClaimItem | ExplanationOfBenefitItem, code: str) -> ServiceLine | None:
+    def _line(
+        self, index: int, item: ClaimItem | ExplanationOfBenefitItem, code: str
+    ) -> ServiceLine | None:
         quantity = item.quantity.value if item.quantity is not None else None
         minutes = item.quantity is not None and _in_minutes(item.quantity)
         units = whole_units(quantity)

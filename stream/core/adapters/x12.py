@@ -74,6 +74,7 @@ from stream.core.adapters.formats import (
     whole_units,
 )
 from stream.core.adapters.x12_segments import (
+    MAX_SEGMENT_CHARS,
     InterchangeHeader,
     Segment,
     SegmentReader,
@@ -128,6 +129,7 @@ _SEGMENT_ERRORS = {
     "HL1": "hl_numbering",
     "HL2": "hl_parent",
     "LX": "lx_numbering",
+    "not_utf8": "not_utf8",
 }
 _ELEMENT_ERRORS = {
     "1": "mandatory_element_missing",
@@ -232,7 +234,11 @@ class _Collector:
         self._cursor(map_node, seg, seg_count, map_node.id)
 
     def _cursor(
-        self, place: tuple[str, ...] | Any, seg: Any, position: int | None, map_id: str | None = None
+        self,
+        place: tuple[str, ...] | Any,
+        seg: Any,
+        position: int | None,
+        map_id: str | None = None,
     ) -> None:
         # The loops of a map node are worked out only when a problem is raised there:
         # pyx12 moves this cursor at every segment.
@@ -470,6 +476,7 @@ class _Level(_Context):
     birth_date: dt.date | None = None
     sex: Sex | None = None
     payer_id: str | None = None
+    claims: int = 0
 
 
 @dataclass(slots=True)
@@ -653,6 +660,8 @@ class InterchangeReader:
         self._hl_open: list[str] = []
         self._hl_count = 0
         self._institutional = False
+        self._kept = False
+        self._orphans: list[_Level] = []
 
     def claims(self) -> Iterator[AdaptedClaim]:
         for item in self._source:
@@ -824,7 +833,8 @@ class InterchangeReader:
 
     def _transaction_set(self, st: Segment) -> Iterator[AdaptedClaim]:
         group, interchange = self._group, self._interchange
-        assert group is not None and interchange is not None
+        assert group is not None
+        assert interchange is not None
         group.count += 1
         transaction = _Envelope(
             control_number=printable(st.element(2)),
@@ -870,7 +880,9 @@ class InterchangeReader:
     def _not_validated(self, guide: str) -> Problem | None:
         """Why pyx12 cannot validate the transaction set, or None."""
         interchange, group = self._interchange, self._group
-        assert interchange is not None and group is not None and interchange.header
+        assert interchange is not None
+        assert interchange.header is not None
+        assert group is not None
         version = interchange.header.elements[11]
         if guide not in GUIDES:
             return _unsupported_guide(guide)
@@ -915,10 +927,15 @@ class InterchangeReader:
         for segment in feed.rest():
             yield from self._unvalidated(segment)
 
-    def _segment(self, node: Any, segment: Segment, raised: list[_Raised]) -> Iterator[AdaptedClaim]:
+    def _segment(
+        self, node: Any, segment: Segment, raised: list[_Raised]
+    ) -> Iterator[AdaptedClaim]:
+        self._kept = False
         try:
             self._read_segment(node, segment, raised)
         except Exception as error:  # the stage's own bug: fail the claim being read
+            if not self._kept:
+                self._keep(self._innermost(), segment)
             self._innermost().fail(
                 Problem(
                     (segment.id, segment.number),
@@ -938,8 +955,13 @@ class InterchangeReader:
             raised = [_at_trailer(r, node) for r in raised]
         for problem in (r for r in raised if r.missing):  # before this segment moves the loops
             self._judge(problem, None, self._context_of(problem.loops), segment.number)
-        context = self._place(node.seg_data, segment, map_node if known else None, node.seg_count)
+        context, loops = self._place(segment, map_node if known else None)
         self._keep(context, segment)
+        self._kept = True
+        if isinstance(context, _Draft) and loops:
+            _read_claim_segment(context, node.seg_data, segment, loops, node.seg_count)
+        elif isinstance(context, _Level) and loops:
+            _read_level_segment(context, node.seg_data, segment.id, loops)
         for problem in (r for r in raised if not r.missing):
             self._attribute(problem, segment, context)
         if segment.id == "HL":
@@ -1004,6 +1026,16 @@ class InterchangeReader:
         kept = context.add(segment)
         if isinstance(context, _Draft):
             self._held += kept
+        if segment.overlong:
+            context.fail(
+                Problem(
+                    (segment.id, segment.number),
+                    f"the {segment.id} segment on line {segment.number} has no terminator in "
+                    f"its first {MAX_SEGMENT_CHARS:,} characters: it is cut there, and the "
+                    "rest up to the next terminator is skipped",
+                    "x12_segment_too_long",
+                )
+            )
 
     def _attribute(self, raised: _Raised, segment: Segment, context: _Context) -> None:
         if raised.code in ("HL1", "HL2"):
@@ -1040,10 +1072,9 @@ class InterchangeReader:
             missing=False,
         )
         if reads(raised, segment, self._institutional):
-            problem = _problem(raised, segment.number)
-            context.fail(replace(problem, type="x12_not_utf8"), "not_utf8")
+            context.fail(_problem(raised, segment.number), "not_utf8")
         else:
-            context.note(replace(_note(raised, segment.number), type="x12_not_utf8"))
+            context.note(_note(raised, segment.number))
 
     def _context_of(self, loops: tuple[str, ...]) -> _Context:
         """The open loop instance a location belongs to."""
@@ -1064,36 +1095,32 @@ class InterchangeReader:
                 return self._levels[level]
         return self._header
 
-    def _place(self, data: Any, segment: Segment, map_node: Any, position: int) -> _Context:
-        """Move through the loops as this segment opens or closes them; read what the rules
-        need from it; return the loop instance it belongs to. A segment the guide does not
-        place still opens its level (HL) or claim (CLM), so that each claim is one output."""
+    def _place(self, segment: Segment, map_node: Any) -> tuple[_Context, tuple[str, ...]]:
+        """Move through the loops as this segment opens or closes them; the loop instance it
+        belongs to, and its loops in the guide's map (none when the guide does not place it:
+        it is not read). Such a segment still opens its level (HL) or claim (CLM), so that
+        each claim is one output."""
         if segment.id in ("ST", "SE"):
             self._close_claim()
-            return self._transaction
+            return self._transaction, ()
         if map_node is None:
             if segment.id == "HL":
-                return self._open_level(_HL_LEVELS.get(segment.element(3), "2000C"))
+                return self._open_level(_HL_LEVELS.get(segment.element(3), "2000C")), ()
             if segment.id == "CLM":
-                return self._open_claim(segment)
-            return self._innermost()
+                return self._open_claim(segment), ()
+            return self._innermost(), ()
         loops = self._loops(map_node)
         if segment.id == "HL":
-            return self._open_level(loops[-1])
+            return self._open_level(loops[-1]), loops
         if segment.id == "CLM":
             self._open_claim(segment)
-        context = self._context_of(loops)
-        if isinstance(context, _Draft):
-            _read_claim_segment(context, data, segment, loops, position)
-        elif isinstance(context, _Level):
-            _read_level_segment(context, data, segment.id, loops)
-        return context
+        return self._context_of(loops), loops
 
     def _open_level(self, loop: str) -> _Level:
         self._close_claim()
         depth = _LEVELS.index(loop) if loop in _LEVELS else len(_LEVELS) - 1
         for deeper in _LEVELS[depth:]:
-            self._levels.pop(deeper, None)
+            self._closed_level(self._levels.pop(deeper, None))
         level = _Level(loop=loop)
         self._levels[loop] = level
         return level
@@ -1102,8 +1129,16 @@ class InterchangeReader:
         self._close_claim()
         self._position += 1
         chain = tuple(self._levels[level] for level in _LEVELS if level in self._levels)
+        for level in chain:
+            level.claims += 1
         self._claim = _Draft(position=self._position, line=segment.number, chain=chain)
         return self._claim
+
+    def _closed_level(self, level: _Level | None) -> None:
+        """A loop closed with no claim under it: when something in it was wrong (a claim's
+        segments without their CLM, say), it becomes a dead letter of its own."""
+        if level is not None and not level.claims and level.problems:
+            self._orphans.append(level)
 
     def _close_claim(self) -> None:
         if self._claim is not None:
@@ -1130,12 +1165,17 @@ class InterchangeReader:
     def _release(self) -> Iterator[AdaptedClaim]:
         """The claims of the transaction set just closed, with every problem known now."""
         self._close_claim()
+        for level in self._levels.values():
+            self._closed_level(level)
         yield from self._release_drafts()
 
     def _release_drafts(self) -> Iterator[AdaptedClaim]:
         drafts, self._drafts, self._held = self._drafts, [], 0
         for draft in drafts:
             yield self._adapted(draft)
+        orphans, self._orphans = self._orphans, []
+        for level in orphans:
+            yield self._empty(level, f"loop {level.loop} holds no claim (CLM)")
 
     def _envelopes(self) -> list[_Context]:
         interchange = self._interchange or _Envelope()
@@ -1173,7 +1213,9 @@ class InterchangeReader:
         problems = [p for context in contexts for p in context.problems]
         if problems:
             claim.problems = tuple(problems)
-            claim.kind = next((c.kind for c in contexts if c.kind != "contract_violation"), claim.kind)
+            claim.kind = next(
+                (c.kind for c in contexts if c.kind != "contract_violation"), claim.kind
+            )
             return claim
         facts, missing = _facts(draft, origin.format)
         if facts is None:
@@ -1187,13 +1229,13 @@ class InterchangeReader:
         if self._interchange is not None:
             self._interchange.released += 1
 
-    def _empty(self, envelope: _Envelope, what: str) -> AdaptedClaim:
-        """One dead letter for an interchange or transaction set in which no claim is found:
-        never a silent nothing."""
-        shared = self._envelopes() if envelope is self._transaction else [envelope]
-        segments = [s for context in shared for s in context.segments]
-        segments += [s for level in self._levels.values() for s in level.segments]
-        problems = [p for context in shared for p in context.problems]
+    def _empty(self, unit: _Context, what: str) -> AdaptedClaim:
+        """One dead letter for an interchange, transaction set or loop in which no claim is
+        found: never a silent nothing."""
+        shared = [unit] if unit is self._interchange else self._envelopes()
+        inner: list[_Context] = [unit] if isinstance(unit, _Level) else list(self._levels.values())
+        segments = _raw_order(shared, inner)
+        problems = [p for context in (*inner, *shared) for p in context.problems]
         self._count_released()
         return AdaptedClaim(
             raw=_raw(segments),
@@ -1202,7 +1244,7 @@ class InterchangeReader:
             line=1,
             problems=(
                 Problem(
-                    ("ST_LOOP" if envelope is self._transaction else "ISA_LOOP",),
+                    (_unit_loop(unit, self._interchange),),
                     f"{what}: nothing in it can be read as a claim",
                     "x12_no_claim",
                 ),
@@ -1273,6 +1315,25 @@ def format_of(guide: str) -> OriginFormat:
 def _raw(segments: list[str]) -> bytes:
     """A claim's input as sent (bytes that were not UTF-8 restored)."""
     return "".join(segments).encode("utf-8", "surrogateescape")
+
+
+def _unit_loop(unit: _Context, interchange: _Envelope | None) -> str:
+    if isinstance(unit, _Level):
+        return unit.loop
+    return "ISA_LOOP" if unit is interchange else "ST_LOOP"
+
+
+def _raw_order(shared: list[_Context], inner: list[_Context]) -> list[str]:
+    """Segments of the envelopes and loops around nothing: ISA, GS, ST, the header, the
+    loops, SE."""
+    if len(shared) == 1:
+        return shared[0].segments[:1]
+    interchange, group, transaction, header = shared
+    segments = [*interchange.segments[:1], *group.segments[:1], *transaction.segments[:1]]
+    segments += header.segments
+    for level in inner:
+        segments += level.segments
+    return segments + transaction.segments[1:2]
 
 
 def _claim_segments(shared: list[_Context], draft: _Draft) -> list[str]:

@@ -121,7 +121,9 @@ def read_isa(segment: Segment) -> InterchangeHeader:
     fixed = []
     for number, (value, width) in enumerate(zip(parts, ISA_WIDTHS, strict=False), start=1):
         if len(value) != width:
-            faults.append(f"ISA{number:02d} has {len(value)} characters where the standard fixes {width}")
+            faults.append(
+                f"ISA{number:02d} has {len(value)} characters where the standard fixes {width}"
+            )
         fixed.append(value[:width].ljust(width))
     if len(parts) > len(ISA_WIDTHS):
         faults.append(f"the ISA has {len(parts)} elements where the standard has 16")
@@ -281,6 +283,8 @@ class SegmentReader:
         identifier = text.split(delimiters.element, 1)[0][:3]
         if identifier == "ISA" and not self._same_delimiters(text, delimiters):
             return None
+        if len(text) > MAX_SEGMENT_CHARS:
+            text, overlong = text[:MAX_SEGMENT_CHARS], True
         self._number += 1
         return Segment(text, self._number, identifier, delimiters, overlong)
 
@@ -300,9 +304,8 @@ class SegmentReader:
         """Whether an ISA met while splitting by the delimiters of the interchange before it
         has the same ones; if not, the text from it on is split again by its own."""
         parts = text.split(text[3:4] or delimiters.element, 16)
-        if len(parts) == 17 and parts[16] == delimiters.component:
-            if text[3] == delimiters.element:
-                return True
+        if len(parts) == 17 and parts[16] == delimiters.component and text[3] == delimiters.element:
+            return True
         self._buffer = delimiters.terminator.join([text, *self._ready, self._buffer])
         self._ready.clear()
         self._delimiters = None
