@@ -26,10 +26,17 @@ ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = ROOT / "schemas" / "examples" / "claims"
 runner = CliRunner()
 
-STAY = event("CLM-IN", ["C18.7", "C78.7"], setting="inpatient", date="2026-05-02", discharge="2026-05-09")
+STAY = event(
+    "CLM-IN", ["C18.7", "C78.7"], setting="inpatient", date="2026-05-02", discharge="2026-05-09"
+)
 VISIT = event("CLM-OUT", ["Z51.11", "C50.912"], ["96413"], setting="outpatient", patient="PT-2")
 OFFICE = event("CLM-PRO", ["C34.11", "C79.51"], ["71260"], patient="PT-3")
-CONVENTIONS: list[claimfiles.Convention] = ["carin", "type-of-bill", "bill-type-subtype", "blue-button"]
+CONVENTIONS: list[claimfiles.Convention] = [
+    "carin",
+    "type-of-bill",
+    "bill-type-subtype",
+    "blue-button",
+]
 
 
 def _native(decider: Decider, event_: dict[str, Any]) -> dict[str, Any]:
@@ -56,12 +63,12 @@ def _example_events() -> list[dict[str, Any]]:
     payer and a patient, their decision standing without their context), as the example
     claim files' generator chooses them."""
     spec = importlib.util.spec_from_file_location("claims_generate", CLAIMS / "generate.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     generate = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generate)
     return [
-        {k: v for k, v in e.items() if k != "context"}
-        for e, _ in generate.native_events(Decider())
+        {k: v for k, v in e.items() if k != "context"} for e, _ in generate.native_events(Decider())
     ]
 
 
@@ -72,7 +79,8 @@ def examples() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(
     ("convention", "resource_type"),
-    [(c, "Claim") for c in CONVENTIONS] + [("carin", "ExplanationOfBenefit")]
+    [(c, "Claim") for c in CONVENTIONS]
+    + [("carin", "ExplanationOfBenefit")]
     + [("blue-button", "ExplanationOfBenefit")],
 )
 def test_every_example_claim_gets_its_native_decision_in_each_convention(
@@ -127,12 +135,12 @@ def test_blue_button_claim_types_tell_the_setting_alone(
     [{"code": "IMP"}, [{"coding": [{"code": "IMP"}]}]],
     ids=["R4 Coding", "list of CodeableConcepts"],
 )
-def test_an_encounter_class_tells_the_setting(
-    decider: Decider, encounter_class: object
-) -> None:
+def test_an_encounter_class_tells_the_setting(decider: Decider, encounter_class: object) -> None:
     resource = _record(STAY, "bill-type-subtype")
     resource.pop("subType")
-    resource["contained"].append({"resourceType": "Encounter", "id": "stay", "status": "finished", "class": encounter_class})
+    resource["contained"].append(
+        {"resourceType": "Encounter", "id": "stay", "status": "finished", "class": encounter_class}
+    )
     resource["item"][0]["encounter"] = [{"reference": "#stay"}]
     output = _decide(decider, resource)
     assert decision(output).encounter.setting == "inpatient"
@@ -143,7 +151,8 @@ def test_no_setting_at_all_is_a_dead_letter_naming_the_conventions(decider: Deci
     resource.pop("subType")
     dead = letter(_decide(decider, resource))
     assert dead.error.details[0].type == "fhir_setting_unknown"
-    assert "type of bill" in dead.error.message and "Blue Button" in dead.error.message
+    assert "type of bill" in dead.error.message
+    assert "Blue Button" in dead.error.message
 
 
 # --- claim ID, codes, units ------------------------------------------------------------------
@@ -197,7 +206,8 @@ def test_a_fault_where_the_stage_does_not_read_is_a_note(
     output = _decide(decider, resource)
     assert verdict(output) == _native(decider, OFFICE)
     notes = decision(output).origin.notes  # type: ignore[union-attr]
-    assert notes and any((n.element or "").startswith(element) for n in notes), notes
+    assert notes is not None
+    assert any((n.element or "").startswith(element) for n in notes), notes
 
 
 @pytest.mark.parametrize(
@@ -225,7 +235,9 @@ def test_a_fault_where_the_stage_reads_is_a_dead_letter(
 def test_an_explanation_of_benefit_is_read_in_every_input_shape(decider: Decider) -> None:
     native = [_native(decider, e) for e in (OFFICE, VISIT)]
     eobs = [_record(e, "carin", "ExplanationOfBenefit") for e in (OFFICE, VISIT)]
-    bundle = claimfiles.fhir_bundle([OFFICE, VISIT], "eobs", CREATED, "carin", "ExplanationOfBenefit")
+    bundle = claimfiles.fhir_bundle(
+        [OFFICE, VISIT], "eobs", CREATED, "carin", "ExplanationOfBenefit"
+    )
     shapes = {
         "record (the input topic)": [_decide(decider, eob) for eob in eobs],
         "JSON Lines": outputs(decider, "".join(json.dumps(e) + "\n" for e in eobs)),
@@ -239,7 +251,9 @@ def test_an_explanation_of_benefit_is_read_in_every_input_shape(decider: Decider
 
 
 def test_ingest_sends_an_explanation_of_benefit_as_its_encounter_event() -> None:
-    bundle = claimfiles.fhir_bundle([OFFICE, VISIT], "eobs", CREATED, "carin", "ExplanationOfBenefit")
+    bundle = claimfiles.fhir_bundle(
+        [OFFICE, VISIT], "eobs", CREATED, "carin", "ExplanationOfBenefit"
+    )
     reading = read_input(io.BytesIO(json.dumps(bundle).encode()), "eobs.json")
     counts = ingest.IngestCounts()
     sent = list(ingest._plan(Settings(), reading.records, counts))
@@ -260,7 +274,8 @@ def test_whatif_reads_explanations_of_benefit_as_it_reads_claims(tmp_path: Path)
         assert result.exit_code == 0, result.output
         lines = (out / "changes.jsonl").read_bytes().splitlines()
         changes.append(sorted((c["claim_id"], c["route_after"]) for c in map(json.loads, lines)))
-    assert changes[0] == changes[1] and changes[0]
+    assert changes[0] == changes[1]
+    assert changes[0]
 
 
 # --- nothing crashes, nothing is lost, nothing is silent -----------------------------------
@@ -288,11 +303,18 @@ def test_a_failure_reading_one_entry_fails_that_entry_alone(
 @pytest.mark.parametrize(
     ("document", "says"),
     [
-        ({"resourceType": "Bundle", "type": "collection", "entry": [
-            {"resource": {"resourceType": "Patient", "id": "p"}},
-            {"resource": {"resourceType": "Coverage", "id": "c"}},
-            {"resource": {"resourceType": "Patient", "id": "q"}},
-        ]}, "the Bundle holds 2 Patient, 1 Coverage"),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [
+                    {"resource": {"resourceType": "Patient", "id": "p"}},
+                    {"resource": {"resourceType": "Coverage", "id": "c"}},
+                    {"resource": {"resourceType": "Patient", "id": "q"}},
+                ],
+            },
+            "the Bundle holds 2 Patient, 1 Coverage",
+        ),
         ({"resourceType": "Bundle", "type": "collection"}, "the Bundle has no entries"),
         ({"resourceType": "Bundle", "type": "collection", "entry": "x"}, "entries are not a list"),
         ({"resourceType": "Patient", "id": "p"}, "a FHIR Patient is not a claim"),

@@ -18,9 +18,10 @@ from tests.readers import (
     letter,
     note_types,
     outputs,
-    read,
     recount,
     verdict,
+)
+from tests.readers import (
     x12 as write_x12,
 )
 
@@ -70,7 +71,8 @@ def test_pyx12_failing_on_a_transaction_set_fails_its_claims_alone(decider: Deci
     assert verdict(results[3]) == _alone(decider, GOOD_C)[0]  # pyx12's maps are not spoilt
     for output, claim_id in zip(results[1:3], ("CLM-X", "CLM-Y"), strict=True):
         dead = letter(output)
-        assert dead.origin is not None and dead.origin.submitter_claim_id == claim_id
+        assert dead.origin is not None
+        assert dead.origin.submitter_claim_id == claim_id
         assert dead.error.details[0].type == "x12_unreadable"
         assert "IndexError" in dead.error.message
         assert f"CLM*{claim_id}*" in dead.raw_value  # its own claim, with its envelope
@@ -117,7 +119,7 @@ def test_a_transaction_set_cut_short_fails_its_own_claims(decider: Decider) -> N
     cut = write_x12([GOOD_B, GOOD_C], control=2)
     cut = cut[: cut.index("\nSE*") + 1]
     results = outputs(decider, whole + cut)
-    assert [o.route for o in results][0] != "dead_letter"
+    assert next(o.route for o in results) != "dead_letter"
     assert [letter(o).error.details[-1].type for o in results[1:]] == [
         "x12_mandatory_segment_missing",
         "x12_mandatory_segment_missing",
@@ -156,10 +158,12 @@ def test_a_fault_in_a_segment_the_stage_does_not_read_is_a_note(decider: Decider
     assert verdict(first) == _alone(decider, GOOD_A)[0]
     assert verdict(second) == _alone(decider, GOOD_B)[0]
     origin = decision(second).origin
-    assert origin is not None and origin.notes is not None
+    assert origin is not None
+    assert origin.notes is not None
     note = next(n for n in origin.notes if n.segment == "PWK")
     assert (note.loop, note.element, note.type) == ("2400", "PWK02", "x12_invalid_code_value")
-    assert note.position is not None and "(AD) is not a valid code" in note.message
+    assert note.position is not None
+    assert "(AD) is not a valid code" in note.message
     assert "PWK" not in json.dumps(json.loads(first.value).get("origin"))
 
 
@@ -203,7 +207,9 @@ def test_a_fault_fails_the_claim_when_the_stage_reads_the_segment(
 
 def test_hl_numbering_is_a_note_and_a_wrong_hl_parent_fails_the_claims(decider: Decider) -> None:
     text = write_x12([GOOD_A])
-    renumbered = text.replace("HL*1**20*1~", "HL*63**20*1~").replace("HL*2*1*22*0~", "HL*64*63*22*0~")
+    renumbered = text.replace("HL*1**20*1~", "HL*63**20*1~").replace(
+        "HL*2*1*22*0~", "HL*64*63*22*0~"
+    )
     (output,) = outputs(decider, renumbered)
     assert note_types(output).count("x12_hl_numbering") == 2
     (output,) = outputs(decider, text.replace("HL*2*1*22*0~", "HL*2*7*22*0~"))
@@ -237,7 +243,15 @@ def test_an_837_is_read_whatever_its_encoding(decider: Decider, encode: Any) -> 
         (
             "837i",
             "005010X223A3",
-            [event("CLM-I", ["C18.7"], setting="inpatient", date="2026-05-02", discharge="2026-05-09")],
+            [
+                event(
+                    "CLM-I",
+                    ["C18.7"],
+                    setting="inpatient",
+                    date="2026-05-02",
+                    discharge="2026-05-09",
+                )
+            ],
         ),
     ],
 )
@@ -250,7 +264,8 @@ def test_the_2014_guides_are_read_with_the_maps_before_them(
     assert [verdict(o) for o in results] == [verdict(o) for o in outputs(decider, text)]
     for output in results:
         origin = decision(output).origin
-        assert origin is not None and origin.implementation_guide == label
+        assert origin is not None
+        assert origin.implementation_guide == label
         assert note_types(output)[0] == "x12_guide_read_as"
 
 
@@ -262,7 +277,8 @@ def test_a_transaction_without_its_interchange_envelope_is_one_dead_letter(
     (output,) = outputs(decider, bare)
     dead = letter(output)
     assert dead.error.details[0].type == "x12_no_envelope"
-    assert "no ISA" in dead.error.message and "the 2 claims" in dead.error.message
+    assert "no ISA" in dead.error.message
+    assert "the 2 claims" in dead.error.message
     assert dead.raw_value == bare.strip()
 
 
@@ -281,7 +297,8 @@ def test_minutes_of_anesthesia_are_not_units(decider: Decider) -> None:
     anesthesia = event("CLM-M", ["C34.11"], ["00520"])
     anesthesia["procedures"][0].update(units=1, minutes=88)
     (output,) = outputs(decider, write_x12([anesthesia]))
-    assert "SV1*HC:00520*" in write_x12([anesthesia]) and "*MJ*88*" in write_x12([anesthesia])
+    assert "SV1*HC:00520*" in write_x12([anesthesia])
+    assert "*MJ*88*" in write_x12([anesthesia])
     read_event = json.loads(output.value)["encounter"]
     assert read_event["procedures"][0]["units"] == 1
     assert read_event["procedures"][0]["minutes"] == 88
@@ -292,9 +309,15 @@ def test_minutes_of_anesthesia_are_not_units(decider: Decider) -> None:
 @pytest.mark.parametrize(
     ("change", "type_"),
     [
-        (lambda t: t.replace("ISA*00*          *00*", "ISA*00*         *00*", 1), "x12_isa_not_fixed_width"),
+        (
+            lambda t: t.replace("ISA*00*          *00*", "ISA*00*         *00*", 1),
+            "x12_isa_not_fixed_width",
+        ),
         (lambda t: t.replace("*^*00501*", "*U*00401*", 1), "x12_envelope_version"),
-        (lambda t: t.replace("ST*837*0001*005010X222A1", "ST*837*0001*005010X223A2", 1), "x12_guide_mismatch"),
+        (
+            lambda t: t.replace("ST*837*0001*005010X222A1", "ST*837*0001*005010X223A2", 1),
+            "x12_guide_mismatch",
+        ),
         (lambda t: t.replace("005010X222A1", "005010X224A2"), "x12_unsupported_guide"),
     ],
     ids=["ISA field short", "4010 envelope", "ST03 not GS08", "837D"],
@@ -307,7 +330,8 @@ def test_an_envelope_fault_fails_each_claim_in_it_with_its_own_dead_letter(
     for output, claim_id in zip(results, ("CLM-A", "CLM-B"), strict=True):
         dead = letter(output)
         assert type_ in [d.type for d in dead.error.details]
-        assert dead.origin is not None and dead.origin.submitter_claim_id == claim_id
+        assert dead.origin is not None
+        assert dead.origin.submitter_claim_id == claim_id
 
 
 def test_interchanges_with_different_delimiters_in_one_file(decider: Decider) -> None:
@@ -321,7 +345,9 @@ def test_interchanges_with_different_delimiters_in_one_file(decider: Decider) ->
 def test_what_holds_no_claim_is_one_dead_letter_that_says_so(decider: Decider) -> None:
     text = write_x12([GOOD_A])
     empty_set = "\n".join(
-        x for x in text.splitlines() if not x.startswith(("HL*", "CLM*", "HI*", "LX*", "SV1*", "DTP*"))
+        x
+        for x in text.splitlines()
+        if not x.startswith(("HL*", "CLM*", "HI*", "LX*", "SV1*", "DTP*"))
     )
     (output,) = outputs(decider, recount(empty_set))
     assert "holds no claim" in letter(output).error.message
@@ -358,7 +384,8 @@ def test_a_segment_without_a_terminator_is_cut(
     dead = letter(results[1])
     assert "x12_segment_too_long" in [d.type for d in dead.error.details]
     assert "loop 2000B holds no claim" in dead.error.message
-    assert "Y" * 400 in dead.raw_value and "Y" * 600 not in dead.raw_value
+    assert "Y" * 400 in dead.raw_value
+    assert "Y" * 600 not in dead.raw_value
 
 
 def test_claims_are_released_before_the_end_of_a_huge_transaction_set(

@@ -120,13 +120,17 @@ READ_ELEMENTS: Read = {
 }
 """The elements of a Claim or ExplanationOfBenefit the stage reads: whole (None), or only
 the members named of each entry of a list."""
+_REQUIRED: dict[str, Any] = {"status": "active", "use": "claim", "created": "2000-01-01"}
 _STAND_INS: dict[str, dict[str, Any]] = {
     "Claim": {
+        **_REQUIRED,
         "provider": {"display": "not read"},
         "priority": {"text": "not read"},
         "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "not read"}}],
     },
     "ExplanationOfBenefit": {
+        **_REQUIRED,
+        "outcome": "complete",
         "provider": {"display": "not read"},
         "insurance": [{"focal": True, "coverage": {"display": "not read"}}],
     },

@@ -962,12 +962,12 @@ class InterchangeReader:
             _read_claim_segment(context, node.seg_data, segment, loops, node.seg_count)
         elif isinstance(context, _Level) and loops:
             _read_level_segment(context, node.seg_data, segment.id, loops)
+        if segment.escaped:  # first: pyx12's complaints about those characters follow from it
+            self._not_utf8(segment, context, loops, node.seg_count)
         for problem in (r for r in raised if not r.missing):
             self._attribute(problem, segment, context)
         if segment.id == "HL":
             self._hierarchy(segment, context, node.seg_count)
-        if segment.escaped:
-            self._not_utf8(segment, context, self._loops(map_node) if known else ())
 
     def _unvalidated(self, segment: Segment) -> Iterator[AdaptedClaim]:
         """A segment of a transaction set pyx12 does not read: only the claims' structure."""
@@ -1059,7 +1059,9 @@ class InterchangeReader:
         else:
             context.note(_note(raised, line))
 
-    def _not_utf8(self, segment: Segment, context: _Context, loops: tuple[str, ...]) -> None:
+    def _not_utf8(
+        self, segment: Segment, context: _Context, loops: tuple[str, ...], position: int
+    ) -> None:
         raised = _Raised(
             "seg",
             "not_utf8",
@@ -1068,7 +1070,7 @@ class InterchangeReader:
             None,
             loops,
             segment.id,
-            None,
+            position,
             missing=False,
         )
         if reads(raised, segment, self._institutional):
@@ -1232,7 +1234,7 @@ class InterchangeReader:
     def _empty(self, unit: _Context, what: str) -> AdaptedClaim:
         """One dead letter for an interchange, transaction set or loop in which no claim is
         found: never a silent nothing."""
-        shared = [unit] if unit is self._interchange else self._envelopes()
+        shared: list[_Context] = [unit] if unit is self._interchange else self._envelopes()
         inner: list[_Context] = [unit] if isinstance(unit, _Level) else list(self._levels.values())
         segments = _raw_order(shared, inner)
         problems = [p for context in (*inner, *shared) for p in context.problems]
