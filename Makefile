@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme bench bench-decide bench-formats bench-stage bench-whatif ops-tools dashboard screenshots clean
+.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme regen new-rule bench bench-decide bench-formats bench-stage bench-whatif ops-tools dashboard screenshots clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,8 +31,8 @@ broker: $(STAMP) ## start the local Kafka broker (claims-stage broker stop|statu
 	$(BIN)/claims-stage broker start
 
 test: $(STAMP) ops-tools ## the whole test suite: lint, types, unit, integration and ops tests
-	$(BIN)/ruff check stream tests deploy/grafana schemas/examples
-	$(BIN)/ruff format --check stream tests deploy/grafana schemas/examples
+	$(BIN)/ruff check stream tests tools deploy/grafana schemas/examples
+	$(BIN)/ruff format --check stream tests tools deploy/grafana schemas/examples
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -43,21 +43,27 @@ integration: $(STAMP) ## integration tests against a real broker the run starts 
 	$(BIN)/pytest -m integration
 
 lint: $(STAMP) ## ruff lint and format check
-	$(BIN)/ruff check stream tests deploy/grafana schemas/examples
-	$(BIN)/ruff format --check stream tests deploy/grafana schemas/examples
+	$(BIN)/ruff check stream tests tools deploy/grafana schemas/examples
+	$(BIN)/ruff format --check stream tests tools deploy/grafana schemas/examples
 
-typecheck: $(STAMP) ## mypy strict on stream/ and tests/
+typecheck: $(STAMP) ## mypy strict on stream/, tests/ and tools/
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## format and autofix
-	$(BIN)/ruff format stream tests deploy/grafana schemas/examples
-	$(BIN)/ruff check --fix stream tests deploy/grafana schemas/examples
+	$(BIN)/ruff format stream tests tools deploy/grafana schemas/examples
+	$(BIN)/ruff check --fix stream tests tools deploy/grafana schemas/examples
 
 schemas: $(STAMP) ## export the JSON Schema of every contract into schemas/
 	$(BIN)/claims-stage schemas --out schemas
 
-readme: $(STAMP) ## regenerate the rule table and the rule reference in README.md from the rules
-	$(BIN)/claims-stage rules --markdown --update README.md
+readme: $(STAMP) ## regenerate the generated parts of README.md and docs/ (rule table, reference, rule range)
+	$(BIN)/python tools/regen.py --step docs
+
+regen: $(STAMP) ## regenerate everything generated: ruleset version, schemas, snapshots, example stream, 837/FHIR examples, docs, dashboard
+	$(BIN)/python tools/regen.py
+
+new-rule: $(STAMP) ## the stubs of a new rule: make new-rule ID=MET-043 FAMILY=conflicts (its function, its case file)
+	$(BIN)/python tools/new_rule.py $(ID) $(FAMILY) $(NAME)
 
 bench: $(STAMP) ## the same 100,000 claims through decide(), check (1 job, all cores) and the stream worker: claims/s, CPU per claim, ratios (~5 min)
 	$(BIN)/python -m stream.bench.paths

@@ -207,9 +207,9 @@ def test_an_output_stored_after_the_failed_call_began_restarts_the_silence() -> 
     assert reason.startswith("Kafka unreachable for 11 s")
 
 
-def test_the_readme_shows_exactly_the_acls_the_stage_asks_for() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("<!-- acls:start")[1].split("<!-- acls:end -->")[0]
+def test_the_security_page_shows_exactly_the_acls_the_stage_asks_for() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text()
+    block = page.split("<!-- acls:start")[1].split("<!-- acls:end -->")[0]
     shown = [line for line in block.splitlines() if line.startswith("kafka-acls.sh")]
     defaults = Settings(kafka_bootstrap="kafka-1:9093")
     assert shown == [grant.kafka_acls("kafka-1:9093") for grant in stage_grants(defaults)]

@@ -10,21 +10,19 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from stream.cli.main import app
-from stream.core.contracts import DeadLetter, Decision
-from stream.core.decision import Decider
-from stream.core.rules import CATALOGUE
-from stream.core.rules.documentation import SECTIONS
-from stream.core.rules.listing import (
-    README_END,
-    README_START,
-    REFERENCE_END,
+from stream.cli.listing import (
     REFERENCE_START,
-    inline_values,
+    TABLE_END,
+    TABLE_START,
     markdown_reference,
     markdown_table,
     replace_generated_sections,
 )
+from stream.cli.main import app
+from stream.core.contracts import DeadLetter, Decision
+from stream.core.decision import Decider
+from stream.core.rules import CATALOGUE, RULESET_VERSION
+from stream.core.rules.documentation import SECTIONS
 from tests.claims import encode, encounter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +137,7 @@ def test_check_with_a_rules_configuration(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     decision = json.loads((tmp_path / "o" / "validated.jsonl").read_bytes())
     assert decision["findings"][0]["severity"] == "warning"
-    assert decision["ruleset_version"].startswith("2026.12.0+cfg.")
+    assert decision["ruleset_version"].startswith(f"{RULESET_VERSION}+cfg.")
 
 
 def test_check_refuses_a_broken_rules_configuration(tmp_path: Path) -> None:
@@ -249,30 +247,28 @@ def test_schemas_on_disk_match_the_models(tmp_path: Path) -> None:
     assert drifted.exit_code == 1
 
 
-def test_readme_rule_table_and_reference_are_generated_from_the_rules(decider: Decider) -> None:
-    readme = (ROOT / "README.md").read_text("utf-8")
-    section = readme[readme.index(README_START) + len(README_START) : readme.index(README_END)]
-    assert section.strip() == markdown_table(), "README rule table drifted: run `make readme`"
-    reference = readme[
-        readme.index(REFERENCE_START) + len(REFERENCE_START) : readme.index(REFERENCE_END)
-    ]
-    assert reference.strip() == markdown_reference(decider), (
-        "README rule reference drifted: run `make readme`"
-    )
-    assert replace_generated_sections(readme, decider) == readme, (
-        "README drifted: run `make readme`"
-    )
-    range_marks = readme.count("<!-- rule-range -->")
-    assert range_marks >= 2
-    assert readme.count(f"<!-- rule-range -->{inline_values()['rule-range']}<") == range_marks
-
-
 def test_generated_sections_follow_the_registry() -> None:
-    stale = f"x <!-- rule-range -->MET-001 … MET-007<!-- /rule-range --> y\n{README_START}\nold\n{README_END}\n"
+    stale = f"x <!-- rule-range -->MET-001 … MET-007<!-- /rule-range --> y\n{TABLE_START}\nold\n{TABLE_END}\n"
     fresh = replace_generated_sections(stale)
     assert f"{CATALOGUE[0].rule_id} … {CATALOGUE[-1].rule_id}" in fresh
     assert markdown_table() in fresh
     assert "old" not in fresh
+
+
+def test_update_rewrites_the_generated_parts_of_every_file_named(tmp_path: Path) -> None:
+    page = tmp_path / "rules.md"
+    page.write_text(f"# Rules\n{TABLE_START}\nold\n{TABLE_END}\n")
+    front = tmp_path / "README.md"
+    front.write_text("Rules <!-- rule-range -->old<!-- /rule-range -->, the rest as it is.\n")
+    result = runner.invoke(
+        app, ["rules", "--markdown", "--update", str(page), "--update", str(front)]
+    )
+    assert result.exit_code == 0, result.output
+    assert page.read_text() == f"# Rules\n{TABLE_START}\n{markdown_table()}\n{TABLE_END}\n"
+    first, last = CATALOGUE[0].rule_id, CATALOGUE[-1].rule_id
+    assert front.read_text() == (
+        f"Rules <!-- rule-range -->{first} … {last}<!-- /rule-range -->, the rest as it is.\n"
+    )
 
 
 def test_update_of_a_file_without_markers_is_a_usage_error(tmp_path: Path) -> None:
@@ -300,7 +296,7 @@ def test_an_error_is_one_line_whatever_the_path_length(tmp_path: Path) -> None:
 
 def test_update_of_a_rule_reference_without_its_end_is_a_usage_error(tmp_path: Path) -> None:
     document = tmp_path / "notes.md"
-    text = f"# notes\n{README_START}\n{README_END}\n{REFERENCE_START}\nold\n"
+    text = f"# notes\n{TABLE_START}\n{TABLE_END}\n{REFERENCE_START}\nold\n"
     document.write_text(text)
     result = runner.invoke(app, ["rules", "--update", str(document)])
     assert result.exit_code == 2
@@ -319,7 +315,7 @@ def test_every_rule_is_documented_in_the_fixed_sections(rule: Any) -> None:
     assert rule.carc
 
 
-def test_the_readme_reference_has_one_block_a_rule_with_both_examples(decider: Decider) -> None:
+def test_the_rule_reference_has_one_block_a_rule_with_both_examples(decider: Decider) -> None:
     reference = markdown_reference(decider)
     assert reference.count("<details>") == len(CATALOGUE)
     for heading in ("Which claims it reads", "Example that fails", "Example that passes"):

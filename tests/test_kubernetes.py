@@ -18,8 +18,8 @@ from stream.settings import Settings
 
 KUBERNETES = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes"
 MEASURED_PEAK_RSS_MIB = 323
-"""A worker's peak RSS draining 100,000 claims (`make bench`, README "Performance and scaling")."""
-"""The worker's memory target (README, performance): the limit must leave room above it."""
+"""A worker's peak RSS draining 100,000 claims (`make bench`, docs/performance.md)."""
+"""The worker's memory target (docs/performance.md): the limit must leave room above it."""
 
 
 def _documents() -> dict[str, dict[str, Any]]:

@@ -364,10 +364,10 @@ def test_key_lines_follow_tables_dotted_keys_inline_tables_and_quotes() -> None:
     assert lines[("rules", "MET-010")] == 10
 
 
-def test_the_readme_shows_the_example_policy() -> None:
+def test_the_policies_page_shows_the_example_policy() -> None:
     root = Path(__file__).resolve().parents[1]
-    readme = (root / "README.md").read_text("utf-8")
-    block = readme.split("[`docs/policy.toml`](docs/policy.toml):\n\n```toml\n", 1)[1]
-    shown = parse_rules_config(block.split("```", 1)[0], "README.md")
+    page = (root / "docs" / "policies.md").read_text("utf-8")
+    block = page.split("[`docs/policy.toml`](policy.toml):\n\n```toml\n", 1)[1]
+    shown = parse_rules_config(block.split("```", 1)[0], "docs/policies.md")
     assert shown == load_rules_config(root / "docs" / "policy.toml")
     assert shown.payers, "the example has payer sections"

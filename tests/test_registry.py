@@ -1,9 +1,11 @@
-"""The registry is the catalogue: adding a rule is its function plus its case file.
+"""The catalogue is every rule its family modules declare: adding a rule is its function
+plus its case file (and `make regen`).
 
-A rule defined but not registered, a duplicate ID, a rule without a case file, a case file
-without a rule, a case file that does not read as cases, or a rule that never fires in its
-own cases fails here. The case files are package data (`stream/core/rules/cases/`): the
-tests, `claims-stage explain` and the README read the same files.
+A rule declared outside the family modules, a duplicate ID, a rule without a case file, a
+case file without a rule, a case file that does not read as cases, a rule that never fires
+in its own cases, or a rule still holding the scaffold's TODOs fails here. The case files are
+package data (`stream/core/rules/cases/`): the tests, `claims-stage explain` and
+`docs/rules.md` read the same files.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import stream.core.rules
-from stream.core.rules import CATALOGUE, RULES_BY_ID
+from stream.core.rules import CATALOGUE, FAMILIES, RULES_BY_ID, declared_rules
 from stream.core.rules.base import Rule
 from stream.core.rules.casebook import CaseFileError, all_cases, cases_of, parse_cases
 
@@ -47,6 +49,21 @@ def test_every_defined_rule_is_registered() -> None:
     assert set(defined) == set(registered), set(defined) ^ set(registered)
     for rule_id, rule in defined.items():
         assert registered[rule_id] is rule, f"{rule_id}: another object is registered"
+
+
+def test_the_catalogue_is_what_the_families_declare_once_each_in_id_order() -> None:
+    assert declared_rules(FAMILIES) == CATALOGUE
+    doubled = (*FAMILIES, FAMILIES[0])  # a rule seen twice is one rule
+    assert declared_rules(doubled) == CATALOGUE
+    assert [rule.rule_id for rule in declared_rules(FAMILIES[::-1])] == sorted(RULES_BY_ID)
+
+
+@pytest.mark.parametrize("rule", CATALOGUE, ids=lambda rule: rule.rule_id)
+def test_no_rule_is_a_scaffold_left_unwritten(rule: Rule) -> None:
+    """`make new-rule` writes TODOs; a rule is done when none is left."""
+    written = [rule.title, rule.citation, rule.documentation]
+    assert not any("TODO" in text for text in written)
+    assert not any("TODO" in str(case) for case in cases_of(rule.rule_id))
 
 
 def test_rule_ids_are_unique_and_in_order() -> None:

@@ -410,7 +410,7 @@ PANELS: tuple[Panel, ...] = (
         "(5m rate): the claim's discharge date (inpatient) or date of service chooses it. "
         "Around October 1 two years run side by side; 'none' is a claim dated outside the "
         "loaded code sets (MET-042): a rise near the end of the loaded dates means the stage "
-        "needs newer code masters (README, Code metadata).",
+        "needs newer code masters (docs/code-sets.md).",
         queries=(
             Query(
                 f"sum by (fiscal_year) (rate(claims_code_set_decisions_total{{{SELECTOR}}}[5m]))",

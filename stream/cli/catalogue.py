@@ -12,6 +12,13 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from stream.cli.common import RulesConfigOption, app, err, fail, load_policies, load_settings, out
+from stream.cli.listing import (
+    REFERENCE_START,
+    MissingMarkersError,
+    markdown_table,
+    replace_generated_sections,
+    rule_document,
+)
 from stream.core.codes.calendar import CodeCalendar
 from stream.core.codes.cpt import CptCatalog, ProcedureInfo
 from stream.core.codes.icd10cm import CodeInfo, Icd10cmCatalog
@@ -20,20 +27,19 @@ from stream.core.decision import Decider
 from stream.core.rules import CATALOGUE, RULE_ID_RANGE, RULES_BY_ID
 from stream.core.rules.code_validity import invalid_reason, split_advice
 from stream.core.rules.config import Policies
-from stream.core.rules.listing import (
-    MissingMarkersError,
-    markdown_table,
-    replace_generated_sections,
-    rule_document,
-)
 
 
 @app.command()
 def rules(
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table.")] = False,
     update: Annotated[
-        Path | None,
-        typer.Option("--update", help="Rewrite the generated rule table inside this file."),
+        list[Path] | None,
+        typer.Option(
+            "--update",
+            metavar="FILE",
+            help="Rewrite the generated parts of this Markdown file (rule table, rule "
+            "reference, inline values); repeat it for several files.",
+        ),
     ] = None,
     rules_config: RulesConfigOption = None,
     payer: Annotated[
@@ -46,15 +52,8 @@ def rules(
     With a rules configuration, as its global policy runs them; with --payer, as that
     payer's policy does (its own section over the global one).
     """
-    if update is not None:
-        try:
-            document = update.read_text("utf-8")
-            update.write_text(replace_generated_sections(document), "utf-8")
-        except OSError as error:
-            raise fail(f"cannot update {update}: {error.strerror}") from error
-        except MissingMarkersError as error:
-            raise fail(f"{update}: {error}") from error
-        out.print(f"updated the generated rule sections in {update}")
+    if update:
+        update_documents(update)
         return
     if markdown:
         print(markdown_table())
@@ -78,6 +77,34 @@ def rules(
             ": its claims are judged by the global policy.",
             highlight=False,
         )
+
+
+def update_documents(paths: list[Path], decider: Decider | None = None) -> None:
+    """Rewrite the generated parts of each document; the rule reference's examples are
+    decided by one stage for all of them (`decider`, or one made here when a document has a
+    rule reference). Nothing is written unless every file reads."""
+    documents: dict[Path, str] = {}
+    for path in paths:
+        try:
+            documents[path] = path.read_text("utf-8")
+        except OSError as error:
+            raise fail(f"cannot update {path}: {error.strerror}") from error
+    if decider is None and any(REFERENCE_START in text for text in documents.values()):
+        decider = Decider()
+    written: dict[Path, str] = {}
+    for path, document in documents.items():
+        try:
+            written[path] = replace_generated_sections(document, decider)
+        except MissingMarkersError as error:
+            raise fail(f"{path}: {error}") from error
+    for path, text in written.items():
+        if documents[path] == text:
+            continue
+        try:
+            path.write_text(text, "utf-8")
+        except OSError as error:
+            raise fail(f"cannot update {path}: {error.strerror}") from error
+        out.print(f"updated the generated parts of {path}", highlight=False)
 
 
 def policy_cells(policies: Policies, payer: str | None, rule_id: str) -> tuple[str, str]:

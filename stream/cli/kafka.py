@@ -434,7 +434,7 @@ def run(
         if broker.secure:
             raise fail(
                 f"the local cluster in {broker.home} is secured: no one user may do all that "
-                "`run` does. Start the parts with each user's settings (README: Security), "
+                "`run` does. Start the parts with each user's settings (docs/security.md), "
                 "or `claims-stage broker reset` for a plaintext one."
             )
         started = time.perf_counter()

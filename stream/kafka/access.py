@@ -260,7 +260,7 @@ def check_access(settings: Settings, needs: Needs, timeout: float = PROBE_TIMEOU
         raise AccessError(
             "authorization",
             describe_failure("authorization", "; ".join(refused), settings)
-            + ". The cluster's admin grants these ACLs (README: Security).",
+            + ". The cluster's admin grants these ACLs (docs/security.md).",
         )
     if missing:
         raise AccessError(

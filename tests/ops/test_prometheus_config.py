@@ -25,7 +25,7 @@ RECORDING_RULES = PROMETHEUS_DIR / "recording-rules.yml"
 RULE_FILES = sorted(PROMETHEUS_DIR.glob("*-rules.yml"))
 TEST_FILES = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 
-RUNBOOK = "https://github.com/claims-stage/claims-stage/blob/main/README.md#runbook-"
+RUNBOOK = "https://github.com/claims-stage/claims-stage/blob/main/docs/operations.md#runbook-"
 EXPECTED_ALERTS = {
     "ClaimsStageWorkerDown",
     "ClaimsStageAbsent",

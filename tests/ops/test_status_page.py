@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from stream import __version__
+from stream.core.rules import RULESET_VERSION
 from stream.kafka.send import send_lines
 from tests.stage_kafka import HOST, StageDeployment, scrape
 
@@ -26,7 +27,6 @@ pytestmark = [pytest.mark.ops, pytest.mark.integration]
 
 WIDTH, HEIGHT = 1280, 800
 DOCS_SCREENSHOT = REPO / "docs" / "status-page.png"
-RULESET_VERSION = "2026.12.0"
 ICD10CM_COVERAGE = "FY2023-FY2027 (2022-10-01..2027-03-31)"
 OUTCOME_LABELS = {"validated": "validated", "rejected": "rejected", "dead_letter": "dead letters"}
 

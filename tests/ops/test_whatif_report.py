@@ -1,6 +1,6 @@
 """The what-if report as a policy analyst sees it: rendered by real headless Chromium.
 
-`whatif` runs on the example stream with the README's policy (docs/policy.toml); Chromium
+`whatif` runs on the example stream with the example policy (docs/policy.toml); Chromium
 loads the page from disk, must log nothing on its console, takes a screenshot (also kept as
 docs/whatif-report.png) and dumps the DOM after rendering, which must show the run's counts.
 """

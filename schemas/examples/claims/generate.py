@@ -448,11 +448,11 @@ dead letter naming the FHIR element:
 """
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, decider: Decider | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed files differ")
     args = parser.parse_args(argv)
-    decider = Decider()
+    decider = decider or Decider()
     events = select(native_events(decider))
     files = render(events)
     files[README] = describe(decider, events).encode()

@@ -1,8 +1,8 @@
 """What a rule is: a small pure function over the enriched claim, with its metadata.
 
 A rule's docstring is its documentation, in fixed sections (`stream.core.rules.documentation`),
-rendered by `claims-stage explain MET-0xx` and the README's rule reference; its metadata
-feeds the rule table of the README and `claims-stage rules`, and its ID is the catalogue's.
+rendered by `claims-stage explain MET-0xx` and the rule reference of `docs/rules.md`; its metadata
+feeds the rule table of `docs/rules.md` and `claims-stage rules`, and its ID is the catalogue's.
 """
 
 from __future__ import annotations

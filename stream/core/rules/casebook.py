@@ -4,9 +4,9 @@
 examples, the one that fails and the one that passes, then a case for every branch. The
 examples of a catalogue rule are the catalogue's own (`catalogue violating`, `catalogue
 compliant`); a rule the stage adds beyond the catalogue names them `stage violating` and
-`stage compliant`. The tests decide every case, `claims-stage explain` and the README's
-rule reference render the examples: one file, so the documentation cannot show a claim
-the tests do not check.
+`stage compliant`. The tests decide every case, `claims-stage explain` and the rule
+reference of `docs/rules.md` render the examples, and the example stream carries them: one
+file, so neither the documentation nor the stream shows a claim the tests do not check.
 
 A case reads:
 
