@@ -23,16 +23,17 @@ from stream.core.contracts import FileSource, Origin
 
 DETECT_BYTES = 1 << 16
 """How much of the first line format detection reads (an X12 file may have no newline)."""
-MAX_DOCUMENT_BYTES = 128 << 20
-"""The largest JSON document (a pretty-printed Bundle) or line (a Bundle on one line) read:
-held whole to resolve a Bundle's references, in Python it takes several times its size."""
+MAX_DOCUMENT_BYTES = 64 << 20
+"""The largest JSON document (a pretty-printed Bundle) or line (a Bundle on one line) read
+(a Bundle of about 25,000 claims): it is held whole to resolve the Bundle's references, and
+in Python takes about six times its size."""
 
 Progress = Callable[[int], None]
 
 FORMAT_NAMES: dict[InputFormat, str] = {
-    "json-lines": "JSON Lines (encounter events or FHIR Claims)",
+    "json-lines": "JSON Lines (encounter events, FHIR Claims or ExplanationOfBenefits)",
     "fhir-bundle-lines": "FHIR Bundles, one a line",
-    "json-document": "a JSON document (FHIR Bundle or Claim)",
+    "json-document": "a JSON document (FHIR Bundle, Claim or ExplanationOfBenefit)",
     "x12": "X12 837 interchanges",
 }
 

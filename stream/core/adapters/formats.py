@@ -213,9 +213,16 @@ def _procedure(line: ServiceLine) -> dict[str, object]:
     return entry
 
 
+MAX_MESSAGE_CHARS = 1_000
+"""A problem's or note's message is cut here: pyx12 quotes the segment it complains about,
+which may be long."""
+
+
 def printable(text: str) -> str:
     """Text for an output: characters that were not UTF-8 in the input (kept as surrogate
-    escapes) become U+FFFD, so that the output is valid JSON."""
+    escapes) become U+FFFD, so that the output is valid JSON; cut at `MAX_MESSAGE_CHARS`."""
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 1] + "\u2026"
     return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
