@@ -347,3 +347,42 @@ def test_an_empty_input_says_so() -> None:
     reading = read_input(io.BytesIO(b""), "empty")
     assert list(reading.records) == []
     assert reading.notes == ["the input is empty: there is nothing to read"]
+
+
+def test_every_kind_of_breakage_in_one_bundle_gives_one_output_per_claim(
+    decider: Decider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    facts = fhir._ClaimReader.facts
+
+    def failing(self: Any, patient: Any, claim_id: str | None) -> Any:
+        if claim_id == "CLM-BUG":
+            raise RuntimeError("a bug")
+        return facts(self, patient, claim_id)
+
+    monkeypatch.setattr(fhir._ClaimReader, "facts", failing)
+    events = [OFFICE, VISIT, STAY, event("CLM-BUG", ["C61"], ["77373"], patient="PT-4")]
+    bundle = claimfiles.fhir_bundle(events, "broken", CREATED)
+    claims = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Claim"]
+    claims[0]["item"][0]["quantity"] = {"value": 1.5}  # read: a dead letter
+    claims[1]["insurance"] = "none"  # not read: a note
+    claims[2]["contained"] = [{"resourceType": "Nonsense"}]  # fhir.resources raises KeyError
+    eob = claimfiles.claim_resource(OFFICE, "Patient/x", CREATED, "carin", "ExplanationOfBenefit")
+    eob["identifier"][0]["value"] = "CLM-EOB"
+    bundle["entry"] += [
+        "not an entry",
+        {"fullUrl": "urn:x"},
+        {"resource": "not a resource"},
+        {"resource": eob},
+    ]
+    results = outputs(decider, json.dumps(bundle))
+    assert len(results) == len(claims) + 1  # a Claim or ExplanationOfBenefit, an output
+    routes = {o.claim_id: o.route for o in results}
+    assert routes == {
+        "CLM-PRO": "dead_letter",
+        "CLM-OUT": routes["CLM-OUT"],
+        "CLM-IN": routes["CLM-IN"],
+        "CLM-BUG": "dead_letter",
+        "CLM-EOB": routes["CLM-EOB"],
+    }
+    assert all(routes[c] != "dead_letter" for c in ("CLM-OUT", "CLM-IN", "CLM-EOB"))
+    assert letter(results[3]).error.kind == "internal_error"
