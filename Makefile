@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme regen new-rule bench bench-decide bench-formats bench-stage bench-whatif ops-tools dashboard screenshots clean
+.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme regen new-rule bench bench-decide bench-formats bench-stage bench-whatif bench-hostile bench-linear ops-tools dashboard screenshots clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,28 +30,36 @@ worker: $(STAMP) ## run the stream worker alone (topics must exist)
 broker: $(STAMP) ## start the local Kafka broker (claims-stage broker stop|status)
 	$(BIN)/claims-stage broker start
 
+# Two test processes (pytest-xdist), a whole module each at a time: the integration tests
+# mostly wait on brokers and workers, so two of them share the two cores well. The brokers are
+# shared by both processes (tests/conftest.py).
+PYTEST_PROCESSES ?= -n 2 --dist loadfile
+
 test: $(STAMP) ops-tools ## the whole test suite: lint, types, unit, integration and ops tests
-	$(BIN)/ruff check stream tests tools deploy/grafana schemas/examples
-	$(BIN)/ruff format --check stream tests tools deploy/grafana schemas/examples
-	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/ruff check stream tests bench tools deploy/grafana schemas/examples
+	$(BIN)/ruff format --check stream tests bench tools deploy/grafana schemas/examples
+	@# mypy checks while the tests run (they mostly wait); its report follows theirs.
+	@$(BIN)/mypy > .mypy-report 2>&1 & types=$$!; \
+	$(BIN)/pytest $(PYTEST_PROCESSES); tests=$$?; \
+	wait $$types; typed=$$?; echo "mypy:"; cat .mypy-report; rm -f .mypy-report; \
+	test $$tests -eq 0 && test $$typed -eq 0
 
 unit: $(STAMP) ## unit tests only (no broker, no external programs)
-	$(BIN)/pytest -m "not integration and not ops"
+	$(BIN)/pytest $(PYTEST_PROCESSES) -m "not integration and not ops"
 
 integration: $(STAMP) ## integration tests against a real broker the run starts itself
-	$(BIN)/pytest -m integration
+	$(BIN)/pytest $(PYTEST_PROCESSES) -m integration
 
 lint: $(STAMP) ## ruff lint and format check
-	$(BIN)/ruff check stream tests tools deploy/grafana schemas/examples
-	$(BIN)/ruff format --check stream tests tools deploy/grafana schemas/examples
+	$(BIN)/ruff check stream tests bench tools deploy/grafana schemas/examples
+	$(BIN)/ruff format --check stream tests bench tools deploy/grafana schemas/examples
 
-typecheck: $(STAMP) ## mypy strict on stream/, tests/ and tools/
+typecheck: $(STAMP) ## mypy strict on stream/, tests/, bench/ and tools/
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## format and autofix
-	$(BIN)/ruff format stream tests tools deploy/grafana schemas/examples
-	$(BIN)/ruff check --fix stream tests tools deploy/grafana schemas/examples
+	$(BIN)/ruff format stream tests bench tools deploy/grafana schemas/examples
+	$(BIN)/ruff check --fix stream tests bench tools deploy/grafana schemas/examples
 
 schemas: $(STAMP) ## export the JSON Schema of every contract into schemas/
 	$(BIN)/claims-stage schemas --out schemas
@@ -66,19 +74,25 @@ new-rule: $(STAMP) ## the stubs of a new rule: make new-rule ID=MET-043 FAMILY=c
 	$(BIN)/python tools/new_rule.py $(ID) $(FAMILY) $(NAME)
 
 bench: $(STAMP) ## the same 100,000 claims through decide(), check (1 job, all cores) and the stream worker: claims/s, CPU per claim, ratios (~5 min)
-	$(BIN)/python -m stream.bench.paths
+	$(BIN)/python -m bench.paths
 
 bench-decide: $(STAMP) ## decide() alone on the example stream: decisions per second on one core, peak memory
-	$(BIN)/python -m stream.bench.decide
+	$(BIN)/python -m bench.decide
 
 bench-formats: $(STAMP) ## batch claims/s and peak memory: a 10,000-claim 837 and FHIR Bundle next to native JSON Lines
-	$(BIN)/python -m stream.bench.formats
+	$(BIN)/python -m bench.formats
 
 bench-whatif: $(STAMP) ## benchmark whatif against check over 100,000 claims with every core (a few minutes)
-	$(BIN)/python -m stream.bench.whatif
+	$(BIN)/python -m bench.whatif
+
+bench-hostile: $(STAMP) ## check on 400 hostile records of ~880 KB: peak memory, one output each
+	$(BIN)/python -m bench.hostile
+
+bench-linear: $(STAMP) ## every rule's CPU on claims of 1,000 and 8,000 procedure lines: growth ratios
+	$(BIN)/python -m bench.linear
 
 bench-stage: $(STAMP) ## benchmark the stage on the local broker against passthrough and decide-only (~15 min)
-	$(BIN)/python -m stream.bench.stage
+	$(BIN)/python -m bench.stage
 
 ops-tools: ## install promtool, prometheus, amtool, alertmanager and chromium when missing (apt)
 	bash deploy/ops-tools.sh

@@ -84,6 +84,25 @@ class Settings(BaseSettings):
     producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
         default="lz4", description="Compression of output batches (done in librdkafka's threads)."
     )
+    max_record_bytes: int = Field(
+        default=1_048_576,
+        ge=1_024,
+        le=16 * 1_048_576,
+        description="The largest input record decided: a larger one is a dead letter of kind "
+        "too_large (1 MiB, the broker's default message size; at most 16 MiB, the largest "
+        "record the stage's clients fetch).",
+    )
+    lag_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between the worker's consumer-lag measurements: the lag gauges "
+        "and the throughput samples of the status page.",
+    )
+    summary_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between the worker's one-line summaries in the log.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -115,6 +134,38 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CLAIMS_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) is more than "
                 f"CLAIMS_REPLICATION_FACTOR ({self.replication_factor}): no write could succeed"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        """With SASL, a user, a password and a mechanism, all given: each client would
+        otherwise fill a gap its own way (librdkafka falls back to GSSAPI, Faust to PLAIN)
+        and the two would fail differently, or one of them only later. Without SASL, none:
+        credentials that nothing sends are a mistake to say at start, not to find later."""
+        given = [
+            f"CLAIMS_{name.upper()}"
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+            if getattr(self, name) is not None
+        ]
+        if not self.security_protocol.startswith("SASL_"):
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} given, but CLAIMS_SECURITY_PROTOCOL="
+                    f"{self.security_protocol} does not use SASL: set SASL_SSL or "
+                    "SASL_PLAINTEXT, or leave the SASL settings out"
+                )
+            return self
+        missing = [
+            f"CLAIMS_{name.upper()}"
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+            if not getattr(self, name)
+        ]
+        if missing:
+            raise ValueError(
+                f"CLAIMS_SECURITY_PROTOCOL={self.security_protocol} needs "
+                f"{', '.join(missing)} (a SASL user, a password and a mechanism: "
+                "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
             )
         return self
 

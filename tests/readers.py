@@ -1,5 +1,5 @@
 """Small claim files for the reader tests: events written as 837s and FHIR by
-`stream.bench.claimfiles`, then broken or reshaped the way other senders write them."""
+`bench.claimfiles`, then broken or reshaped the way other senders write them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import io
 import json
 from typing import Any
 
-from stream.bench import claimfiles
+from bench import claimfiles
 from stream.cli.readers import read_input
 from stream.core.adapters.formats import AdaptedClaim
 from stream.core.adapters.x12 import InterchangeReader

@@ -2,7 +2,7 @@
 
 Only the keywords the exported schemas use: `type`, `properties`/`required`,
 `additionalProperties: false`, `$ref`/`$defs`, `anyOf`, `enum`/`const`, `items` with
-`minItems`/`maxItems`, `minimum`, `minLength`, `pattern` and the `date`/`date-time` formats.
+`minItems`/`maxItems`, `minimum`/`maximum`, `minLength`/`maxLength`, `pattern` and the `date`/`date-time` formats.
 An unknown keyword fails loudly, so a contract change cannot silently narrow what is
 generated.
 """
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 KNOWN = {
     "$defs", "$id", "$ref", "$schema", "additionalProperties", "anyOf", "const", "default",
-    "description", "enum", "format", "items", "maxItems", "minItems", "minLength",
+    "description", "enum", "format", "items", "maxItems", "maxLength", "minItems", "minLength",
     "maximum", "minimum", "pattern", "properties", "required", "title", "type",
 }  # fmt: skip
 
@@ -77,6 +77,9 @@ def _string(node: dict[str, Any]) -> st.SearchStrategy[str]:
         return st.dates().map(lambda d: d.isoformat())
     if fmt == "date-time":
         return st.datetimes().map(lambda d: d.isoformat() + "Z")
+    longest = node.get("maxLength", 12)
     if "pattern" in node:
-        return st.from_regex(node["pattern"], fullmatch=True)
-    return st.text(st.characters(codec="utf-8"), min_size=node.get("minLength", 0), max_size=12)
+        return st.from_regex(node["pattern"], fullmatch=True).filter(lambda s: len(s) <= longest)
+    return st.text(
+        st.characters(codec="utf-8"), min_size=node.get("minLength", 0), max_size=min(longest, 12)
+    )

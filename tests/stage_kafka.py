@@ -2,18 +2,25 @@
 
 The brokers are the project's own local cluster, started by the test run on free ports in
 temporary folders; nothing here is skipped when it is missing: it is started. A single node
-serves the session; a three-node cluster and a secured broker serve the modules that ask.
+serves the session; a three-node cluster, a secured broker and a lone broker (whose tests
+stop it) serve the modules that ask. All four are shared by the session's processes
+(pytest-xdist's workers too) and start in the background as soon as the collected tests
+show they are needed, while other tests run (`conftest.py`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from confluent_kafka import KafkaError, Message, TopicPartition
@@ -28,9 +36,11 @@ from confluent_kafka import KafkaError, Message, TopicPartition
 from stream.cli.batch import read_lines
 from stream.kafka import clients
 from stream.kafka.acls import grant, stage_grants
-from stream.kafka.localbroker import LocalBroker, LocalCluster
+from stream.kafka.local.cluster import LocalBroker, LocalCluster
 from stream.kafka.topics import create_topics, stage_topics
 from stream.settings import Settings
+
+T = TypeVar("T")
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,29 +80,126 @@ def settings_from(env: dict[str, str]) -> Settings:
     return Settings.model_validate(fields)
 
 
+LAG_INTERVAL = 1.0
+"""Seconds between a test worker's lag measurements: the lag gauges the tests wait for."""
+SUMMARY_INTERVAL = 1.0
+"""Seconds between a test worker's summary lines in its log."""
+
 QUICK_START = ("-XX:TieredStopAtLevel=1",)
 """JVM options of the test clusters: the first JIT tier only, which starts a node about a
 third faster on two busy cores (the tests restart nodes; they measure no throughput)."""
 
+BROKERS_ENV = "STAGE_TEST_BROKERS"
+"""Where the session's first process leaves the plan of the shared brokers for the others
+(pytest-xdist's workers, which inherit its environment)."""
 
-def start_cluster(home: Path, nodes: int, secure: bool = False) -> LocalCluster:
-    ports = free_ports(2 * nodes)
-    cluster = LocalCluster(
-        home,
-        nodes=nodes,
-        secure=secure,
-        ports=ports[:nodes],
-        controller_ports=ports[nodes:],
-        jvm_options=QUICK_START,
+
+@dataclass(frozen=True)
+class SharedBroker:
+    """A broker the processes of one test session share: its home and ports are chosen once,
+    before any test runs, so whichever process needs it first starts it (a start is
+    idempotent and locked per home) and the session's first process stops it at the end."""
+
+    home: Path
+    ports: tuple[int, ...]
+    controller_ports: tuple[int, ...]
+    secure: bool = False
+    quick: bool = True
+
+    def cluster(self) -> LocalCluster:
+        return LocalCluster(
+            self.home,
+            nodes=len(self.ports),
+            secure=self.secure,
+            host=HOST,
+            ports=self.ports,
+            controller_ports=self.controller_ports,
+            jvm_options=QUICK_START if self.quick else (),
+        )
+
+    def start(self, announce: bool = True) -> LocalCluster:
+        cluster = self.cluster()
+        started = time.perf_counter()
+        link_classpath(cluster, self.home.parent / "classpath")
+        cluster.start(timeout=240.0)
+        if announce:
+            kind = "secured " if self.secure else ""
+            print(
+                f"\n{kind}{len(self.ports)}-node broker at {cluster.bootstrap}: waited "
+                f"{time.perf_counter() - started:.1f} s for it"
+            )
+        return cluster
+
+
+SHARED_SHAPES: dict[str, tuple[int, bool, bool]] = {
+    "kafka": (1, False, False),
+    "lone_broker": (1, False, False),
+    "cluster3": (3, False, True),
+    "secure_kafka": (1, True, True),
+}
+"""Fixture name -> (nodes, secured, quick start). The session's single node and the lone
+broker (whose own tests stop and restart it) keep the JIT's full tiers: tests push tens of
+thousands of records through the single node."""
+
+
+def plan_shared_brokers(root: Path) -> dict[str, SharedBroker]:
+    ports = iter(free_ports(2 * sum(nodes for nodes, _, _ in SHARED_SHAPES.values())))
+    plan = {}
+    for name, (nodes, secure, quick) in SHARED_SHAPES.items():
+        client = tuple(next(ports) for _ in range(nodes))
+        controller = tuple(next(ports) for _ in range(nodes))
+        plan[name] = SharedBroker(root / name, client, controller, secure, quick)
+    return plan
+
+
+def write_plan(plan: dict[str, SharedBroker]) -> str:
+    return json.dumps(
+        {
+            name: [str(b.home), list(b.ports), list(b.controller_ports), b.secure, b.quick]
+            for name, b in plan.items()
+        }
     )
-    started = time.perf_counter()
-    cluster.start(timeout=240.0)
-    kind = "secured " if secure else ""
-    print(
-        f"\n{kind}{nodes}-node cluster started in {time.perf_counter() - started:.1f} s "
-        f"at {cluster.bootstrap}"
-    )
-    return cluster
+
+
+def shared_brokers() -> dict[str, SharedBroker]:
+    """The session's plan, as its first process wrote it."""
+    document = json.loads(os.environ[BROKERS_ENV])
+    return {
+        name: SharedBroker(Path(home), tuple(ports), tuple(controllers), secure, quick)
+        for name, (home, ports, controllers, secure, quick) in document.items()
+    }
+
+
+def link_classpath(cluster: LocalCluster, store: Path) -> None:
+    """The broker's jars, assembled by Maven once for the session and hard-linked into each
+    home (a home's own assembly is a Maven run of several seconds)."""
+    store.mkdir(parents=True, exist_ok=True)
+    with (store / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assembled = LocalCluster(store).ensure_classpath()
+        if not cluster.lib_dir.exists():
+            cluster.home.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(assembled, cluster.lib_dir, copy_function=os.link)
+
+
+def start_in_background(names: set[str]) -> None:
+    """Start these shared brokers while other tests run; a fixture that needs one before it
+    is ready waits for it (its own start waits on the home's lock)."""
+    plan = shared_brokers()
+    for name in sorted(names & set(plan)):
+        threading.Thread(target=_start_quietly, args=(plan[name],), daemon=True).start()
+
+
+def _start_quietly(broker: SharedBroker) -> None:
+    # A failure shows in the fixture's own start, with the test that needed the broker.
+    with contextlib.suppress(Exception):
+        broker.start(announce=False)
+
+
+def stop_shared_brokers(plan: dict[str, SharedBroker]) -> None:
+    for broker in plan.values():
+        if broker.home.exists():
+            broker.cluster().stop()
 
 
 @dataclass
@@ -113,36 +220,31 @@ class SecureKafka:
         return settings_from(self.env(user))
 
 
-@pytest.fixture(scope="module")
-def cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A three-node KRaft cluster for one test module."""
-    cluster = start_cluster(tmp_path_factory.mktemp("cluster3"), nodes=3)
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(scope="module")
-def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
-    """A secured single-node broker for one test module."""
-    cluster = start_cluster(tmp_path_factory.mktemp("secure"), nodes=1, secure=True)
-    yield SecureKafka(cluster)
-    cluster.stop()
+@pytest.fixture(scope="session")
+def cluster3() -> LocalCluster:
+    """A three-node KRaft cluster (the tests that use it stop, kill and freeze nodes)."""
+    return shared_brokers()["cluster3"].start()
 
 
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def secure_kafka() -> SecureKafka:
+    """A secured single-node broker."""
+    return SecureKafka(shared_brokers()["secure_kafka"].start())
+
+
+@pytest.fixture(scope="session")
+def kafka() -> str:
     """The bootstrap address of a real single-node broker, for the whole session."""
-    port, controller = free_port(), free_port()
-    while controller == port:
-        controller = free_port()
-    broker = LocalBroker(
-        tmp_path_factory.mktemp("kafka"), host=HOST, port=port, controller_port=controller
-    )
-    started = time.perf_counter()
-    bootstrap = broker.start(timeout=240.0)
-    print(f"\nbroker started in {time.perf_counter() - started:.1f} s at {bootstrap}")
-    yield bootstrap
-    broker.stop()
+    return shared_brokers()["kafka"].start().bootstrap
+
+
+@pytest.fixture(scope="session")
+def lone_broker() -> LocalBroker:
+    """A single-node broker of its own, for the tests that stop and restart it."""
+    broker = shared_brokers()["lone_broker"]
+    broker.start()
+    (port,), (controller,) = broker.ports, broker.controller_ports
+    return LocalBroker(broker.home, host=HOST, port=port, controller_port=controller)
 
 
 @dataclass
@@ -203,6 +305,9 @@ class StageDeployment:
             **self.stage_env(),
             "CLAIMS_WEB_PORT": str(web_port),
             "CLAIMS_LOG_LEVEL": "INFO",
+            # What the tests wait for, sooner than in production (5 s and 10 s).
+            "CLAIMS_LAG_INTERVAL": str(LAG_INTERVAL),
+            "CLAIMS_SUMMARY_INTERVAL": str(SUMMARY_INTERVAL),
             **self.worker_env,
             **overrides,
         }
@@ -243,19 +348,15 @@ class StageDeployment:
         )
 
     def wait_healthy(self, port: int, timeout: float = 90.0) -> dict[str, object]:
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while time.monotonic() < deadline:
+        def health() -> dict[str, object]:
             try:
                 with urllib.request.urlopen(f"http://{HOST}:{port}/healthz", timeout=2) as reply:
-                    health: dict[str, object] = json.loads(reply.read())
-                    return health
-            except urllib.error.HTTPError as error:
-                last = error.read()
-            except OSError as error:
-                last = error
-            time.sleep(0.5)
-        raise AssertionError(f"worker on :{port} never healthy ({last!r})\n{self.logs()}")
+                    answer: dict[str, object] = json.loads(reply.read())
+                    return answer
+            except urllib.error.HTTPError as error:  # 503: up, not healthy yet; say why
+                raise ValueError(error.read().decode(errors="replace")) from error
+
+        return wait_for(health, timeout, f"the worker on :{port} to be healthy", self.logs)
 
     def committed(self) -> int:
         """Offsets committed by the stage's consumer group on the input topic, summed."""
@@ -355,13 +456,31 @@ def _headers(message: Message) -> dict[str, bytes]:
     }
 
 
-def wait_for(condition: object, timeout: float, what: str) -> None:
+def wait_for(
+    condition: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    detail: Callable[[], str] | None = None,
+) -> T:
+    """Poll `condition` until it returns something truthy, and return that; fail after
+    `timeout` seconds, naming `what` was awaited, the last transient error and `detail()`
+    (a log, say). OSError, ValueError and KeyError count as "not there yet"."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except (OSError, ValueError, KeyError) as error:
+            last_error = error
+        if time.monotonic() >= deadline:
+            extra = detail() if detail is not None else ""
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what}"
+                f"{f' (last error: {last_error!r})' if last_error else ''}\n{extra}"
+            )
+        time.sleep(0.25)
 
 
 def bulk_records(count: int, bad_every: int = 100) -> tuple[list[bytes], set[bytes]]:

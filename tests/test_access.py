@@ -113,7 +113,12 @@ def test_an_untrusted_certificate_is_fatal_a_broken_handshake_is_not(
 
 
 def test_failure_messages_name_the_cause_and_what_to_check() -> None:
-    secured = settings(sasl_username="stage", sasl_mechanism="SCRAM-SHA-512")
+    secured = settings(
+        security_protocol="SASL_SSL",
+        sasl_username="stage",
+        sasl_password="s3cret",
+        sasl_mechanism="SCRAM-SHA-512",
+    )
     message = describe_failure("authentication", "invalid credentials", secured)
     assert message.startswith("authentication failed: kafka-1:9093 refused user 'stage'")
     assert "CLAIMS_SASL_PASSWORD" in message

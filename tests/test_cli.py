@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from stream.cli.listing import (
     REFERENCE_START,
@@ -19,14 +18,16 @@ from stream.cli.listing import (
     replace_generated_sections,
 )
 from stream.cli.main import app
-from stream.core.contracts import DeadLetter, Decision
+from stream.core.contracts import MAX_RECORD_BYTES, DeadLetter, Decision
 from stream.core.decision import Decider
 from stream.core.rules import CATALOGUE, RULESET_VERSION
+from stream.core.rules.config import Policies
 from stream.core.rules.documentation import SECTIONS
 from tests.claims import encode, encounter
+from tests.reference import SessionReferenceData, StageRunner
 
 ROOT = Path(__file__).resolve().parents[1]
-runner = CliRunner()
+runner = StageRunner()
 
 
 def good(n: int) -> bytes:
@@ -173,9 +174,10 @@ def test_rules_lists_every_rule() -> None:
 
 
 def test_explain_prints_the_rule_documentation_in_its_sections() -> None:
-    result = runner.invoke(app, ["explain", "met-5"], env={"COLUMNS": "200"})
+    # A narrow width on purpose: what a pipe receives is whole lines, never cut or folded.
+    result = runner.invoke(app, ["explain", "met-5"], env={"COLUMNS": "40"})
     assert result.exit_code == 0, result.output
-    text = " ".join(result.output.split())
+    text = result.output
     assert "MET-005 A secondary malignancy code requires a primary-site indicator" in text
     assert "X12: CARC 16, RARC M76" in text
     headings = ["What it checks", "Why", "Which claims it reads"]
@@ -185,11 +187,12 @@ def test_explain_prints_the_rule_documentation_in_its_sections() -> None:
     # the scope is derived from the rule's declaration, the codes from its sets
     assert "with a valid code of a family: secondary (C77-C79)" in text
     # the failing example is decided: its code, its description and the stage's message
-    assert "C79.51 Secondary malignant neoplasm of bone" in text
-    assert (
-        "MET-005 error (diagnoses 1): C79.51 (secondary malignant neoplasm of bone) has no primary site"
-        in text
-    )
+    assert "`C79.51` Secondary malignant neoplasm of bone" in text
+    finding = next(line for line in text.splitlines() if "MET-005** error" in line)
+    assert finding.endswith(
+        "MET-005** error (diagnoses 1): C79.51 (secondary malignant neoplasm of bone) has no "
+        "primary site: code the active primary, a Z85 history code, or C80.1"
+    ), finding
     assert "The stage finds nothing: the claim is validated." in text
     assert runner.invoke(app, ["explain", "MET-099"]).exit_code == 2
 
@@ -327,3 +330,21 @@ def test_invalid_settings_are_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> 
     result = runner.invoke(app, ["rules"])
     assert result.exit_code == 2
     assert "CLAIMS_WEB_PORT" in result.output
+
+
+class CountingReferenceData(SessionReferenceData):
+    def __init__(self) -> None:
+        self.deciders = 0
+
+    def decider(self, policies: Policies, max_record_bytes: int = MAX_RECORD_BYTES) -> Decider:
+        self.deciders += 1
+        return super().decider(policies, max_record_bytes)
+
+
+def test_a_command_decides_with_the_reference_data_it_is_given(tmp_path: Path) -> None:
+    source = tmp_path / "claims.jsonl"
+    source.write_bytes(good(1) + b"\n")
+    given = CountingReferenceData()
+    result = runner.invoke(app, ["check", str(source), "--out", str(tmp_path)], obj=given)
+    assert result.exit_code == 0, result.output
+    assert given.deciders == 1

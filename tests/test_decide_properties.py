@@ -6,6 +6,7 @@ import base64
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,10 +30,14 @@ PROCEDURES = st.sampled_from(
 
 
 def check_output(raw: bytes | None, output: Output) -> None:
-    """The record is complete and consistent, and a dead letter keeps its input whole."""
+    """The record is complete and consistent, and a dead letter keeps its input whole.
+
+    A dead letter of kind `internal_error` is the stage failing on the record: `decide`
+    never raises, so a crash would otherwise pass for a well-formed output."""
     assert output.route in ("validated", "rejected", "dead_letter")
     if output.route == "dead_letter":
         letter = DeadLetter.model_validate_json(output.value)
+        assert letter.error.kind != "internal_error", letter.error.message
         kept = (
             letter.raw_value.encode()
             if letter.raw_value_encoding == "utf-8"
@@ -107,3 +112,20 @@ def test_mutated_events(decider: Decider, event: dict[str, Any]) -> None:
 def test_truncated_events(decider: Decider, event: dict[str, Any], cut: int) -> None:
     raw = json.dumps(event).encode()[:cut]
     check_output(raw, decider.decide(raw, SOURCE))
+
+
+class CrashingDecider(Decider):
+    """A decider whose decision fails on every claim it reads."""
+
+    def _decision(self, *args: object, **kwargs: object) -> Output:
+        raise RuntimeError("planted")
+
+
+def test_the_properties_fail_when_decide_fails_on_a_claim(decider: Decider) -> None:
+    crashing = CrashingDecider(decider.policies, icd10cm=decider.icd10cm, cpt=decider.cpt)
+    raw = json.dumps(encounter(["C34.11", "C78.01"])).encode()
+    output = crashing.decide(raw, SOURCE)
+    assert json.loads(output.value)["error"]["kind"] == "internal_error"
+    with pytest.raises(AssertionError, match="the stage failed on this record"):
+        check_output(raw, output)
+    check_output(raw, decider.decide(raw, SOURCE))  # the same claim, decided

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from stream.bench import claimfiles
+from bench import claimfiles
 from stream.cli.main import app
 from stream.cli.readers import read_input
 from stream.core.adapters import fhir
@@ -28,6 +27,7 @@ from stream.core.contracts import DeadLetter, Decision, FileSource, normalize_ic
 from stream.core.decision import Decider, Output
 from stream.core.rules import RULES_BY_ID
 from tests.claims import claims_in
+from tests.reference import StageRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = ROOT / "schemas" / "examples" / "claims"
@@ -42,7 +42,7 @@ FORMAT_FILES = (
 )
 SOURCE = FileSource(file="test", line=1)
 CREATED = dt.datetime(2026, 6, 1, 9, 30, tzinfo=dt.UTC)
-runner = CliRunner()
+runner = StageRunner()
 
 
 def verdict(output: Output) -> dict[str, Any]:

@@ -8,16 +8,16 @@ import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from stream.cli.main import app
-from stream.kafka import localsecurity
-from stream.kafka.localbroker import BrokerError, LocalBroker, LocalCluster
-from stream.kafka.localsecurity import Credentials, TlsFiles
+from stream.kafka.local import security
+from stream.kafka.local.cluster import BrokerError, LocalBroker, LocalCluster
+from stream.kafka.local.security import Credentials, TlsFiles
 from stream.kafka.replication import default_replication
+from tests.reference import StageRunner
 from tests.stage_kafka import free_ports
 
-runner = CliRunner()
+runner = StageRunner()
 
 
 def _properties(text: str) -> dict[str, str]:
@@ -127,7 +127,7 @@ def test_credentials_and_client_files_are_for_the_owner_only(tmp_path: Path) -> 
     assert len(set(credentials.passwords.values())) == 4
     assert Credentials.load_or_create(tmp_path / "credentials.json") == credentials  # kept
     ca = tmp_path / "tls" / "ca.pem"
-    files = localsecurity.write_client_files(tmp_path, credentials, "h:1,h:2", ca)
+    files = security.write_client_files(tmp_path, credentials, "h:1,h:2", ca)
     assert [f.user for f in files] == ["stage", "producer", "admin"]
     for path in [tmp_path / "credentials.json", *(p for f in files for p in (f.env, f.properties))]:
         assert os.stat(path).st_mode & 0o777 == 0o600
@@ -148,13 +148,13 @@ def test_credentials_and_client_files_are_for_the_owner_only(tmp_path: Path) -> 
 
 
 def test_scram_credentials_carry_a_salted_password_not_the_password() -> None:
-    argument = localsecurity.scram_credential("stage", "pa55word", salt=b"0123456789abcdef")
+    argument = security.scram_credential("stage", "pa55word", salt=b"0123456789abcdef")
     assert argument.startswith("SCRAM-SHA-512=[name=stage,iterations=4096,")
     assert f'salt="{base64.b64encode(b"0123456789abcdef").decode()}"' in argument
     assert "pa55word" not in argument
     salted = argument.split('saltedpassword="')[1].split('"')[0]
     assert len(base64.b64decode(salted)) == 64  # SHA-512
-    assert localsecurity.scram_credential("stage", "other", salt=b"0123456789abcdef") != argument
+    assert security.scram_credential("stage", "other", salt=b"0123456789abcdef") != argument
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from stream.bench import claimfiles
+from bench import claimfiles
 from stream.cli import ingest, readers
 from stream.cli.main import app
 from stream.cli.readers import read_input

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from typer.testing import CliRunner
 
 from stream.cli.main import app
 from stream.core.contracts import Decision, FileSource
@@ -20,9 +19,10 @@ from stream.kafka.tail import describe
 from stream.ops.metrics import StageMetrics
 from stream.ops.status import StatusSnapshot, render_status
 from tests.claims import encode, encounter
+from tests.reference import StageRunner
 from tests.stage_kafka import EXAMPLES
 
-runner = CliRunner()
+runner = StageRunner()
 REVIEW = '[rules.MET-007]\nroute = "review"\n[payers.ACME.rules.MET-025]\nseverity = "error"\n'
 
 

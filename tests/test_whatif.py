@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from stream.cli.main import app
 from stream.core.contracts import FileSource
@@ -19,9 +18,10 @@ from stream.core.decision import Decider
 from stream.core.rules.config import Policies
 from stream.core.whatif import SAMPLES_PER_CHANGE
 from tests.ops.browser import Dom, parse_dom
+from tests.reference import StageRunner
 from tests.stage_kafka import EXAMPLES, ROOT, example_lines
 
-runner = CliRunner()
+runner = StageRunner()
 POLICY = ROOT / "docs" / "policy.toml"
 
 

@@ -41,6 +41,10 @@ OUTPUT_FILES: dict[Route, str] = {
 CHUNK_RECORDS = 250
 """Records per chunk sent to a worker process: large enough that the hand-over costs little
 next to deciding them, small enough that the workers start at once and memory stays flat."""
+CHUNK_BYTES = 8 * 1_048_576
+"""...and at most this many input bytes (a record may take it past): a chunk of large records
+is held in memory with its outputs, which can be a few times its size, so a chunk is cut by
+bytes as well as by records."""
 CHUNKS_IN_FLIGHT = 3
 """Chunks queued per worker process, so that none waits for the next while results are read."""
 
@@ -96,14 +100,17 @@ ChunkWork = Callable[[list[InputRecord]], Result]
 
 
 def chunks(
-    records: Iterable[InputRecord], size: int = CHUNK_RECORDS
+    records: Iterable[InputRecord], size: int = CHUNK_RECORDS, max_bytes: int = CHUNK_BYTES
 ) -> Iterator[list[InputRecord]]:
+    """Records in chunks of `size` records or `max_bytes` input bytes, whichever comes first."""
     chunk: list[InputRecord] = []
+    held = 0
     for record in records:
         chunk.append(record)
-        if len(chunk) == size:
+        held += len(record[0])
+        if len(chunk) == size or held >= max_bytes:
             yield chunk
-            chunk = []
+            chunk, held = [], 0
     if chunk:
         yield chunk
 

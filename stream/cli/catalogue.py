@@ -11,7 +11,16 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from stream.cli.common import RulesConfigOption, app, err, fail, load_policies, load_settings, out
+from stream.cli.common import (
+    RulesConfigOption,
+    app,
+    err,
+    fail,
+    load_policies,
+    load_settings,
+    out,
+    reference_data,
+)
 from stream.cli.listing import (
     REFERENCE_START,
     MissingMarkersError,
@@ -20,7 +29,7 @@ from stream.cli.listing import (
     rule_document,
 )
 from stream.core.codes.calendar import CodeCalendar
-from stream.core.codes.cpt import CptCatalog, ProcedureInfo
+from stream.core.codes.cpt import ProcedureInfo
 from stream.core.codes.icd10cm import CodeInfo, Icd10cmCatalog
 from stream.core.contracts import json_schemas, normalize_icd10cm
 from stream.core.decision import Decider
@@ -134,6 +143,7 @@ def policy_cells(policies: Policies, payer: str | None, rule_id: str) -> tuple[s
 
 @app.command()
 def explain(
+    ctx: typer.Context,
     rule_id: Annotated[str, typer.Argument(metavar="RULE", help="A rule ID such as MET-005.")],
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the Markdown source instead.")
@@ -146,8 +156,9 @@ def explain(
     rule = RULES_BY_ID.get(wanted)
     if rule is None:
         raise fail(f"no rule {rule_id!r}; `claims-stage rules` lists them ({RULE_ID_RANGE})")
-    document = f"## {rule.rule_id} {rule.title}\n\n{rule_document(rule, Decider())}"
-    if markdown:
+    document = f"## {rule.rule_id} {rule.title}\n\n{rule_document(rule, reference_data(ctx).decider(Policies()))}"
+    if markdown or not out.is_terminal:
+        # Rendered Markdown is laid out for a width; a pipe or a file gets the source, whole.
         print(document)
         return
     out.print(Markdown(document))
@@ -236,6 +247,7 @@ def _show_procedure(procedure: ProcedureInfo, day: dt.date) -> bool:
 
 @app.command()
 def code(
+    ctx: typer.Context,
     value: Annotated[str, typer.Argument(metavar="CODE", help="An ICD-10-CM or CPT/HCPCS code.")],
     on: Annotated[
         str | None,
@@ -253,13 +265,13 @@ def code(
     it is not or is no code at all.
     """
     day = _on_date(on)
-    catalog = Icd10cmCatalog()
+    catalog, procedures = reference_data(ctx).catalogs()
     icd = catalog.lookup(value)
     if icd.known:
         if not _show_icd10cm(catalog, icd, day):
             raise typer.Exit(1)
         return
-    procedure = CptCatalog().lookup(value.strip())
+    procedure = procedures.lookup(value.strip())
     if procedure.known:
         if not _show_procedure(procedure, day):
             raise typer.Exit(1)

@@ -12,7 +12,17 @@ import typer
 from rich.table import Table
 
 from stream.cli.batch import BatchSummary, BatchWorkerError, output_files, run_batch
-from stream.cli.common import RulesConfigOption, app, err, fail, load_policies, load_settings, out
+from stream.cli.common import (
+    RulesConfigOption,
+    app,
+    err,
+    fail,
+    freeze_long_lived_objects,
+    load_policies,
+    load_settings,
+    out,
+    reference_data,
+)
 from stream.cli.readers import FORMAT_NAMES, InputReading, read_input
 from stream.core.rules import RULES_BY_ID
 from stream.core.rules.config import Policies
@@ -33,6 +43,7 @@ JobsOption = Annotated[
 
 @app.command()
 def check(
+    ctx: typer.Context,
     input_path: Annotated[
         str,
         typer.Argument(
@@ -54,13 +65,12 @@ def check(
     when the policies route claims to review): one output line per input line or claim.
     Exits 0 when every record was processed, whatever the outcomes.
     """
-    from stream.core.decision import Decider, freeze_reference_data
-
-    policies = load_policies(load_settings(), rules_config)
+    settings = load_settings()
+    policies = load_policies(settings, rules_config)
     ensure_writable(out_dir)
     with reading_input(input_path, "deciding") as reading:
-        decider = Decider(policies)
-        freeze_reference_data()
+        decider = reference_data(ctx).decider(policies, settings.max_record_bytes)
+        freeze_long_lived_objects()
         try:
             summary = run_batch(decider, reading.records, out_dir, jobs)
         except BatchWorkerError as error:

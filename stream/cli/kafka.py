@@ -13,15 +13,17 @@ from stream.cli.common import (
     app,
     err,
     fail,
+    freeze_long_lived_objects,
     load_policies,
     load_settings,
     out,
+    reference_data,
     require_access,
 )
 from stream.settings import Settings
 
 if TYPE_CHECKING:
-    from stream.kafka.localbroker import LocalCluster
+    from stream.kafka.local.cluster import LocalCluster
 
 broker_app = typer.Typer(
     help="The local Kafka cluster (KRaft, one node or three, optionally secured; from Maven "
@@ -37,7 +39,7 @@ def _local_cluster(
 ) -> LocalCluster:
     """The local cluster of CLAIMS_LOCAL_BROKER_HOME, on the ports CLAIMS_KAFKA_BOOTSTRAP
     names when set (else those it was formatted with, else 9092, 9094, ...)."""
-    from stream.kafka.localbroker import (
+    from stream.kafka.local.cluster import (
         BrokerError,
         LocalCluster,
         default_home,
@@ -111,7 +113,7 @@ def broker_start(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the nodes.")] = 120.0,
 ) -> None:
     """Start the local cluster, or the nodes of it that are down, and print its bootstrap."""
-    from stream.kafka.localbroker import BrokerError
+    from stream.kafka.local.cluster import BrokerError
 
     settings = load_settings()
     cluster = _local_cluster(settings, nodes, True if secure else None)
@@ -168,7 +170,7 @@ def broker_stop(
     ] = None,
 ) -> None:
     """Stop the local cluster (or one node) cleanly; `broker start` starts what is down."""
-    from stream.kafka.localbroker import BrokerError
+    from stream.kafka.local.cluster import BrokerError
 
     cluster = _local_cluster(load_settings())
     try:
@@ -222,7 +224,7 @@ def broker_status(
 def broker_reset() -> None:
     """Stop the local cluster and delete its topics, configuration and credentials (not the
     jars), so that the next start may choose another --nodes or --secure."""
-    from stream.kafka.localbroker import BrokerError
+    from stream.kafka.local.cluster import BrokerError
 
     cluster = _local_cluster(load_settings())
     try:
@@ -306,9 +308,8 @@ def topics_list() -> None:
 
 
 @app.command()
-def worker(rules_config: RulesConfigOption = None) -> None:
+def worker(ctx: typer.Context, rules_config: RulesConfigOption = None) -> None:
     """Run the stream worker until SIGTERM or Ctrl-C (settings from CLAIMS_* variables)."""
-    from stream.core.decision import Decider
     from stream.kafka.access import stage_needs
     from stream.logs import configure
     from stream.worker.app import run_worker
@@ -319,7 +320,9 @@ def worker(rules_config: RulesConfigOption = None) -> None:
     # Before Faust starts: a wrong password, an untrusted certificate, a missing ACL or a
     # missing topic ends here with the cause named, not in a client retrying forever.
     require_access(settings, stage_needs(settings, review=policies.routes_to_review))
-    run_worker(settings, lambda: Decider(policies))
+    decider = reference_data(ctx).decider(policies, settings.max_record_bytes)
+    freeze_long_lived_objects()
+    run_worker(settings, lambda: decider)
 
 
 @app.command()
@@ -409,6 +412,7 @@ def tail(
 
 @app.command()
 def run(
+    ctx: typer.Context,
     examples: Annotated[Path, typer.Option(help="JSON Lines to send once the stage is up.")] = Path(
         "schemas/examples/encounters.jsonl"
     ),
@@ -418,8 +422,7 @@ def run(
 ) -> None:
     """The main job: broker (local unless configured), topics, the example stream, the worker."""
     from stream.cli.batch import read_lines
-    from stream.core.decision import Decider
-    from stream.kafka.localbroker import BrokerError
+    from stream.kafka.local.cluster import BrokerError
     from stream.kafka.send import send_lines
     from stream.kafka.topics import create_topics, wait_for_group_coordinator
     from stream.logs import configure
@@ -463,7 +466,9 @@ def run(
             f"Ctrl-C stops it.\n",
             highlight=False,
         )
-        run_worker(settings, lambda: Decider(policies))
+        decider = reference_data(ctx).decider(policies, settings.max_record_bytes)
+        freeze_long_lived_objects()
+        run_worker(settings, lambda: decider)
     finally:
         if broker is not None and not keep_broker:
             broker.stop()

@@ -16,10 +16,17 @@ from rich.table import Table
 
 from stream.cli.batch import BatchWorkerError, InputRecord, resolve_jobs, run_chunks
 from stream.cli.check import JobsOption, ensure_writable, reading_input
-from stream.cli.common import app, fail, load_policies, load_settings, out
+from stream.cli.common import (
+    app,
+    fail,
+    freeze_long_lived_objects,
+    load_policies,
+    load_settings,
+    out,
+    reference_data,
+)
 from stream.cli.report import ROUTE_ORDER, ReportContext, render_report
 from stream.core.contracts import KafkaSource
-from stream.core.decision import Decider
 from stream.core.rules import RULES_BY_ID
 from stream.core.rules.config import Policies
 from stream.core.whatif import ClaimComparison, PolicyComparison, WhatIfTally, policy_changes
@@ -56,6 +63,7 @@ class CompareChunk:
 
 @app.command()
 def whatif(
+    ctx: typer.Context,
     rules_config: Annotated[
         Path,
         typer.Option("--rules-config", help="The proposed TOML policy file.", show_default=False),
@@ -113,15 +121,13 @@ def whatif(
     OUT/report.html (one self-contained page: route transitions, findings added and removed
     per rule and per payer, sample claims), and prints a summary. Nothing is sent anywhere.
     """
-    from stream.core.decision import freeze_reference_data
-
     proposed = load_policies(None, rules_config)
     before = load_policies(None, baseline) if baseline else Policies()
     span = _topic_span(input_path, topic, since, until)
     ensure_writable(out_dir)
-    decider = Decider(before)
+    decider = reference_data(ctx).decider(before)
     comparison = PolicyComparison(decider, before, proposed)
-    freeze_reference_data()
+    freeze_long_lived_objects()
     started = time.perf_counter()
     with _records(input_path, span) as (records, input_label):
         tally = WhatIfTally()

@@ -8,14 +8,47 @@ changes what is accepted or produced bumps `SCHEMA_VERSION`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
+
+# --- limits: what one record may hold (docs/formats.md, "Limits") ------------------------
+# Each bounds what a producer controls, so that no record can make the stage use unbounded
+# memory or time, and so that every cache keyed on these values has a bounded key.
+
 MAX_RECORD_BYTES = 1_048_576
-"""Inputs larger than this are dead letters of kind `too_large` (the broker's default limit)."""
+"""The default maximum input record: larger ones are dead letters of kind `too_large` (the
+broker's default message size). The stage takes its own from `CLAIMS_MAX_RECORD_BYTES`."""
+MAX_CODE_LENGTH = 10
+"""A diagnosis or procedure code as sent: the longest ICD-10-CM code is 7 characters and a
+dot, a CPT or HCPCS code 5; 10 leaves room for padding and nothing else."""
+MAX_NORMAL_CODE_LENGTH = MAX_CODE_LENGTH + 1
+"""A diagnosis code in its normal form: the dot may be one more character than was sent."""
+MAX_IDENTIFIER_LENGTH = 128
+"""`event_id`, `claim_id`, `encounter_id`, `patient.id`, `payer_id`: a UUID is 36 characters,
+the 837's CLM01 38, its NM109 identifiers 80, a FHIR id 64."""
+MAX_REASON_LENGTH = 1_000
+"""`context.reason_for_encounter`: a sentence or two of free text (HL7 v2 gives a coded
+reason's text 199 characters). The rules search it for words."""
+MAX_TNM_LENGTH = 100
+"""`context.tnm`: a TNM with every prefix and suffix (`ypT4b(m) pN3c(sn) cM1c(1) G3 L1 V2
+Pn1 R2`) is under 60 characters."""
+MAX_DIAGNOSES = 25
+"""Diagnoses on one claim: the 837I's 25 (principal and 24 other); the 837P takes 12."""
+MAX_PROCEDURE_LINES = 999
+"""Procedure lines on one claim, and the largest line number: the 837I's 999 service lines
+(the 837P's 50 are fewer), each numbered from 1."""
+MAX_UNITS = 999_999_999_999_999
+"""Units of a procedure line: the 837's service unit count has at most 15 digits."""
+MAX_DEAD_LETTER_BYTES = 15 * 1_048_576
+"""The largest dead letter the stage writes: the dead-letter topic takes records of 16 MiB
+(`stream.kafka.clients.MAX_MESSAGE_BYTES`), leaving 1 MiB for the key and headers. A dead
+letter that would be larger keeps the first part of the input and the SHA-256 of the whole
+(`raw_value_truncated`)."""
 
 Setting = Literal["inpatient", "outpatient", "professional"]
 TreatmentTarget = Literal["primary", "secondary", "both"]
@@ -55,17 +88,20 @@ def normalize_icd10cm(code: str) -> str:
     the code is longer than three: `c3411`, ` C34.11 ` and `C3.411` all become `C34.11`.
     Whether the result is a real code is a rule's question (MET-001), not the contract's.
     """
-    normal = _NORMAL_FORMS.get(code)
-    if normal is None:
-        bare = code.strip().upper().replace(".", "")
-        normal = f"{bare[:3]}.{bare[3:]}" if len(bare) > 3 else bare
-        if len(_NORMAL_FORMS) < 100_000:  # bounded: arbitrary strings cannot grow it forever
-            _NORMAL_FORMS[code] = normal
-    return normal
+    if len(code) > MAX_CODE_LENGTH:  # not from a contract-checked event: not remembered
+        return _normal_form(code)
+    return _remembered_normal_form(code)
 
 
-_NORMAL_FORMS: dict[str, str] = {}
-"""Codes as received -> their normal form: claims repeat a few thousand codes all day."""
+def _normal_form(code: str) -> str:
+    bare = code.strip().upper().replace(".", "")
+    return f"{bare[:3]}.{bare[3:]}" if len(bare) > 3 else bare
+
+
+NORMAL_FORMS_KEPT = 32_768
+"""Entry budget of the normal forms remembered (keys of at most `MAX_CODE_LENGTH`
+characters, about 200 bytes an entry): claims repeat a few thousand codes all day."""
+_remembered_normal_form = functools.lru_cache(maxsize=NORMAL_FORMS_KEPT)(_normal_form)
 
 
 def _integer_only(value: object) -> object:
@@ -79,14 +115,24 @@ def _integer_only(value: object) -> object:
 
 
 SchemaVersion = Annotated[Literal[1], BeforeValidator(_integer_only)]
-NonEmptyText = Annotated[str, Field(min_length=1, pattern=r"\S")]
+Identifier = Annotated[str, Field(max_length=MAX_IDENTIFIER_LENGTH)]
+NonEmptyText = Annotated[str, Field(min_length=1, max_length=MAX_IDENTIFIER_LENGTH, pattern=r"\S")]
+"""A required identifier (`event_id`, `claim_id`)."""
 Icd10cmCode = Annotated[
     str,
-    AfterValidator(normalize_icd10cm),
+    # The length is checked as sent, before the normal form is made and remembered: so the
+    # validator may remember it without `normalize_icd10cm`'s test of the length.
+    Field(max_length=MAX_CODE_LENGTH),
+    AfterValidator(_remembered_normal_form),
     Field(description="ICD-10-CM, with or without the dot; carried dotted and upper-case."),
+]
+ProcedureCode = Annotated[
+    str,
+    Field(max_length=MAX_CODE_LENGTH, description="CPT or HCPCS, matched exactly as received."),
 ]
 Modifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{2}$")]
 Sequence = Annotated[int, Field(ge=1)]
+LineNumber = Annotated[int, Field(ge=1, le=MAX_PROCEDURE_LINES)]
 
 
 class Contract(BaseModel):
@@ -179,7 +225,7 @@ class Origin(Contract):
 
 
 class Patient(Contract):
-    id: str | None = None
+    id: Identifier | None = None
     birth_date: dt.date | None = None
     sex: Sex | None = None
 
@@ -187,10 +233,10 @@ class Patient(Contract):
 class EncounterContext(Contract):
     """Clinical context the rules read. A rule that needs an absent or null field does not fire."""
 
-    reason_for_encounter: str | None = None
+    reason_for_encounter: Annotated[str, Field(max_length=MAX_REASON_LENGTH)] | None = None
     treatment_directed_at: TreatmentTarget | None = None
     primary_status: PrimaryStatus | None = None
-    tnm: str | None = None
+    tnm: Annotated[str, Field(max_length=MAX_TNM_LENGTH)] | None = None
 
 
 class DiagnosisEntry(Contract):
@@ -201,14 +247,15 @@ class DiagnosisEntry(Contract):
 
 
 class ProcedureEntry(Contract):
-    line: Sequence
-    code: str = Field(description="CPT or HCPCS, matched exactly as received.")
-    units: int = Field(default=1, ge=1)
+    line: LineNumber
+    code: ProcedureCode
+    units: int = Field(default=1, ge=1, le=MAX_UNITS)
     modifiers: tuple[Modifier, ...] | None = Field(default=None, max_length=4)
     diagnosis_pointers: tuple[Sequence, ...] | None = Field(default=None, max_length=4)
     minutes: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_UNITS,
         description="The minutes billed, for a line billed in time (837P SV103 MJ, anesthesia; "
         "a FHIR quantity in UCUM min); `units` then counts the service (1), not the minutes.",
     )
@@ -221,8 +268,10 @@ class EncounterEvent(Contract):
         json_schema_extra={
             "description": (
                 "A coded encounter. Beyond the field types: diagnosis sequences are unique "
-                "and run 1..n without gaps, procedure lines are unique, and every diagnosis "
-                "pointer names a diagnosis sequence present on the claim."
+                "and run 1..n without gaps, procedure lines are unique, every diagnosis "
+                "pointer names a diagnosis sequence present on the claim, and a discharge "
+                "date, in any setting, is not before the date of service. The whole record "
+                "is at most the stage's maximum record size (1 MiB by default)."
             )
         }
     )
@@ -232,15 +281,17 @@ class EncounterEvent(Contract):
     event_type: Literal["encounter.coded"] = "encounter.coded"
     occurred_at: dt.datetime | None = None
     claim_id: NonEmptyText
-    encounter_id: str | None = None
+    encounter_id: Identifier | None = None
     setting: Setting
     date_of_service: dt.date
     discharge_date: dt.date | None = None
     patient: Patient | None = None
-    payer_id: str | None = None
+    payer_id: Identifier | None = None
     context: EncounterContext | None = None
-    diagnoses: tuple[DiagnosisEntry, ...] = Field(min_length=1, max_length=25)
-    procedures: tuple[ProcedureEntry, ...] | None = None
+    diagnoses: tuple[DiagnosisEntry, ...] = Field(min_length=1, max_length=MAX_DIAGNOSES)
+    procedures: tuple[ProcedureEntry, ...] | None = Field(
+        default=None, max_length=MAX_PROCEDURE_LINES
+    )
     origin: Origin | None = Field(
         default=None, description="Set when the stage read the claim from an 837 or FHIR."
     )
@@ -248,7 +299,8 @@ class EncounterEvent(Contract):
     @model_validator(mode="after")
     def _cross_references(self) -> EncounterEvent:
         if self.discharge_date is not None and self.discharge_date < self.date_of_service:
-            # the discharge date chooses an inpatient claim's code set: it must be right
+            # an impossible pair of dates in any setting; and the discharge date chooses an
+            # inpatient claim's code set, so it must be right
             raise _violation(
                 ("discharge_date",),
                 f"discharge date {self.discharge_date} is before the date of service "
@@ -425,8 +477,21 @@ class DeadLetterError(Contract):
     details: tuple[ErrorDetail, ...] = ()
 
 
+class RawValueTruncation(Contract):
+    """How a dead letter too large to keep its input whole kept a part of it."""
+
+    kept_bytes: int = Field(
+        ge=0, description="The first bytes of the input that `raw_value` holds."
+    )
+    total_bytes: int = Field(ge=1, description="The size of the whole input.")
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="The SHA-256 of the whole input, in hex."
+    )
+
+
 class DeadLetter(Contract):
-    """An input the stage could not read as an encounter event, kept whole."""
+    """An input the stage could not read as an encounter event, kept whole (or, when even
+    the dead-letter topic could not hold it, its first part and the SHA-256 of the whole)."""
 
     schema_version: SchemaVersion = 1
     error: DeadLetterError
@@ -443,6 +508,12 @@ class DeadLetter(Contract):
     received_at: dt.datetime
     origin: Origin | None = Field(
         default=None, description="The 837 or FHIR claim the input was, when known."
+    )
+    raw_value_truncated: RawValueTruncation | None = Field(
+        default=None,
+        description="Present only when the dead letter would be larger than the stage "
+        f"writes ({MAX_DEAD_LETTER_BYTES:,} bytes): `raw_value` then holds the first "
+        "`kept_bytes` of the input (whole characters), and `sha256` identifies the whole.",
     )
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import gc
+import functools
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,11 +21,13 @@ from pydantic import ValidationError
 
 from stream.core.adapters import fhir
 from stream.core.adapters.formats import AdaptedClaim
-from stream.core.claim import ClaimDiagnosis, ClaimProcedure, build_claim
+from stream.core.claim import build_claim
 from stream.core.codes.codeset import CodeIndex
 from stream.core.codes.cpt import CptCatalog
 from stream.core.codes.icd10cm import Icd10cmCatalog
 from stream.core.contracts import (
+    MAX_DEAD_LETTER_BYTES,
+    MAX_IDENTIFIER_LENGTH,
     MAX_RECORD_BYTES,
     CodeSets,
     DeadLetter,
@@ -35,6 +38,7 @@ from stream.core.contracts import (
     KafkaSource,
     Origin,
     Outcome,
+    RawValueTruncation,
     Route,
     Source,
 )
@@ -63,17 +67,6 @@ class Output:
     loaded code sets; None for a dead letter."""
 
 
-def freeze_reference_data() -> None:
-    """Exempt everything alive now from garbage collection; call once the Decider is built.
-
-    The ICD-10-CM tables are millions of long-lived objects. Without this, each full
-    collection (triggered by cyclic garbage such as exceptions with tracebacks, which dead
-    letters produce) walks all of them again: about 15 % of a batch's time.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -95,8 +88,11 @@ class Decider:
         policies: Policies | None = None,
         icd10cm: Icd10cmCatalog | None = None,
         cpt: CptCatalog | None = None,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
         self.policies = policies or Policies()
+        self.max_record_bytes = max_record_bytes
+        """Input records larger than this are dead letters of kind `too_large`."""
         self.ruleset = self.policies.default
         """The global policy: the ruleset of every claim whose payer has no policy of its own."""
         self._payer_rulesets = self.policies.payers
@@ -113,7 +109,7 @@ class Decider:
             raise ValueError(f"code sets the rules read are not in the code index: {missing}")
         self.cpt = cpt or CptCatalog()
         calendar = self.icd10cm.calendar
-        self._details = CodeDetails()
+        self._details = CodeDetails(self.icd10cm, self.cpt)
         # One `code_sets` document per period, made once: decisions share them.
         self._code_sets = {
             period.index: CodeSets(
@@ -190,8 +186,8 @@ class Decider:
         `encounter`), or the record's dead letter."""
         if isinstance(value, AdaptedClaim):
             return self._read_adapted(value, source, key, now)
-        if value is None or not value.strip() or len(value) > MAX_RECORD_BYTES:
-            return _unreadable(value, source, key, now)
+        if value is None or len(value) > self.max_record_bytes or not value.strip():
+            return _unreadable(value, source, key, now, self.max_record_bytes)
         if b'"resourceType"' in value:  # cheap test first: the hot path is native events
             not_utf8 = _not_utf8(value, source, key, now)
             if not_utf8 is not None:
@@ -252,8 +248,11 @@ class Decider:
         }
         if review_rules:  # only then: without review routes, decisions stay as they were
             document["review_rules"] = review_rules
-        document["diagnoses"] = [self._details.diagnosis(d) for d in claim.diagnoses]
-        document["procedures"] = [self._details.procedure(p) for p in claim.billed_procedures]
+        diagnosis, procedure = self._details.diagnosis, self._details.procedure
+        document["diagnoses"] = [
+            diagnosis(d.sequence, d.code, d.valid, d.billable) for d in claim.diagnoses
+        ]
+        document["procedures"] = [procedure(p.line, p.code) for p in claim.billed_procedures]
         document["encounter"] = orjson.Fragment(raw.strip())
         document["source"] = source_document(source)
         if event.origin is not None:  # only for a claim read from an 837 or FHIR
@@ -277,21 +276,23 @@ class Decider:
         )
 
 
-def _unreadable(value: bytes | None, source: Source, key: bytes | None, now: dt.datetime) -> Output:
+def _unreadable(
+    value: bytes | None, source: Source, key: bytes | None, now: dt.datetime, limit: int
+) -> Output:
     """The dead letter of a record with nothing to read: a tombstone, empty, or too large."""
     if value is None:
         return dead_letter(
             value, source, key, now, "invalid_json", "the record has no value (a tombstone)"
         )
-    if len(value) > MAX_RECORD_BYTES:
+    if len(value) > limit:
         return dead_letter(
             value,
             source,
             key,
             now,
             "too_large",
-            f"the record is {len(value):,} bytes; the limit is {MAX_RECORD_BYTES:,} "
-            "bytes (1 MiB, the broker's default message size)",
+            f"the record is {len(value):,} bytes; the limit is {limit:,} bytes (the "
+            "maximum record size)",
         )
     return dead_letter(value, source, key, now, "invalid_json", "the record is empty")
 
@@ -318,55 +319,60 @@ class CodeDetails:
 
     A line's description depends only on its position, its code and (for a diagnosis) the
     code's standing on the claim's date, and claims repeat the same few thousand: each is
-    serialised once and remembered, up to a bound.
+    serialised once and remembered, within an entry budget (least recently used first out;
+    `functools.lru_cache`, whose hit is one call in C: this runs for every line of every
+    claim). `diagnosis(sequence, code, valid, billable)`, `procedure(line, code)`.
     """
 
-    LIMIT = 100_000
+    DIAGNOSES_KEPT = 16_384
+    """Entry budget of the diagnosis details: a sequence (at most 25), a code of at most 11
+    characters and two booleans; the fragment, about 250 bytes. About 500 bytes an entry."""
+    PROCEDURES_KEPT = 16_384
+    """Entry budget of the procedure details: a line (at most 999) and a code of at most 10
+    characters; the fragment, about 200 bytes. About 700 bytes an entry."""
 
-    def __init__(self) -> None:
-        self._diagnoses: dict[tuple[int, str, bool, bool], orjson.Fragment] = {}
-        self._procedures: dict[tuple[int, str], orjson.Fragment] = {}
+    def __init__(
+        self,
+        icd10cm: Icd10cmCatalog,
+        cpt: CptCatalog,
+        diagnoses_kept: int = DIAGNOSES_KEPT,
+        procedures_kept: int = PROCEDURES_KEPT,
+    ) -> None:
+        self._icd10cm = icd10cm
+        self._cpt = cpt
+        self.diagnosis = functools.lru_cache(maxsize=diagnoses_kept)(self._diagnosis)
+        self.procedure = functools.lru_cache(maxsize=procedures_kept)(self._procedure)
 
-    def diagnosis(self, d: ClaimDiagnosis) -> orjson.Fragment:
-        key = (d.sequence, d.code, d.valid, d.billable)
-        detail = self._diagnoses.get(key)
-        if detail is None:
-            detail = self._keep(
-                self._diagnoses,
-                key,
-                {
-                    "sequence": d.sequence,
-                    "code": d.code,
-                    "description": d.info.description,
-                    "billable": d.billable,
-                    "kind": d.info.kind if d.valid else "invalid",
-                },
-            )
-        return detail
+    def _diagnosis(self, sequence: int, code: str, valid: bool, billable: bool) -> orjson.Fragment:
+        info = self._icd10cm.lookup(code)  # the claim's own description of the code
+        return _fragment(
+            {
+                "sequence": sequence,
+                "code": code,
+                "description": info.description,
+                "billable": billable,
+                "kind": info.kind if valid else "invalid",
+            }
+        )
 
-    def procedure(self, p: ClaimProcedure) -> orjson.Fragment:
-        key = (p.line, p.code)
-        detail = self._procedures.get(key)
-        if detail is None:
-            detail = self._keep(
-                self._procedures,
-                key,
-                {
-                    "line": p.line,
-                    "code": p.code,
-                    "description": p.info.description,
-                    "category": p.info.category,
-                    "add_on": p.info.add_on,
-                    "known": p.info.known,
-                },
-            )
-        return detail
+    def _procedure(self, line: int, code: str) -> orjson.Fragment:
+        info = self._cpt.lookup(code)
+        return _fragment(
+            {
+                "line": line,
+                "code": code,
+                "description": info.description,
+                "category": info.category,
+                "add_on": info.add_on,
+                "known": info.known,
+            }
+        )
 
-    def _keep(self, kept: dict[Any, orjson.Fragment], key: Any, detail: object) -> orjson.Fragment:
-        fragment = orjson.Fragment(orjson.dumps(detail))
-        if len(kept) < self.LIMIT:
-            kept[key] = fragment
-        return fragment
+
+def _fragment(detail: object) -> orjson.Fragment:
+    # A copy of exactly its size: the bytes orjson returns hold a buffer of 4 KiB or more,
+    # twenty times the ~200 bytes of a detail, for as long as the cache keeps them.
+    return orjson.Fragment(bytes(memoryview(orjson.dumps(detail))))
 
 
 def _origin_member(origin: Origin | None) -> dict[str, object]:
@@ -461,6 +467,11 @@ def source_document(source: Source) -> dict[str, str | int]:
 
 # --- dead letters --------------------------------------------------------------------------
 
+MAX_ERROR_DETAILS = 100
+"""Problems a dead letter details, the first ones (its message counts them all): a record
+with a problem on each of thousands of lines would otherwise make a dead letter many times
+its own size."""
+
 _FRIENDLY: dict[str, str] = {
     "missing": "required field is missing",
     "extra_forbidden": "unknown field: the contract does not have it",
@@ -476,15 +487,15 @@ def explain_validation_error(
     if first["type"] == "json_invalid":
         reason = first.get("ctx", {}).get("error", first["msg"])
         return "invalid_json", f"the record is not valid JSON: {reason}", ()
-    details = tuple(_detail(e) for e in errors)
+    details = tuple(_detail(e) for e in errors[:MAX_ERROR_DETAILS])
     head = details[0]
     if head.type == "model_type" and not head.loc:
         message = "the record is JSON but not an object: an encounter event is a JSON object"
     else:
         where = ".".join(str(part) for part in head.loc) or "the record"
         message = f"{where}: {_FRIENDLY.get(head.type, head.msg)}"
-    if len(details) > 1:
-        message += f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''})"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return "contract_violation", message, details
 
 
@@ -504,17 +515,21 @@ def dead_letter(
     details: tuple[ErrorDetail, ...] = (),
     origin: Origin | None = None,
     claim_id: str | None = None,
+    max_bytes: int = MAX_DEAD_LETTER_BYTES,
 ) -> Output:
     """A dead letter that keeps the input exactly: as text when UTF-8, else base64.
 
-    `origin` and `claim_id` are those of a claim read from an 837 or FHIR, when known.
+    `origin` and `claim_id` are those of a claim read from an 837 or FHIR, when known. A
+    dead letter that would be larger than `max_bytes` keeps the input's first part and the
+    SHA-256 of the whole instead, and says so.
     """
     raw = value or b""
     encoding: Literal["utf-8", "base64"] = "utf-8"
     try:
         raw_value = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raw_value, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+        encoding = "base64"
+        raw_value = base64.b64encode(raw).decode("ascii")
     letter = DeadLetter.model_construct(
         schema_version=1,
         error=DeadLetterError.model_construct(kind=kind, message=message, details=details),
@@ -524,7 +539,11 @@ def dead_letter(
         source=source,
         received_at=received_at,
         origin=origin,
+        raw_value_truncated=None,  # given, so that pydantic need not work out the default
     )
+    document = letter.model_dump_json(exclude=_WHOLE).encode()
+    if len(document) > max_bytes:
+        document = _truncated(letter, raw, len(document), max_bytes)
     headers: list[tuple[str, bytes]] = [("error_kind", kind.encode())]
     if isinstance(source, KafkaSource):
         headers += [
@@ -538,7 +557,7 @@ def dead_letter(
     return Output(
         route="dead_letter",
         key=key,
-        value=letter.model_dump_json().encode(),
+        value=document,
         headers=headers,
         event_id=event_id,
         claim_id=claim_id,
@@ -546,8 +565,66 @@ def dead_letter(
     )
 
 
+_WHOLE = {"raw_value_truncated"}
+"""Left out of a dead letter that keeps its input whole (the member says how it was cut)."""
+
+
+def _truncated(letter: DeadLetter, raw: bytes, size: int, max_bytes: int) -> bytes:
+    """The dead letter with as much of the input's beginning as fits in `max_bytes`.
+
+    The escaped size of a part of the input is not known before it is written (JSON escapes
+    control characters in six bytes, base64 takes four for three): start from the share
+    that the whole took, and leave out what is still too much until it fits.
+    """
+    error = letter.error
+    total = len(raw)
+    digest = hashlib.sha256(raw).hexdigest()
+    keep = total * max_bytes // size
+    while True:
+        part = _whole_characters(raw, keep, letter.raw_value_encoding)
+        cut = letter.model_copy(
+            update={
+                "error": error.model_copy(
+                    update={
+                        "message": f"{error.message} (the input of {total:,} bytes is too "
+                        f"large to keep whole in a dead letter: it keeps the first "
+                        f"{len(part):,} bytes and the SHA-256 of the whole)"
+                    }
+                ),
+                "raw_value": _encoded(part, letter.raw_value_encoding),
+                "raw_value_truncated": RawValueTruncation.model_construct(
+                    kept_bytes=len(part), total_bytes=total, sha256=digest
+                ),
+            }
+        )
+        document = cut.model_dump_json().encode()
+        if len(document) <= max_bytes or not part:
+            return document
+        # Each byte left out shortens the letter by one byte at least (six for a control
+        # character), and the message's figures may change by a few bytes.
+        keep = len(part) - (len(document) - max_bytes) - 64
+
+
+def _whole_characters(raw: bytes, keep: int, encoding: str) -> bytes:
+    """The first `keep` bytes of the input at most, cut between two characters of UTF-8
+    text (or at a multiple of 3 bytes for base64, which then needs no padding inside)."""
+    keep = max(keep, 0)
+    if encoding == "base64":
+        return raw[: keep - keep % 3]
+    while 0 < keep < len(raw) and raw[keep] & 0xC0 == 0x80:  # a continuation byte
+        keep -= 1
+    return raw[:keep]
+
+
+def _encoded(part: bytes, encoding: str) -> str:
+    if encoding == "base64":
+        return base64.b64encode(part).decode("ascii")
+    return part.decode("utf-8")
+
+
 def _identifiers(raw: bytes) -> tuple[str | None, str | None]:
-    """`event_id` and `claim_id` of a JSON object that broke the contract, for the logs."""
+    """`event_id` and `claim_id` of a JSON object that broke the contract, for the logs
+    (only when they are identifiers the contract allows: the logs never carry more)."""
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -555,10 +632,13 @@ def _identifiers(raw: bytes) -> tuple[str | None, str | None]:
     if not isinstance(document, dict):
         return None, None
     event_id, claim_id = document.get("event_id"), document.get("claim_id")
-    return (
-        event_id if isinstance(event_id, str) else None,
-        claim_id if isinstance(claim_id, str) else None,
-    )
+    return _identifier(event_id), _identifier(claim_id)
+
+
+def _identifier(value: object) -> str | None:
+    if isinstance(value, str) and len(value) <= MAX_IDENTIFIER_LENGTH:
+        return value
+    return None
 
 
 def _key_text(key: bytes | None) -> str | None:

@@ -36,12 +36,9 @@ def connection(settings: Settings) -> dict[str, Any]:
         "log_level": 3,
         "logger": logging.getLogger("claims_stage.kafka"),
     }
-    if settings.sasl_mechanism:
-        config["sasl.mechanism"] = settings.sasl_mechanism
-    if settings.sasl_username is not None:
-        config["sasl.username"] = settings.sasl_username
-    if settings.sasl_password is not None:
-        config["sasl.password"] = settings.sasl_password.get_secret_value()
+    credentials = sasl(settings)
+    if credentials is not None:
+        config["sasl.mechanism"], config["sasl.username"], config["sasl.password"] = credentials
     if settings.ssl_cafile:
         config["ssl.ca.location"] = str(settings.ssl_cafile)
     if settings.ssl_certfile:
@@ -49,6 +46,29 @@ def connection(settings: Settings) -> dict[str, Any]:
     if settings.ssl_keyfile:
         config["ssl.key.location"] = str(settings.ssl_keyfile)
     return config
+
+
+def sasl(settings: Settings) -> tuple[str, str, str] | None:
+    """(mechanism, user, password) for a SASL protocol, None otherwise: what both clients
+    (librdkafka here, aiokafka in `faust_credentials`) authenticate with, so that neither
+    falls back to a mechanism of its own (librdkafka's is GSSAPI, Faust's PLAIN).
+
+    `Settings` refuses SASL without all three; this refuses settings built around that
+    check (`model_copy`, `model_construct`) the same way.
+    """
+    if not settings.security_protocol.startswith("SASL_"):
+        return None
+    mechanism, user, password = (
+        settings.sasl_mechanism,
+        settings.sasl_username,
+        settings.sasl_password,
+    )
+    if not (mechanism and user and password):
+        raise ValueError(
+            f"CLAIMS_SECURITY_PROTOCOL={settings.security_protocol} needs "
+            "CLAIMS_SASL_MECHANISM, CLAIMS_SASL_USERNAME and CLAIMS_SASL_PASSWORD"
+        )
+    return mechanism, user, password.get_secret_value()
 
 
 def producer(settings: Settings, **overrides: Any) -> Producer:
@@ -114,12 +134,11 @@ def faust_credentials(settings: Settings) -> Any:
     context = None
     if settings.security_protocol in ("SSL", "SASL_SSL"):
         context = ssl_context(settings)
-    if settings.security_protocol == "SSL":
+    credentials = sasl(settings)
+    if credentials is None:  # SSL
         return faust.SSLCredentials(context)
+    mechanism, username, password = credentials
     # SASL_PLAINTEXT without a context, SASL_SSL with one: Faust tells them apart by it.
     return faust.SASLCredentials(
-        username=settings.sasl_username,
-        password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
-        ssl_context=context,
-        mechanism=settings.sasl_mechanism or "PLAIN",
+        username=username, password=password, ssl_context=context, mechanism=mechanism
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import faust
 from prometheus_client import CollectorRegistry
 
-from stream.core.decision import Decider, freeze_reference_data
+from stream.core.decision import Decider
 from stream.kafka import clients
 from stream.logs import logging_config
 from stream.ops import sensor
@@ -23,14 +23,11 @@ from stream.ops.metrics import StageMetrics
 from stream.settings import Settings
 from stream.worker.agent import ClaimsAgent
 from stream.worker.fatal import EXIT_STATUS, FatalStop
-from stream.worker.lag import LAG_INTERVAL, LagMonitor
+from stream.worker.lag import LagMonitor
 from stream.worker.outputs import OutputProducer
 from stream.worker.views import PageContext, install_pages
 
 log = logging.getLogger("claims_stage.worker")
-
-SUMMARY_INTERVAL = 10.0
-"""Seconds between the worker's one-line summaries in the log."""
 
 
 @dataclass
@@ -113,8 +110,10 @@ def create_app(
         return {tp.partition for tp in assignment if tp.topic == settings.input_topic}
 
     lag = LagMonitor(settings, held_partitions, state, metrics)
-    app.timer(LAG_INTERVAL, name="consumer-lag")(lag.measure)
-    app.timer(SUMMARY_INTERVAL, name="summary-log")(SummaryLog(state).write)
+    app.timer(settings.lag_interval, name="consumer-lag")(lag.measure)
+    app.on_before_shutdown.connect(lag.stop)  # the lag reader's one client, closed
+    summary = SummaryLog(state, settings.summary_interval)
+    app.timer(settings.summary_interval, name="summary-log")(summary.write)
     install_pages(
         app,
         PageContext(
@@ -134,8 +133,9 @@ def create_app(
 class SummaryLog:
     """One log line every few seconds while records are decided: counts, never content."""
 
-    def __init__(self, state: WorkerState) -> None:
+    def __init__(self, state: WorkerState, interval: float) -> None:
         self.state = state
+        self.interval = interval
         self.logged = 0
 
     async def write(self) -> None:
@@ -146,7 +146,7 @@ class SummaryLog:
             log.info(
                 "decided %d records in the last %.0f s (totals: %s); %d waiting",
                 done,
-                SUMMARY_INTERVAL,
+                self.interval,
                 routes,
                 sum(self.state.lag.values()),
             )
@@ -158,7 +158,6 @@ def run_worker(settings: Settings, decider_factory: Callable[[], Decider]) -> No
 
     mode.loop.use("uvloop")
     decider = decider_factory()
-    freeze_reference_data()
     fatal = FatalStop(settings)
     worker_app = create_app(settings, decider, fatal=fatal)
     worker = faust.Worker(

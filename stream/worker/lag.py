@@ -9,15 +9,12 @@ from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException
 
-from stream.kafka.lag import read_lag
+from stream.kafka.lag import LagReader, LagReaderClosedError
 from stream.ops.health import WorkerState
 from stream.ops.metrics import StageMetrics
 from stream.settings import Settings
 
 log = logging.getLogger("claims_stage.worker")
-
-LAG_INTERVAL = 5.0
-"""Seconds between lag measurements (a Faust timer)."""
 
 
 def _reason(error: Exception) -> str:
@@ -27,7 +24,11 @@ def _reason(error: Exception) -> str:
 
 
 class LagMonitor:
-    """Reads the group's lag for the partitions this worker holds, into state and gauges."""
+    """Reads the group's lag for the partitions this worker holds, into state and gauges.
+
+    One `LagReader` (one Kafka client) serves every reading of the worker's life; `stop`
+    closes it when the worker stops.
+    """
 
     def __init__(
         self,
@@ -35,13 +36,13 @@ class LagMonitor:
         held_partitions: Callable[[], set[int]],
         state: WorkerState,
         metrics: StageMetrics,
-        read: Callable[[Settings, set[int]], dict[int, int]] = read_lag,
+        reader: LagReader | None = None,
     ) -> None:
         self.settings = settings
         self.held_partitions = held_partitions
         self.state = state
         self.metrics = metrics
-        self.read = read
+        self.reader = reader or LagReader(settings)
 
     async def measure(self) -> None:
         partitions = self.held_partitions()
@@ -51,7 +52,9 @@ class LagMonitor:
             state.assigned_at = time.time()
         asked = time.time()
         try:
-            lag = await asyncio.to_thread(self.read, self.settings, partitions)
+            lag = await asyncio.to_thread(self.reader.read, partitions)
+        except LagReaderClosedError:
+            return  # the worker is stopping: no more readings
         except Exception as error:
             state.lag_error = type(error).__name__
             # The lag reading is also the worker's look at the cluster: /healthz turns 503
@@ -61,6 +64,10 @@ class LagMonitor:
             return
         state.kafka_reachable()
         self.update(lag, time.time())
+
+    async def stop(self, *_: object, **__: object) -> None:
+        """Close the lag reader's client (a receiver of the app's shutdown signal)."""
+        await asyncio.to_thread(self.reader.close)
 
     def update(self, lag: dict[int, int], now: float) -> None:
         """Record a lag reading: waiting records and seconds behind, per partition."""

@@ -28,7 +28,7 @@ from confluent_kafka import KafkaError, Message
 from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from stream.kafka import clients
-from stream.kafka.localbroker import LocalCluster
+from stream.kafka.local.cluster import LocalCluster
 from stream.kafka.send import key_of
 from stream.kafka.topics import stage_topics
 from stream.settings import Settings
@@ -372,13 +372,14 @@ def _freeze_the_whole_cluster(cluster: LocalCluster, deployment: StageDeployment
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     try:
-        deadline = frozen + SESSION_TIMEOUT + 20
-        while True:
+
+        def unreachable() -> dict[str, Any] | None:
             status, health = _healthz(port)
-            if status == 503 and "Kafka unreachable" in str(health["reason"]):
-                break
-            assert time.monotonic() < deadline, f"/healthz still {status}: {health}"
-            time.sleep(0.5)
+            return (
+                health if status == 503 and "Kafka unreachable" in str(health["reason"]) else None
+            )
+
+        health = wait_for(unreachable, SESSION_TIMEOUT + 20, "/healthz to say Kafka unreachable")
         unhealthy_after = time.monotonic() - frozen
         assert unhealthy_after > SESSION_TIMEOUT  # not before the group itself gives up
     finally:

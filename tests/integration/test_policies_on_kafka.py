@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from typer.testing import CliRunner
 
 from stream.cli.main import app
 from stream.core.contracts import Decision, KafkaSource
 from stream.core.decision import Decider
 from stream.core.rules.config import Policies
 from stream.kafka.send import send_lines
+from tests.reference import StageRunner
 from tests.stage_kafka import (
     HOST,
     ROOT,
@@ -34,7 +34,7 @@ from tests.stage_kafka import (
 pytestmark = pytest.mark.integration
 
 POLICY = ROOT / "docs" / "policy.toml"
-runner = CliRunner()
+runner = StageRunner()
 
 
 def _expected_routes(lines: list[bytes], policies: Policies) -> dict[str, tuple[str, bytes]]:

@@ -283,7 +283,7 @@ def test_no_patient_detail_reaches_the_logs_or_the_metrics(
         return sum(scrape(port).get("claims_end_to_end_seconds_count", 0) for _, port in workers)
 
     wait_for(lambda: decided() == len(records), 60, "every record decided")
-    # The summary each worker logs every 10 s is what an operator reads at INFO.
+    # The summary each worker logs (every second here) is what an operator reads at INFO.
     wait_for(
         lambda: all("decided" in secured.log_of(n) for n in range(len(levels))),
         20,

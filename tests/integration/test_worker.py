@@ -164,6 +164,9 @@ def _worker_a_quarter_through(
 
 
 def test_sigkill_mid_stream_loses_nothing(deployment: StageDeployment) -> None:
+    # The killed worker leaves no goodbye: the group waits out its session before the new
+    # worker gets the partitions (30 s by default; 10 s is as valid and sooner).
+    deployment.worker_env["CLAIMS_SESSION_TIMEOUT"] = "10"
     first, identities = _worker_a_quarter_through(deployment)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)

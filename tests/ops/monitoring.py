@@ -14,13 +14,15 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.stage_kafka import wait_for
 
 from .support import ALERTMANAGER_DIR, PROMETHEUS_DIR
 
@@ -31,28 +33,6 @@ PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RECORDING_RULES = PROMETHEUS_DIR / "recording-rules.yml"
 ALERT_RULES = PROMETHEUS_DIR / "alert-rules.yml"
 ALERTMANAGER_CONFIG = ALERTMANAGER_DIR / "alertmanager.yml"
-
-
-def wait_for(
-    condition: Callable[[], Any], timeout: float, what: str, detail: Callable[[], str] | None = None
-) -> Any:
-    """Poll condition until it returns something truthy (returned); fail after timeout."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = condition()
-            if value:
-                return value
-        except (OSError, ValueError, KeyError) as error:  # not up yet, or not there yet
-            last_error = error
-        if time.monotonic() >= deadline:
-            extra = detail() if detail is not None else ""
-            raise AssertionError(
-                f"timed out after {timeout:.0f} s waiting for {what}"
-                f"{f' (last error: {last_error!r})' if last_error else ''}\n{extra}"
-            )
-        time.sleep(0.25)
 
 
 def http_json(url: str, data: Any = None, timeout: float = 10.0) -> Any:

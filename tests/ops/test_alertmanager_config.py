@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ops.monitoring import Webhooks
-from tests.stage_kafka import free_port
+from tests.ops.monitoring import Webhooks, alertmanager_config, running
+from tests.stage_kafka import free_port, wait_for
 
 from .support import ALERTMANAGER_DIR, PROMETHEUS_DIR, require_tool
 
@@ -114,47 +113,26 @@ def _http_json(url: str, data: Any = None) -> Any:
 
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[tuple[str, Webhooks]]:
-    """The example configuration, its webhook URLs pointed at a local recorder, running."""
+    """The example configuration, its webhook URLs pointed at a local recorder and its
+    group waits shortened (the routes, receivers and inhibitions are what is tested),
+    running."""
     binary = require_tool("alertmanager", "prometheus-alertmanager")
     with Webhooks() as hooks:
-        config = CONFIG.read_text().replace(
-            "http://127.0.0.1:5001/", f"http://127.0.0.1:{hooks.port}/"
-        )
-        assert f":{hooks.port}/claims-stage/pager" in config
-        (tmp_path / "alertmanager.yml").write_text(config)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = (tmp_path / "alertmanager.log").open("w")
-        with (
-            log,
-            subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={tmp_path / 'alertmanager.yml'}",
-                    f"--storage.path={tmp_path / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--cluster.listen-address=",  # no gossip: a single instance
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            ) as process,
+        config = alertmanager_config(tmp_path / "alertmanager.yml", hooks.url)
+        assert f":{hooks.port}/claims-stage/pager" in config.read_text()
+        url = f"http://127.0.0.1:{free_port()}"
+        with running(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.path={tmp_path / 'data'}",
+                f"--web.listen-address={url.removeprefix('http://')}",
+                "--cluster.listen-address=",  # no gossip: a single instance
+            ],
+            tmp_path / "alertmanager.log",
+            f"{url}/-/ready",
         ):
-            try:
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
-                            if response.status == 200:
-                                break
-                    except OSError:
-                        pass
-                    assert process.poll() is None, (tmp_path / "alertmanager.log").read_text()
-                    assert time.monotonic() < deadline, "Alertmanager did not become ready"
-                    time.sleep(0.2)
-                yield url, hooks
-            finally:
-                process.terminate()
-                process.wait(timeout=10)
+            yield url, hooks
 
 
 def test_page_inhibits_tickets_of_its_family_and_receivers_get_their_alerts(
@@ -179,23 +157,24 @@ def test_page_inhibits_tickets_of_its_family_and_receivers_get_their_alerts(
     def states() -> dict[str, dict[str, Any]]:
         return {a["labels"]["alertname"]: a["status"] for a in _http_json(f"{url}/api/v2/alerts")}
 
-    deadline = time.monotonic() + 10
-    while len(states()) < 3:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    status = states()
+    def all_three() -> dict[str, dict[str, Any]] | None:
+        current = states()
+        return current if len(current) == 3 else None
+
+    status = wait_for(all_three, 30, "the three alerts")
     assert status["ClaimsStageLagGrowing"]["state"] == "suppressed"
     assert status["ClaimsStageLagGrowing"]["inhibitedBy"]
     assert status["ClaimsStageStalled"]["state"] == "active"
     assert status["ClaimsStageVersionSkew"]["state"] == "active"
 
-    # group_wait is 10s for pages and 30s for tickets
-    deadline = time.monotonic() + 60
-    while not (
-        "ClaimsStageStalled" in hooks.alertnames("/pager")
-        and "ClaimsStageVersionSkew" in hooks.alertnames("/ticket")
-    ):
-        assert time.monotonic() < deadline, f"webhooks received: {hooks.received}"
-        time.sleep(0.5)
+    wait_for(
+        lambda: (
+            "ClaimsStageStalled" in hooks.alertnames("/pager")
+            and "ClaimsStageVersionSkew" in hooks.alertnames("/ticket")
+        ),
+        60,
+        "a page and a ticket at the webhooks",
+        lambda: f"webhooks received: {hooks.received}",
+    )
     assert hooks.alertnames("/pager") == {"ClaimsStageStalled"}
     assert hooks.alertnames("/ticket") == {"ClaimsStageVersionSkew"}

@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from stream.kafka.send import send_lines
-from tests.stage_kafka import HOST, StageDeployment, free_port
+from tests.stage_kafka import HOST, StageDeployment, free_port, wait_for
 
 from .examples import example_lines, expected_counts, expected_rows
 from .monitoring import (
@@ -45,7 +45,6 @@ from .monitoring import (
     prometheus_config,
     running,
     short_alert_rules,
-    wait_for,
 )
 from .support import load_dashboard_generator, require_tool
 
@@ -260,7 +259,7 @@ def test_worker_prometheus_alertmanager_and_dashboard_together(
                     == counts.routes[outcome]
                 )
             assert api.value(f"claims_reviews_total{{{selector}}}") == reviews
-            # The lag gauges update every 5 s: wait until every partition has one.
+            # The lag gauges update every second here: wait until every partition has one.
             wait_for(
                 lambda: (
                     api.value(f"count(claims_consumer_lag{{{selector}}})") == deployment.partitions

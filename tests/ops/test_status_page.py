@@ -8,7 +8,6 @@ rendering, which must show what the stream came to.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from confluent_kafka.admin import AdminClient
 from stream import __version__
 from stream.core.rules import RULESET_VERSION
 from stream.kafka.send import send_lines
-from tests.stage_kafka import HOST, StageDeployment, scrape
+from tests.stage_kafka import HOST, StageDeployment, scrape, wait_for
 
 from .browser import dump_dom, keep_for_docs, parse_dom, png_size, screenshot
 from .examples import example_lines, expected_counts, metrics_match
@@ -29,16 +28,6 @@ WIDTH, HEIGHT = 1280, 800
 DOCS_SCREENSHOT = REPO / "docs" / "status-page.png"
 ICD10CM_COVERAGE = "FY2023-FY2027 (2022-10-01..2027-03-31)"
 OUTCOME_LABELS = {"validated": "validated", "rejected": "rejected", "dead_letter": "dead letters"}
-
-
-def _wait_for(condition: object, timeout: float, what: str, logs: object = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.3)
-    detail = logs() if callable(logs) else logs
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{detail}")
 
 
 def _number(text: str) -> int:
@@ -67,7 +56,7 @@ def test_status_page_in_a_real_browser(deployment: StageDeployment, tmp_path: Pa
     report = send_lines(deployment.settings, lines)
     assert report.delivered == len(lines)
 
-    _wait_for(
+    wait_for(
         lambda: metrics_match(scrape(port), counts), 60, "every record decided", deployment.logs
     )
 
@@ -75,7 +64,7 @@ def test_status_page_in_a_real_browser(deployment: StageDeployment, tmp_path: Pa
         lag = {k: v for k, v in scrape(port).items() if k.startswith("claims_consumer_lag{")}
         return len(lag) == len(partitions) and sum(lag.values()) == 0
 
-    _wait_for(drained, 60, "the lag of every partition to be measured at 0", deployment.logs)
+    wait_for(drained, 60, "the lag of every partition to be measured at 0", deployment.logs)
 
     url = f"http://{HOST}:{port}/status"
 

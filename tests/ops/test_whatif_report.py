@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from stream.cli.main import app
+from tests.reference import StageRunner
 
 from .browser import console_messages, dump_dom, keep_for_docs, parse_dom, png_size, screenshot
 from .support import REPO
@@ -31,7 +31,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("whatif")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(REPO)  # relative paths, as a user types them, in the page and screenshot
-        result = CliRunner().invoke(
+        result = StageRunner().invoke(
             app,
             [
                 "whatif",

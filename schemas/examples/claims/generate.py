@@ -7,7 +7,7 @@ The claims are a subset of the example stream (`../encounters.jsonl`): events wh
 decision does not depend on their `context` (837 and FHIR claims carry no TNM stage, primary
 status or treatment target), with a payer and a patient, chosen to cover every rule family,
 every setting and as many rules as the subset allows. Each is written with
-`stream.bench.claimfiles` as an 837P (professional) or 837I (inpatient, outpatient) claim,
+`bench.claimfiles` as an 837P (professional) or 837I (inpatient, outpatient) claim,
 as a Claim in a FHIR Bundle, as a Claim with a contained Patient in JSON Lines, and as the
 ExplanationOfBenefit a payer publishes for it: CARIN Blue Button-shaped in a Bundle, CMS
 Blue Button 2.0-shaped in JSON Lines.
@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 sys.path.insert(0, str(ROOT))
 
-from stream.bench import claimfiles  # noqa: E402
+from bench import claimfiles  # noqa: E402
 from stream.cli.readers import read_input  # noqa: E402
 from stream.core.contracts import FileSource  # noqa: E402
 from stream.core.decision import Decider  # noqa: E402

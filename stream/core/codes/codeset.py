@@ -30,6 +30,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from stream.core.contracts import MAX_NORMAL_CODE_LENGTH
+from stream.core.memo import Lru
+
+CODE_SET_ANSWERS_KEPT = 512
+"""Entry budget of each set's remembered answers (a code of at most 11 characters and a
+boolean, about 100 bytes an entry). The claims' hot path asks the code index instead
+(one bit per set, worked out once per code), so few questions reach a set itself."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Item:
@@ -114,7 +122,7 @@ class CodeSet:
         # The named sets this one was composed from (`|`, `-`); empty for a written set.
         self.parts = parts
         # Remembered answers: rules ask about the same few hundred codes all day long.
-        self._known: dict[str, bool] = {}
+        self._known: Lru[str, bool] = Lru(CODE_SET_ANSWERS_KEPT)
         self._text: str | None = None
 
     def __contains__(self, code: object) -> bool:
@@ -122,12 +130,17 @@ class CodeSet:
             return False
         known = self._known.get(code)
         if known is None:
-            known = any(i.matches(code) for i in self._included) and not any(
-                e.matches(code) for e in self._excluded
-            )
-            if len(self._known) < 200_000:  # bounded: arbitrary strings cannot grow it forever
-                self._known[code] = known
+            known = self.holds(code)
+            if len(code) <= MAX_NORMAL_CODE_LENGTH:  # a code the contract let through
+                self._known.put(code, known)
         return known
+
+    def holds(self, code: str) -> bool:
+        """Whether the set holds the code, worked out (not remembered): for questions asked
+        once per code, such as its memberships in the code index."""
+        return any(i.matches(code) for i in self._included) and not any(
+            e.matches(code) for e in self._excluded
+        )
 
     def match_width(self, code: str) -> int:
         """How many characters of `code` the most specific matching item names; 0 if none.
@@ -195,6 +208,6 @@ class CodeIndex:
         """The bits of every indexed code set that holds `code`."""
         mask = 0
         for codes, bit in self.bits.items():
-            if code in codes:
+            if codes.holds(code):  # asked once per code described: nothing to remember
                 mask |= bit
         return mask

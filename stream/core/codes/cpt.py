@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from importlib import resources
+
+from stream.core.contracts import MAX_CODE_LENGTH
+from stream.core.memo import Lru
 
 CPT_RELEASE = "2026"
 
@@ -23,8 +27,12 @@ CPT_FORMAT = re.compile(r"^[0-9]{4}[0-9FTU]$")
 HCPCS_FORMAT = re.compile(r"^[A-V][0-9]{4}$")
 """HCPCS Level II: a letter and four digits."""
 
-UNKNOWN_CODES_KEPT = 50_000
-"""Descriptions of codes outside the reference table remembered at most (with the table's)."""
+PROCEDURE_ANSWERS_KEPT = 1_024
+"""Entry budget of each procedure set's remembered answers (a code of at most 10 characters
+and a boolean, about 100 bytes an entry): claims bill the same few hundred codes."""
+UNKNOWN_CODES_KEPT = 16_384
+"""Entry budget of the descriptions of codes outside the reference table remembered (a code
+of at most 10 characters and its `ProcedureInfo`, about 300 bytes an entry)."""
 UNKNOWN_CODE = "unknown to the reference table"
 UNRECOGNISED_FORMAT = "unrecognised procedure code format"
 
@@ -36,7 +44,7 @@ class ProcedureCodes:
     only five-digit codes, so a Category II code such as 1234F is never in `10021-69990`.
     """
 
-    __slots__ = ("_exact", "_excluded", "_known", "_ranges", "spec")
+    __slots__ = ("_exact", "_excluded", "_ranges", "_remembered", "spec")
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -54,17 +62,14 @@ class ProcedureCodes:
         self._exact = frozenset(exact)
         self._excluded = frozenset(excluded)
         self._ranges = tuple(ranges)
-        self._known: dict[str, bool] = {}
+        self._remembered = functools.lru_cache(maxsize=PROCEDURE_ANSWERS_KEPT)(self._matches)
 
     def __contains__(self, code: object) -> bool:
         if not isinstance(code, str):
             return False
-        known = self._known.get(code)
-        if known is None:
-            known = self._matches(code)
-            if len(self._known) < 100_000:  # bounded: arbitrary strings cannot grow it forever
-                self._known[code] = known
-        return known
+        if len(code) > MAX_CODE_LENGTH:  # not from a contract-checked event: not remembered
+            return self._matches(code)
+        return self._remembered(code)
 
     def codes(self) -> frozenset[str]:
         """Every code in the set, ranges spelled out (for small, explicit sets)."""
@@ -115,6 +120,9 @@ class CptCatalog:
             .read_text("utf-8")
         )
         self._entries: dict[str, ProcedureInfo] = {}
+        """The reference table: fixed, not a cache."""
+        self._unknown: Lru[str, ProcedureInfo] = Lru(UNKNOWN_CODES_KEPT)
+        self._unknown_entries = self._unknown.entries
         for row in csv.DictReader(text.splitlines()):
             primaries = row["add_on_primaries"].strip()
             active = row["active_from"].strip()
@@ -133,6 +141,11 @@ class CptCatalog:
         entry = self._entries.get(code)
         if entry is not None:
             return entry
+        unknown = self._unknown_entries  # the hot path: `Lru.get` inline
+        entry = unknown.get(code)
+        if entry is not None:
+            unknown.move_to_end(code)
+            return entry
         well_formed = bool(CPT_FORMAT.match(code) or HCPCS_FORMAT.match(code))
         entry = ProcedureInfo(
             code=code,
@@ -143,8 +156,8 @@ class CptCatalog:
             active_from=None,
             deleted_on=None,
         )
-        # Codes outside the table recur too (most drug and lab codes): remembered, up to a
-        # bound, so arbitrary input cannot grow the table forever.
-        if len(self._entries) < UNKNOWN_CODES_KEPT:
-            self._entries[code] = entry
+        # Codes outside the table recur too (most drug and lab codes): remembered, within a
+        # budget, so arbitrary input cannot grow the memory forever.
+        if len(code) <= MAX_CODE_LENGTH:  # a code the contract let through
+            self._unknown.put(code, entry)
         return entry

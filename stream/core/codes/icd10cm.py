@@ -28,7 +28,14 @@ from types import ModuleType
 
 from stream.core.codes.calendar import CodeCalendar, load_calendar
 from stream.core.codes.codeset import CodeIndex, CodeSet
-from stream.core.contracts import DiagnosisKind, normalize_icd10cm
+from stream.core.contracts import MAX_NORMAL_CODE_LENGTH, DiagnosisKind, normalize_icd10cm
+from stream.core.memo import Lru
+
+CODE_INFOS_KEPT = 16_384
+"""Entry budget of the code descriptions remembered, keyed on a code as sent (at most 10
+characters) and on its normal form; about 1.8 KB an entry (the `CodeInfo` with its
+description, chapter and block), 400 bytes for another form of a code already held. A code is described in about 0.1 ms; claims repeat a few
+thousand codes."""
 
 CODE_FORMAT = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
 """The shape of a normalised ICD-10-CM code (MET-001)."""
@@ -237,7 +244,8 @@ class Icd10cmCatalog:
         self.calendar = calendar or load_calendar()
         self.index = index or CodeIndex(())
         self.families = load_site_families()
-        self._infos: dict[str, CodeInfo] = {}
+        self._infos: Lru[str, CodeInfo] = Lru(CODE_INFOS_KEPT)
+        self._info_entries = self._infos.entries  # the hot path: `Lru.get` inline
 
     @property
     def descriptions(self) -> str:
@@ -246,14 +254,18 @@ class Icd10cmCatalog:
 
     def lookup(self, code: str) -> CodeInfo:
         """Describe a code given in any accepted form (dotless, lower case, padded)."""
-        info = self._infos.get(code)
-        if info is None:
-            normalised = normalize_icd10cm(code)
-            info = self._infos.get(normalised) or self._describe(normalised)
-            # Only real codes are remembered, so arbitrary input cannot grow the table.
-            if info.valid_periods:
-                self._infos[code] = info
-                self._infos[normalised] = info
+        infos = self._info_entries
+        info = infos.get(code)
+        if info is not None:
+            infos.move_to_end(code)
+            return info
+        normalised = normalize_icd10cm(code)
+        info = self._infos.get(normalised) or self._describe(normalised)
+        # Only real codes in forms the contract lets through are remembered: a code is at
+        # most 10 characters as sent, 11 in its normal form.
+        if info.valid_periods and len(code) <= MAX_NORMAL_CODE_LENGTH:
+            self._infos.put(normalised, info)
+            self._infos.put(code, info)
         return info
 
     def _describe(self, code: str) -> CodeInfo:

@@ -8,6 +8,7 @@ feeds the rule table of `docs/rules.md` and `claims-stage rules`, and its ID is 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -215,24 +216,28 @@ class WordFinder:
     """Finds any of some words in free text, case-insensitive; `search` as `re.Pattern`'s.
 
     Reasons for the encounter repeat (order sets, templates), and an alternation of a dozen
-    phrases tried at every position costs more than a rule's code checks: answers are
-    remembered, up to a bound.
+    phrases tried at every position costs more than a rule's code checks: answers about
+    short texts are remembered, within an entry budget (least recently used first out).
     """
 
-    __slots__ = ("_found", "pattern")
+    __slots__ = ("_remembered", "pattern")
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
-        self._found: dict[str, re.Match[str] | None] = {}
+        self._remembered = functools.lru_cache(maxsize=WORD_ANSWERS_KEPT)(pattern.search)
 
     def search(self, text: str) -> re.Match[str] | None:
-        found = self._found
-        if text in found:
-            return found[text]
-        match = self.pattern.search(text)
-        if len(found) < 20_000:  # bounded: free text cannot grow it forever
-            found[text] = match
-        return match
+        if len(text) > WORD_CACHE_TEXT_LENGTH:  # long texts are rare: searched every time
+            return self.pattern.search(text)
+        return self._remembered(text)
+
+
+WORD_ANSWERS_KEPT = 2_048
+"""Entry budget of each word finder's remembered answers."""
+WORD_CACHE_TEXT_LENGTH = 256
+"""The longest text whose answer is remembered (the contract's limit on a reason for the
+encounter is `MAX_REASON_LENGTH`, 1,000 characters): about 1.3 KB an entry at worst (the
+text, kept alive by the key and its match), 2.6 MB a finder."""
 
 
 def any_of(words: Iterable[str], *, whole_words: bool = True) -> WordFinder:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from stream.core.claim import Claim, ClaimDiagnosis, Fact
+from stream.core.claim import Claim, ClaimDiagnosis, ClaimProcedure, Fact
 from stream.core.codes.calendar import ONE_DAY, CodeCalendar, CodeSetPeriod, fiscal_year
 from stream.core.codes.icd10cm import CODE_FORMAT
 from stream.core.rules.base import Hit, codes_of, hit, rule
@@ -198,14 +198,22 @@ def met004_add_on_needs_primary(claim: Claim) -> Hit | None:
     CMS NCCI add-on code edits and the CPT conventions: an add-on code describes work done in
     addition to a primary procedure, and is not reported without it.
     """
-    orphans = [
-        p
-        for p in claim.procedures
-        if p.info.add_on_primaries is not None
-        and not any(
-            code in p.info.add_on_primaries for code in claim.procedure_codes if code != p.code
-        )
-    ]
+    # One answer per add-on code, not per line: the reference table has a handful of add-on
+    # codes, so the rule costs a few passes over the claim's codes however many lines
+    # repeat them (asking for each line made it grow with the square of the lines).
+    supported: dict[str, bool] = {}
+    orphans: list[ClaimProcedure] = []
+    for p in claim.procedures:
+        primaries = p.info.add_on_primaries
+        if primaries is None:
+            continue
+        found = supported.get(p.code)
+        if found is None:
+            found = supported[p.code] = any(
+                code in primaries for code in claim.procedure_codes if code != p.code
+            )
+        if not found:
+            orphans.append(p)
     if not orphans:
         return None
     verb = "is an add-on code" if len(orphans) == 1 else "are add-on codes"

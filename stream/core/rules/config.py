@@ -41,6 +41,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from stream.core.claim import Claim
 from stream.core.codes.codeset import CodeSet
 from stream.core.contracts import DecisionRoute, Severity
+from stream.core.memo import Lru
 from stream.core.rules import CATALOGUE, RULE_ID_RANGE, RULES_BY_ID, RULESET_VERSION, Hit, Rule
 from stream.core.rules.tomllines import key_lines, line_of
 
@@ -325,9 +326,10 @@ class _Gate:
         )
 
 
-PLAN_CACHE_SIZE = 50_000
+PLAN_CACHE_SIZE = 8_192
 """Claims with the same gate-relevant bits run the same rules: their plan is looked up, not
-worked out again. Bounded: emptied when full."""
+worked out again. Entry budget, least recently used first out: a key of five small integers
+and a tuple of at most 42 checks, about 500 bytes an entry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +362,9 @@ class Ruleset:
         self._bound_to: dict[CodeSet, int] | None = None
         self._gates: tuple[tuple[_Gate, _Check], ...] = ()
         self._masks = (0, 0, 0)
-        self._plans: dict[tuple[int, int, int, bool, bool], tuple[_Check, ...]] = {}
+        self._plans: Lru[tuple[int, int, int, bool, bool], tuple[_Check, ...]] = Lru(
+            PLAN_CACHE_SIZE
+        )
 
     @property
     def code_sets(self) -> tuple[CodeSet, ...]:
@@ -392,7 +396,7 @@ class Ruleset:
             _union(g.code_set for g in gates),
             _union(g.facts for g in gates),
         )
-        self._plans = {}
+        self._plans.clear()
         self._bound_to = bits
 
     def plan(self, claim: Claim) -> tuple[_Check, ...]:
@@ -407,14 +411,12 @@ class Ruleset:
             bool(claim.procedures),
             claim.code_set is not None,
         )
-        plan = self._plans.get(key)
-        if plan is None:
-            if len(self._plans) >= PLAN_CACHE_SIZE:
-                self._plans.clear()
-            plan = self._plans[key] = tuple(
-                check for gate, check in self._gates if gate.opens(*key)
-            )
-        return plan
+        plans = self._plans.entries  # the hot path: `Lru.get` inline
+        plan = plans.get(key)
+        if plan is not None:
+            plans.move_to_end(key)
+            return plan
+        return self._plans.put(key, tuple(check for gate, check in self._gates if gate.opens(*key)))
 
     def evaluate(self, claim: Claim) -> tuple[RuleFinding, ...]:
         findings: list[RuleFinding] = []

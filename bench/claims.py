@@ -6,7 +6,7 @@ each claim's dates move to the same day of another supported year, round robin, 
 stage reads every code-set year; the codes stay as coded (a code a year does not have is
 judged so, as it would be in production).
 
-    python -m stream.bench.claims --count 100000 --out out/bench-claims.jsonl
+    python -m bench.claims --count 100000 --out out/bench-claims.jsonl
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import orjson
 
 from stream.core.contracts import EncounterEvent
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "schemas" / "examples" / "encounters.jsonl"
 YEARS = (2023, 2024, 2025, 2026)
 """Calendar years the dates are spread over (with their own month and day, so FY2023 to

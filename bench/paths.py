@@ -1,6 +1,6 @@
 """The stage's three paths on the same claims, in one run: `make bench`.
 
-    python -m stream.bench.paths [--claims 100000] [--rounds 3] [--jobs 0] [--workers 1 2]
+    python -m bench.paths [--claims 100000] [--rounds 3] [--jobs 0] [--workers 1 2]
 
 1. `decide()` alone, in this process pinned to one core: claims/s and CPU per claim.
 2. `claims-stage check` on the claims file, one job and all cores (`--jobs`): claims/s and
@@ -34,9 +34,9 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from stream.bench.claims import write_claims
-from stream.bench.decide import write_figures
-from stream.bench.stage import (
+from bench.claims import write_claims
+from bench.decide import write_figures
+from bench.stage import (
     PARTITIONS,
     Topics,
     create_bench_topics,
@@ -46,10 +46,11 @@ from stream.bench.stage import (
     start_workers,
     worker_env,
 )
+from stream.cli.common import freeze_long_lived_objects
 from stream.core.contracts import FileSource
-from stream.core.decision import Decider, freeze_reference_data
+from stream.core.decision import Decider
 from stream.kafka import clients
-from stream.kafka.localbroker import LocalBroker, default_home
+from stream.kafka.local.cluster import LocalBroker, default_home
 from stream.settings import Settings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -87,7 +88,7 @@ def decide_alone(claims: list[bytes], rounds: int) -> PathFigure:
     os.sched_setaffinity(0, {cpu})
     try:
         decider = Decider()
-        freeze_reference_data()
+        freeze_long_lived_objects()
         source = FileSource(file="bench", line=1)
         for claim in claims[:5000]:
             decider.decide(claim, source)

@@ -1,7 +1,7 @@
 """Batch throughput by input format: a 10,000-claim 837 next to the same claims as native
 JSON Lines and as a FHIR Bundle.
 
-    python -m stream.bench.formats [--claims 10000] [--json out/bench-formats.json]
+    python -m bench.formats [--claims 10000] [--json out/bench-formats.json]
 
 Builds the claims from the decided events of the example stream (cycled, each with its own
 claim ID, patients with one to three claims), writes them as native JSON Lines, as an 837
@@ -28,13 +28,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stream.bench import claimfiles
+from bench import claimfiles
 from stream.cli.batch import run_batch
+from stream.cli.common import freeze_long_lived_objects
 from stream.cli.readers import read_input
 from stream.core.contracts import FileSource
-from stream.core.decision import Decider, freeze_reference_data
+from stream.core.decision import Decider
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "encounters.jsonl"
+EXAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "examples" / "encounters.jsonl"
 CLAIMS_PER_TRANSACTION = 5_000
 FORMATS = ("native JSON Lines", "X12 837", "FHIR Bundle")
 
@@ -103,7 +104,7 @@ def measure_one(path: Path) -> dict[str, Any]:
     cpu = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
     decider = Decider()
-    freeze_reference_data()
+    freeze_long_lived_objects()
     loaded = _peak_rss_mib()
     with tempfile.TemporaryDirectory() as out, path.open("rb") as stream:
         started = time.perf_counter()
@@ -126,7 +127,7 @@ def measure_one(path: Path) -> dict[str, Any]:
 
 def _in_fresh_process(path: Path) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-m", "stream.bench.formats", "--measure", str(path)],
+        [sys.executable, "-m", "bench.formats", "--measure", str(path)],
         capture_output=True,
         text=True,
         check=True,

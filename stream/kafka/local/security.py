@@ -26,7 +26,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from stream.kafka.jvmtools import run_together
+from stream.kafka.local.jvmtools import run_together
 
 __all__ = [
     "BROKER_USER",

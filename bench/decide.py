@@ -1,6 +1,6 @@
 """How fast is `decide` on one core, and how much memory does the stage hold?
 
-    python -m stream.bench.decide [--input FILE] [--rounds 7] [--json out/bench-decide.json]
+    python -m bench.decide [--input FILE] [--rounds 7] [--json out/bench-decide.json]
 
 Pins itself to one CPU, loads the stage, warms the code caches with one pass, then runs
 rounds of at least half a second each over (a) every line of the example stream (whose
@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from stream.cli.common import freeze_long_lived_objects
 from stream.core.contracts import EncounterEvent, KafkaSource
-from stream.core.decision import Decider, freeze_reference_data
+from stream.core.decision import Decider
 
-DEFAULT_INPUT = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "encounters.jsonl"
+DEFAULT_INPUT = Path(__file__).resolve().parents[1] / "schemas" / "examples" / "encounters.jsonl"
 SOURCE = KafkaSource(topic="encounters", partition=0, offset=0)
 
 
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     rss_before = _rss_mib()
     started = time.perf_counter()
     stage = Decider()
-    freeze_reference_data()
+    freeze_long_lived_objects()
     load_seconds = time.perf_counter() - started
     rss_loaded = _rss_mib()
 

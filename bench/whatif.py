@@ -1,6 +1,6 @@
 """What-if against check: the time to replay a policy change next to one batch run.
 
-    python -m stream.bench.whatif [--records 100000] [--jobs 0] [--repeats 3]
+    python -m bench.whatif [--records 100000] [--jobs 0] [--repeats 3]
                                   [--policy docs/policy.toml] [--json out/bench-whatif.json]
 
 Writes a file of realistic records (the example stream cycled with unique IDs, malformed
@@ -26,11 +26,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stream.bench.decide import write_figures
-from stream.bench.stage import realistic_records
+from bench.decide import write_figures
+from bench.stage import realistic_records
 from stream.cli.batch import resolve_jobs
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POLICY = ROOT / "docs" / "policy.toml"
 
 

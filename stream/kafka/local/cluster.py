@@ -17,7 +17,7 @@ State lives under one folder, `home` (the project uses `<repo>/var/kafka`, ignor
       broker.log         the JVM's stdout and stderr (the previous run's is kept as broker.log.1)
       broker.pid         the JVM's pid while it runs
     (a single node keeps data/, server.properties, broker.log and broker.pid in home itself)
-    tls/, credentials.json, <user>.env, <user>.properties   when secured: see localsecurity
+    tls/, credentials.json, <user>.env, <user>.properties   when secured: see security.py
 
 Usage::
 
@@ -48,9 +48,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from stream.kafka import localsecurity
-from stream.kafka.jvmtools import run_together
-from stream.kafka.localsecurity import ClientFiles, Credentials, TlsFiles
+from stream.kafka.local import security
+from stream.kafka.local.jvmtools import run_together
+from stream.kafka.local.security import ClientFiles, Credentials, TlsFiles
 from stream.kafka.replication import default_replication
 
 __all__ = [
@@ -87,7 +87,7 @@ CLIENT_LISTENER = "CLIENT"
 # subprocess never warns about a child still running.
 _LAUNCH = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 BROKER_FILES = Path(__file__).resolve().parent / "broker"
 """The broker's Maven project, logging and configuration templates: package data, so an
 installed `claims-stage` can start the broker as a checkout does."""
@@ -134,7 +134,7 @@ def default_home() -> Path:
 
 
 def default_pom() -> Path:
-    """The packaged Maven project that names the broker (`stream/kafka/broker/pom.xml`)."""
+    """The packaged Maven project that names the broker (`stream/kafka/local/broker/pom.xml`)."""
     return BROKER_FILES / "pom.xml"
 
 
@@ -475,7 +475,7 @@ class LocalCluster:
         """The settings files of the secured cluster's users (written by `start`)."""
         return [
             ClientFiles(user, self.home / f"{user}.env", self.home / f"{user}.properties")
-            for user in localsecurity.CLIENT_USERS
+            for user in security.CLIENT_USERS
         ]
 
     def client_environment(self, user: str) -> dict[str, str]:
@@ -643,14 +643,14 @@ class LocalCluster:
         if not self.secure or tls is None or credentials is None:
             return text
         super_users = [
-            f"User:CN={localsecurity.BROKER_CN}",
-            f"User:{localsecurity.BROKER_USER}",
+            f"User:CN={security.BROKER_CN}",
+            f"User:{security.BROKER_USER}",
             "User:admin",
         ]
         return text + string.Template(self.secure_template.read_text()).substitute(
             client_listener_lower=CLIENT_LISTENER.lower(),
-            broker_user=localsecurity.BROKER_USER,
-            broker_password=credentials.passwords[localsecurity.BROKER_USER],
+            broker_user=security.BROKER_USER,
+            broker_password=credentials.passwords[security.BROKER_USER],
             keystore=tls.keystore,
             ca_pem=tls.ca_pem,
             keystore_password=credentials.store_password,
@@ -727,10 +727,10 @@ class LocalCluster:
             return None, None
         credentials = Credentials.load_or_create(self.credentials_path)
         try:
-            tls = localsecurity.ensure_tls(
+            tls = security.ensure_tls(
                 self.tls_dir, self.host, _tool("keytool"), credentials.store_password
             )
-        except localsecurity.SecurityError as error:
+        except security.SecurityError as error:
             raise BrokerError(str(error)) from error
         return tls, credentials
 
@@ -751,7 +751,7 @@ class LocalCluster:
         scram: list[str] = []
         if credentials is not None:
             for user, password in sorted(credentials.passwords.items()):
-                scram += ["--add-scram", localsecurity.scram_credential(user, password)]
+                scram += ["--add-scram", security.scram_credential(user, password)]
         cluster_id = self._cluster_id()
         runs = []
         for node in nodes:
@@ -782,7 +782,7 @@ class LocalCluster:
 
     def _write_client_files(self) -> None:
         credentials = Credentials.load_or_create(self.credentials_path)
-        localsecurity.write_client_files(self.home, credentials, self.bootstrap, self.ca_pem)
+        security.write_client_files(self.home, credentials, self.bootstrap, self.ca_pem)
 
 
 class LocalBroker:

@@ -1,11 +1,11 @@
 """Faust's own ceiling: a bare agent that drains a topic, for comparison with the stage.
 
-    python -m stream.bench.faust_ceiling TOPIC COUNT {ack,sensor,decide}
+    python -m bench.faust_ceiling TOPIC COUNT {ack,sensor,decide}
 
 `ack` only acknowledges each record; `sensor` does the same with the stage's Prometheus
 sensor installed; `decide` also calls `decide` on each record (no output is produced).
 It prints one line of JSON, `{"mode": ..., "records_per_s": ...}`, once COUNT records
-have passed, and exits. Run by `stream.bench.stage`; not a part of the stage.
+have passed, and exits. Run by `bench.stage`; not a part of the stage.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import faust
 import mode.loop
 from prometheus_client import CollectorRegistry
 
+from stream.cli.common import freeze_long_lived_objects
 from stream.core.contracts import KafkaSource
-from stream.core.decision import Decider, freeze_reference_data
+from stream.core.decision import Decider
 from stream.ops import sensor
 from stream.settings import Settings
 from stream.worker.app import faust_app
@@ -32,7 +33,7 @@ def main() -> None:
     topic_name, count, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     mode.loop.use("uvloop")
     stage = Decider() if kind == "decide" else None
-    freeze_reference_data()
+    freeze_long_lived_objects()
     # The worker's own Faust app (bootstrap and security from the bench's environment), in a
     # consumer group of its own and without the web server.
     settings = Settings(app_id=f"ceiling-{uuid.uuid4().hex[:8]}")

@@ -1,6 +1,6 @@
 """The stage against the physical limit of this broker and this Python.
 
-    python -m stream.bench.stage [--records 200000] [--repeats 3] [--workers 1 2]
+    python -m bench.stage [--records 200000] [--repeats 3] [--workers 1 2]
 
 On the local broker (started if it is not running), preloads a realistic mix of records
 (the example stream, every event with unique IDs, malformed lines included) into a fresh
@@ -39,17 +39,18 @@ import orjson
 from confluent_kafka import KafkaError, Message
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
-from stream.bench.decide import write_figures
+from bench.decide import write_figures
 from stream.cli.batch import read_lines
+from stream.cli.common import freeze_long_lived_objects
 from stream.core.contracts import KafkaSource
-from stream.core.decision import Decider, freeze_reference_data
+from stream.core.decision import Decider
 from stream.kafka import clients
-from stream.kafka.localbroker import LocalCluster, default_home
+from stream.kafka.local.cluster import LocalCluster, default_home
 from stream.kafka.send import key_of
 from stream.kafka.topics import create_topics, replication
 from stream.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "schemas" / "examples" / "encounters.jsonl"
 PARTITIONS = 6
 
@@ -211,7 +212,7 @@ def passthrough(settings: Settings, topic: str, count: int) -> float:
 def decide_only(records: Sequence[bytes]) -> float:
     """(b) decide every record in this process: records/s."""
     stage = Decider()
-    freeze_reference_data()
+    freeze_long_lived_objects()
     source = KafkaSource(topic="bench", partition=0, offset=0)
     for record in records[:2000]:  # warm the code caches, as a running worker has them
         stage.decide(record, source)
@@ -371,7 +372,7 @@ def _quantiles(prefix: str, delays: list[float]) -> dict[str, float]:
 def faust_ceiling(bootstrap: str, topic: str, count: int, kind: str) -> float:
     """(e) a bare Faust agent draining the topic: `ack`, `sensor` or `decide` (no output)."""
     result = subprocess.run(
-        [sys.executable, "-m", "stream.bench.faust_ceiling", topic, str(count), kind],
+        [sys.executable, "-m", "bench.faust_ceiling", topic, str(count), kind],
         env={**os.environ, "CLAIMS_KAFKA_BOOTSTRAP": bootstrap},
         capture_output=True,
         text=True,
