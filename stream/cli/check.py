@@ -49,7 +49,8 @@ def check(
         str,
         typer.Argument(
             metavar="INPUT",
-            help="Encounter events (JSON Lines), an X12 837, a FHIR Bundle or Claims; - reads stdin.",
+            help="Encounter events (JSON Lines), an X12 837, a FHIR Bundle, Claims or "
+            "ExplanationOfBenefits; - reads stdin.",
         ),
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the output files.")],
@@ -58,8 +59,9 @@ def check(
 ) -> None:
     """Decide every claim of a file, with no broker.
 
-    The format comes from the content: JSON Lines of encounter events or FHIR Claims, a FHIR
-    Bundle or Claim, or X12 837P/837I interchanges (split into their claims). Writes
+    The format comes from the content: JSON Lines of encounter events or FHIR Claims and
+    ExplanationOfBenefits, a FHIR Bundle, Claim or ExplanationOfBenefit, or X12 837P/837I
+    interchanges (split into their claims). Writes
     OUT/validated.jsonl, OUT/rejected.jsonl and OUT/dead-letter.jsonl (and OUT/review.jsonl
     when the policies route claims to review): one output line per input line or claim.
     Exits 0 when every record was processed, whatever the outcomes.
