@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme regen new-rule bench bench-decide bench-formats bench-stage bench-whatif bench-hostile bench-linear ops-tools dashboard screenshots clean
+.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme regen new-rule bench bench-decide bench-formats bench-stage bench-whatif bench-hostile bench-linear bench-codesets ops-tools dashboard screenshots clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -94,6 +94,10 @@ bench-linear: $(STAMP) ## every rule's CPU on claims of 1,000 and 8,000 procedur
 
 bench-stage: $(STAMP) ## benchmark the stage on the local broker against passthrough and decide-only (~15 min)
 	$(BIN)/python -m bench.stage
+
+bench-codesets: $(STAMP) ## decide() CPU per claim with loaded ICD-10-CM releases beside the built-in code sets, then worker start to healthy with two loaded (private broker on 19092/19193; ~3 min)
+	$(BIN)/python -m bench.codesets
+	$(BIN)/python -m bench.codesets --worker --port 19092 --controller-port 19193
 
 ops-tools: ## install promtool, prometheus, amtool, alertmanager and chromium when missing (apt)
 	bash deploy/ops-tools.sh

@@ -21,6 +21,20 @@ from typing import Any, Literal
 
 Event = dict[str, Any]
 Guide = Literal["837p", "837i"]
+Convention = Literal["carin", "type-of-bill", "bill-type-subtype", "blue-button"]
+"""How a FHIR claim says what the stage reads, as US senders write it:
+
+- `carin`: CARIN Blue Button: an institutional claim's `subType` inpatient or outpatient, its
+  type of bill under the `typeofbill` supporting-info category;
+- `type-of-bill`: no subType; the type of bill under a base `supportingInfo` category (info),
+  told by its NUBC system;
+- `bill-type-subtype`: the type of bill as the `subType`, in the CMS bill-type system (the
+  R4 specification's US example);
+- `blue-button`: CMS Blue Button 2.0: the claim type in `type` (`nch_clm_type_cd`,
+  `eob-type`), the claim ID in its `clm_id` identifier, diagnoses in the ICD-10 system and
+  HCPCS in Blue Button's own system.
+"""
+ResourceType = Literal["Claim", "ExplanationOfBenefit"]
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -34,6 +48,19 @@ SUPPORTING_INFO = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBSupportingInfo
 TYPE_OF_BILL = "https://www.nubc.org/CodeSystem/TypeOfBill"
 REVENUE = "https://www.nubc.org/CodeSystem/RevenueCodes"
 NOT_APPLICABLE = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+INFORMATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/claiminformationcategory"
+CMS_BILL_TYPE = "https://www.cms.gov/codes/billtype"
+UCUM = "http://unitsofmeasure.org"
+BLUE_BUTTON_CLAIM_TYPE = "https://bluebutton.cms.gov/resources/variables/nch_clm_type_cd"
+BLUE_BUTTON_EOB_TYPE = "https://bluebutton.cms.gov/resources/codesystem/eob-type"
+BLUE_BUTTON_CLAIM_ID = "https://bluebutton.cms.gov/resources/variables/clm_id"
+BLUE_BUTTON_HCPCS = "https://bluebutton.cms.gov/resources/codesystem/hcpcs"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+BLUE_BUTTON_TYPES = {
+    "professional": ("71", "CARRIER"),
+    "inpatient": ("60", "INPATIENT"),
+    "outpatient": ("40", "OUTPATIENT"),
+}
 
 PAYERS: dict[str, tuple[str, str]] = {
     "MEDICARE": ("MEDICARE", "MB"),
@@ -390,13 +417,14 @@ def _professional_claim(out: SegmentWriter, event: Event) -> None:
         units = int(line.get("units") or 1)
         product = ":".join(["HC", line["code"], *(line.get("modifiers") or [])])
         pointers = line.get("diagnosis_pointers") or [1]
+        minutes = line.get("minutes")
         out.add("LX", str(line["line"]))
         out.add(
             "SV1",
             product,
             charge(line["code"], units),
-            "UN",
-            str(units),
+            "MJ" if minutes else "UN",
+            str(minutes or units),
             "",
             "",
             ":".join(str(p) for p in pointers),
@@ -519,16 +547,23 @@ def patient_resource(event: Event, resource_id: str | None = None) -> dict[str, 
     return resource
 
 
-def claim_resource(event: Event, patient_reference: str, created: dt.datetime) -> dict[str, Any]:
-    """A FHIR R4 Claim for an event: professional, or institutional with its subType and
-    type of bill; diagnoses in sequence, items with CPT/HCPCS codes and pointers."""
+def claim_resource(
+    event: Event,
+    patient_reference: str,
+    created: dt.datetime,
+    convention: Convention = "carin",
+    resource_type: ResourceType = "Claim",
+) -> dict[str, Any]:
+    """A FHIR R4 Claim (or ExplanationOfBenefit) for an event: professional, or
+    institutional with its setting told as `convention` says; diagnoses in sequence, items
+    with CPT/HCPCS codes and pointers."""
     institutional = event["setting"] != "professional"
     provider = HOSPITAL if institutional else PROFESSIONAL
     payer_id = event.get("payer_id") or "AETNA"
     start = event["date_of_service"]
     end = event.get("discharge_date") or start
     claim: dict[str, Any] = {
-        "resourceType": "Claim",
+        "resourceType": resource_type,
         "id": "claim-" + hashlib.sha256(event["claim_id"].encode()).hexdigest()[:12],
         "identifier": [{"system": CLAIM_SYSTEM, "value": event["claim_id"]}],
         "status": "active",
@@ -548,18 +583,13 @@ def claim_resource(event: Event, patient_reference: str, created: dt.datetime) -
         "priority": _coding("http://terminology.hl7.org/CodeSystem/processpriority", "normal"),
     }
     if institutional:
-        claim["subType"] = _coding(INSTITUTIONAL_SUBTYPE, event["setting"])
-        claim["supportingInfo"] = [
-            {
-                "sequence": 1,
-                "category": _coding(SUPPORTING_INFO, "typeofbill"),
-                "code": _coding(TYPE_OF_BILL, f"0{_type_of_bill(event)}1"),
-            }
-        ]
+        claim.update(_setting(event, convention))
     claim["diagnosis"] = [
         {
             "sequence": d["sequence"],
-            "diagnosisCodeableConcept": _coding(ICD10CM, d["code"].strip().upper()),
+            "diagnosisCodeableConcept": _coding(
+                ICD10 if convention == "blue-button" else ICD10CM, d["code"].strip().upper()
+            ),
         }
         for d in sorted(event["diagnoses"], key=lambda d: d["sequence"])
     ]
@@ -567,18 +597,89 @@ def claim_resource(event: Event, patient_reference: str, created: dt.datetime) -
         {"sequence": 1, "focal": True, "coverage": {"display": f"{payer_id} coverage"}}
     ]
     claim["item"] = _items(event, start, end)
-    return claim
+    if convention == "blue-button":
+        _blue_button(claim, event)
+    return _explanation_of_benefit(claim) if resource_type == "ExplanationOfBenefit" else claim
+
+
+def _setting(event: Event, convention: Convention) -> dict[str, Any]:
+    """What tells an institutional claim's setting, in each convention."""
+    bill = f"{_type_of_bill(event)}1"
+    if convention == "carin":
+        return {
+            "subType": _coding(INSTITUTIONAL_SUBTYPE, event["setting"]),
+            "supportingInfo": [
+                {
+                    "sequence": 1,
+                    "category": _coding(SUPPORTING_INFO, "typeofbill"),
+                    "code": _coding(TYPE_OF_BILL, f"0{bill}"),
+                }
+            ],
+        }
+    if convention == "type-of-bill":
+        return {
+            "supportingInfo": [
+                {
+                    "sequence": 1,
+                    "category": _coding(INFORMATION_CATEGORY, "info"),
+                    "code": _coding(TYPE_OF_BILL, f"0{bill}"),
+                }
+            ]
+        }
+    if convention == "bill-type-subtype":
+        return {"subType": _coding(CMS_BILL_TYPE, bill)}
+    return {}
+
+
+def _blue_button(claim: dict[str, Any], event: Event) -> None:
+    """Blue Button 2.0's way: the claim type in `type`, the claim ID as `clm_id`, HCPCS in
+    its own system."""
+    claim_type, eob_type = BLUE_BUTTON_TYPES[event["setting"]]
+    claim["type"]["coding"] = [
+        {"system": BLUE_BUTTON_CLAIM_TYPE, "code": claim_type},
+        {"system": BLUE_BUTTON_EOB_TYPE, "code": eob_type},
+        *claim["type"]["coding"],
+    ]
+    claim["identifier"] = [{"system": BLUE_BUTTON_CLAIM_ID, "value": event["claim_id"]}]
+    for item in claim["item"]:
+        for concept in (item["productOrService"], *item.get("modifier", ())):
+            for coding in concept["coding"]:
+                if coding["system"] in (CPT, HCPCS):
+                    coding["system"] = BLUE_BUTTON_HCPCS
+
+
+def _explanation_of_benefit(claim: dict[str, Any]) -> dict[str, Any]:
+    """The ExplanationOfBenefit a payer publishes for a claim (CARIN Blue Button): the
+    claim's content, adjudicated: an outcome, each item's submitted amount."""
+    eob = {k: v for k, v in claim.items() if k != "priority"}
+    eob["resourceType"] = "ExplanationOfBenefit"
+    eob["id"] = "eob-" + claim["id"].removeprefix("claim-")
+    eob["outcome"] = "complete"
+    eob["insurance"] = [{"focal": True, "coverage": claim["insurance"][0]["coverage"]}]
+    for item in eob["item"]:
+        net = item.get("net", {"value": 0.0, "currency": "USD"})
+        item["adjudication"] = [
+            {
+                "category": _coding(
+                    "http://terminology.hl7.org/CodeSystem/adjudication", "submitted"
+                ),
+                "amount": net,
+            }
+        ]
+    return eob
 
 
 def _items(event: Event, start: str, end: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for line in _procedures(event):
         units = int(line.get("units") or 1)
+        minutes = line.get("minutes")
+        quantity = {"value": minutes, "unit": "min", "system": UCUM, "code": "min"}
         item: dict[str, Any] = {
             "sequence": int(line["line"]),
             "productOrService": _coding(_procedure_system(line["code"]), line["code"]),
             "servicedDate": start,
-            "quantity": {"value": units},
+            "quantity": quantity if minutes else {"value": units},
             "net": {"value": float(charge(line["code"], units)), "currency": "USD"},
         }
         if event["setting"] == "professional":
@@ -602,8 +703,15 @@ def _items(event: Event, start: str, end: str) -> list[dict[str, Any]]:
     return items
 
 
-def fhir_bundle(events: Iterable[Event], bundle_id: str, created: dt.datetime) -> dict[str, Any]:
-    """A collection Bundle: each patient once, then each Claim naming its patient."""
+def fhir_bundle(
+    events: Iterable[Event],
+    bundle_id: str,
+    created: dt.datetime,
+    convention: Convention = "carin",
+    resource_type: ResourceType = "Claim",
+) -> dict[str, Any]:
+    """A collection Bundle: each patient once, then each Claim (or ExplanationOfBenefit)
+    naming its patient."""
     entries: list[dict[str, Any]] = []
     seen: set[str] = set()
     claims: list[dict[str, Any]] = []
@@ -614,7 +722,7 @@ def fhir_bundle(events: Iterable[Event], bundle_id: str, created: dt.datetime) -
             entries.append(
                 {"fullUrl": f"urn:uuid:{_uuid(patient_id)}", "resource": patient_resource(event)}
             )
-        claim = claim_resource(event, f"Patient/{patient_id}", created)
+        claim = claim_resource(event, f"Patient/{patient_id}", created, convention, resource_type)
         claims.append({"fullUrl": f"urn:uuid:{_uuid(claim['id'])}", "resource": claim})
     return {
         "resourceType": "Bundle",
@@ -625,11 +733,17 @@ def fhir_bundle(events: Iterable[Event], bundle_id: str, created: dt.datetime) -
     }
 
 
-def fhir_claim_with_patient(event: Event, created: dt.datetime) -> dict[str, Any]:
-    """A Claim with its Patient contained: one self-contained record (JSON Lines, Kafka)."""
-    claim = claim_resource(event, "#patient", created)
+def fhir_claim_with_patient(
+    event: Event,
+    created: dt.datetime,
+    convention: Convention = "carin",
+    resource_type: ResourceType = "Claim",
+) -> dict[str, Any]:
+    """A Claim (or ExplanationOfBenefit) with its Patient contained: one self-contained
+    record (JSON Lines, Kafka)."""
+    claim = claim_resource(event, "#patient", created, convention, resource_type)
     claim = {
-        "resourceType": "Claim",
+        "resourceType": resource_type,
         "id": claim["id"],
         "contained": [patient_resource(event, "patient")],
     } | {k: v for k, v in claim.items() if k not in ("resourceType", "id")}

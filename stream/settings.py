@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         description="TOML policy file: rules disabled, severities and review routes, "
         "globally or per payer.",
     )
+    code_sets_dir: Path = Field(
+        default=Path("var/code-sets"),
+        description="The store of loaded ICD-10-CM releases (`claims-stage codes load`), read "
+        "at start by the worker and the batch commands. The default may be missing (the "
+        "built-in code sets alone); a directory named on purpose must exist.",
+    )
     local_broker_home: Path | None = Field(
         default=None, description="State folder of the local broker (default <repo>/var/kafka)."
     )

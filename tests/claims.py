@@ -51,8 +51,10 @@ def encode(event: dict[str, Any]) -> bytes:
 
 def claims_in(path: Path) -> int:
     """How many claims an example file holds, counted on its text: CLM segments of an 837,
-    Claim resources of FHIR JSON."""
+    Claim and ExplanationOfBenefit resources of FHIR JSON."""
     text = path.read_text()
     if path.suffix == ".x12":
         return text.count("\nCLM*")
-    return text.count('"resourceType": "Claim"')
+    return text.count('"resourceType": "Claim"') + text.count(
+        '"resourceType": "ExplanationOfBenefit"'
+    )

@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 from stream.cli.common import ReferenceData
 from stream.core.codes.cpt import CptCatalog
 from stream.core.codes.icd10cm import Icd10cmCatalog
+from stream.core.codes.releases import LoadedRelease
 from stream.core.contracts import MAX_RECORD_BYTES
 from stream.core.decision import Decider
 from stream.core.rules.config import Policies
@@ -29,13 +30,22 @@ def session_decider() -> Decider:
 class SessionReferenceData(ReferenceData):
     """The session's catalogues, under whatever policies a command loads."""
 
-    def decider(self, policies: Policies, max_record_bytes: int = MAX_RECORD_BYTES) -> Decider:
+    def decider(
+        self,
+        policies: Policies,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        releases: Sequence[LoadedRelease] = (),
+    ) -> Decider:
+        if releases:  # loaded code sets: catalogues of their own
+            return super().decider(policies, max_record_bytes, releases)
         loaded = session_decider()
         return Decider(
             policies, icd10cm=loaded.icd10cm, cpt=loaded.cpt, max_record_bytes=max_record_bytes
         )
 
-    def catalogs(self) -> tuple[Icd10cmCatalog, CptCatalog]:
+    def catalogs(self, releases: Sequence[LoadedRelease] = ()) -> tuple[Icd10cmCatalog, CptCatalog]:
+        if releases:
+            return super().catalogs(releases)
         loaded = session_decider()
         return loaded.icd10cm, loaded.cpt
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from stream.cli.listing import (
     replace_generated_sections,
 )
 from stream.cli.main import app
+from stream.core.codes.releases import LoadedRelease
 from stream.core.contracts import MAX_RECORD_BYTES, DeadLetter, Decision
 from stream.core.decision import Decider
 from stream.core.rules import CATALOGUE, RULESET_VERSION
@@ -229,9 +231,15 @@ def test_code_on_a_split_and_outside_the_loaded_code_sets() -> None:
     assert "C86.0 was split on 2024-10-01: use C86.00 or C86.01" in split.output
     assert "billable on that date" not in split.output
     assert _code("C86.0", "--on", "2024-09-30").exit_code == 0
-    late = _code("C34.11", "--on", "2027-04-01")
-    assert late.exit_code == 1
-    assert "no ICD-10-CM code set is loaded for that date" in late.output
+    # no cliff: FY2027 is in force after the built-in masters end, through 2027-09-30
+    april = _code("C34.11", "--on", "2027-04-01")
+    assert april.exit_code == 0
+    assert "on 2027-04-01 (ICD-10-CM FY2027): valid on that date, billable" in april.output
+    assert "no loaded ICD-10-CM code set covers" not in april.output
+    late = _code("C34.11", "--on", "2027-10-05")
+    assert late.exit_code == 0  # valid in the nearest set, which judges the date
+    assert "no loaded ICD-10-CM code set covers that date" in late.output
+    assert "judged by FY2027, the nearest, with a MET-042 warning" in late.output
     assert _code("A9616", "--on", "2025-09-30").exit_code == 1
     assert "active from 2025-10-01" in _code("A9616", "--on", "2025-10-01").output
 
@@ -336,9 +344,14 @@ class CountingReferenceData(SessionReferenceData):
     def __init__(self) -> None:
         self.deciders = 0
 
-    def decider(self, policies: Policies, max_record_bytes: int = MAX_RECORD_BYTES) -> Decider:
+    def decider(
+        self,
+        policies: Policies,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        releases: Sequence[LoadedRelease] = (),
+    ) -> Decider:
         self.deciders += 1
-        return super().decider(policies, max_record_bytes)
+        return super().decider(policies, max_record_bytes, releases)
 
 
 def test_a_command_decides_with_the_reference_data_it_is_given(tmp_path: Path) -> None:

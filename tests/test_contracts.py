@@ -370,7 +370,12 @@ def test_each_decision_records_the_code_set_of_its_own_date(decider: Decider) ->
         # inpatient: the discharge date chooses
         ("inpatient", "2026-09-28", "2026-10-02"): ("2026-10-01", 2027, "FY2027"),
         ("inpatient", "2026-09-28", None): ("2026-04-01", 2026, "FY2026"),
-        ("outpatient", "2027-04-01", None): ("none", None, "none"),
+        # no cliff: FY2027 stays in force after the masters end, through 2027-09-30
+        ("outpatient", "2027-04-01", None): ("2026-10-01", 2027, "FY2027"),
+        ("outpatient", "2027-09-30", None): ("2026-10-01", 2027, "FY2027"),
+        # no loaded set covers the date: the nearest judges it (MET-042)
+        ("outpatient", "2027-10-05", None): ("2026-10-01", 2027, "FY2027"),
+        ("outpatient", "2022-09-30", None): ("2022-10-01", 2023, "FY2023"),
     }
     for (setting, day, discharge), (release, year, label) in cases.items():
         event = encounter(
@@ -380,7 +385,9 @@ def test_each_decision_records_the_code_set_of_its_own_date(decider: Decider) ->
         decision = Decision.model_validate_json(output.value)
         assert decision.code_sets.icd10cm == release, (setting, day, discharge)
         assert decision.code_sets.icd10cm_fiscal_year == year
+        assert decision.code_sets.icd10cm_source == decider.icd10cm.calendar.source
         assert output.code_set == label
+        assert output.nearest_code_set == (day in ("2027-10-05", "2022-09-30"))
 
 
 def test_a_code_newer_than_the_descriptions_says_so_and_is_described_by_its_parent(

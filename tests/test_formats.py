@@ -32,7 +32,14 @@ from tests.reference import StageRunner
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = ROOT / "schemas" / "examples" / "claims"
 NATIVE = ROOT / "schemas" / "examples" / "encounters.jsonl"
-FORMAT_FILES = ("837p.x12", "837i.x12", "bundle.json", "claims.jsonl")
+FORMAT_FILES = (
+    "837p.x12",
+    "837i.x12",
+    "bundle.json",
+    "claims.jsonl",
+    "explanation-of-benefit.json",
+    "blue-button.jsonl",
+)
 SOURCE = FileSource(file="test", line=1)
 CREATED = dt.datetime(2026, 6, 1, 9, 30, tzinfo=dt.UTC)
 runner = StageRunner()
@@ -418,7 +425,7 @@ def test_an_icd9_code_is_read_and_the_rules_reject_it(decider: Decider) -> None:
     assert [f.rule_id for f in output.findings] == ["MET-001"]
 
 
-def test_an_unknown_segment_fails_its_own_claim_only() -> None:
+def test_an_unknown_segment_is_a_note_of_its_own_claim() -> None:
     text = _x12(
         [
             _event("CLM-A", ["C34.11"], ["71260"]),
@@ -433,7 +440,9 @@ def test_an_unknown_segment_fails_its_own_claim_only() -> None:
     lines[end] = f"SE*{end - start + 1}*0001~"
     first, second = _claims("\n".join(lines) + "\n")[0]
     assert not first.problems
-    assert [p.loc[:2] for p in second.problems] == [("2300", "ZZZ")]
+    assert not first.origin.notes
+    assert not second.problems  # the stage does not read it: the claim is read
+    assert [(n.loop, n.segment) for n in second.origin.notes or ()] == [("2300", "ZZZ")]
     assert "ZZZ*1*2~" in second.raw.decode()
 
 
@@ -449,7 +458,7 @@ def test_a_truncated_interchange_fails_the_claims_of_its_open_transaction_set() 
     assert [c.claim_id for c in claims] == ["CLM-A", "CLM-B"]
     for claim in claims:
         assert [p.type for p in claim.problems] == ["x12_mandatory_segment_missing"]
-        assert "SE trailer is missing" in claim.problems[0].message
+        assert "has no SE trailer" in claim.problems[0].message
 
 
 def test_a_wrong_interchange_trailer_is_a_note_and_fails_no_claim() -> None:
@@ -460,47 +469,41 @@ def test_a_wrong_interchange_trailer_is_a_note_and_fails_no_claim() -> None:
     assert "IEA" in notes[0]
 
 
-@pytest.mark.parametrize(
-    ("change", "type_", "kind"),
-    [
-        (
-            lambda t: t.replace("ISA*00*          *00*", "ISA*00*00*", 1),
-            "x12_unreadable",
-            "contract_violation",
-        ),
-        (
-            lambda t: t.replace("005010X222A1", "005010X224A2"),
-            "x12_unreadable",
-            "contract_violation",
-        ),
-        (lambda t: t.replace("HI*ABK:C3411~", "HI*ABK:C34\xe911~"), "x12_not_utf8", "not_utf8"),
-    ],
-    ids=["short ISA", "no pyx12 map (837D)", "not UTF-8"],
-)
-def test_an_unreadable_interchange_is_one_dead_letter_keeping_the_whole_input(
-    decider: Decider, change: Any, type_: str, kind: str
+def test_an_isa_that_cannot_be_read_is_one_dead_letter_keeping_the_whole_input(
+    decider: Decider,
 ) -> None:
-    text = change(_x12([_event("CLM-A", ["C34.11"], ["71260"])]))
-    data = text.encode("latin-1") if type_ == "x12_not_utf8" else text.encode()
+    text = _x12([_event("CLM-A", ["C34.11"], ["71260"])])
+    data = text.replace("ISA*00*          *00*", "ISA*00*00*", 1).encode()  # ISA02 left out
     claims, _ = _claims(data)
     assert len(claims) == 1
-    assert claims[0].raw == data
-    assert claims[0].problems[0].type == type_
+    assert claims[0].raw == data.strip()
+    assert claims[0].problems[0].type == "x12_no_envelope"
+    assert "sixteen elements" in claims[0].problems[0].message
+
+
+def test_a_claim_not_utf8_where_the_stage_reads_is_a_not_utf8_dead_letter(
+    decider: Decider,
+) -> None:
+    text = _x12([_event("CLM-A", ["C34.11"], ["71260"])])
+    data = text.replace("HI*ABK:C3411~", "HI*ABK:C34\xe911~").encode("latin-1")
+    claims, _ = _claims(data)
+    assert claims[0].problems[0].type == "x12_not_utf8"
+    assert b"HI*ABK:C34\xe911~" in claims[0].raw
     letter = DeadLetter.model_validate_json(decider.decide(claims[0], SOURCE).value)
-    assert letter.error.kind == kind
+    assert letter.error.kind == "not_utf8"
 
 
 def test_an_interchange_of_another_guide_is_refused_by_name() -> None:
     text = _x12([_event("CLM-A", ["C34.11"], ["71260"])])
-    # 4010: pyx12 has its map and validates it; the stage does not read that guide
+    # 4010: the stage does not read that guide
     old = text.replace("005010X222A1", "004010X098A1").replace("*^*00501*", "*U*00401*")
     claims, _ = _claims(old)
     assert claims[0].problems[0].type == "x12_unsupported_guide"
     assert claims[0].origin.format == "x12-837p"
-    # 5010 with a guide pyx12 has no map for: the whole input, with pyx12's reason
-    claims, _ = _claims(text.replace("005010X222A1", "005010X222A2"))
-    assert claims[0].problems[0].type == "x12_unreadable"
-    assert "Map not found" in claims[0].problems[0].message
+    # the dental 837: refused by name, claim by claim
+    claims, _ = _claims(text.replace("005010X222A1", "005010X224A2"))
+    assert claims[0].problems[0].type == "x12_unsupported_guide"
+    assert claims[0].claim_id == "CLM-A"
 
 
 def test_a_claim_with_no_service_date_names_what_is_missing() -> None:
@@ -549,7 +552,7 @@ def test_a_bundle_record_must_hold_one_claim(decider: Decider) -> None:
     )
     raw = json.dumps(two).encode()
     letter = DeadLetter.model_validate_json(decider.decide(raw, SOURCE).value)
-    assert "holds 2 Claims" in letter.error.message
+    assert "holds 2 claims" in letter.error.message
     assert letter.raw_value.encode() == raw
 
 
@@ -645,13 +648,12 @@ def test_fhir_reading_details(decider: Decider) -> None:
             "Claim.diagnosis[1].sequence",
             "fhir_diagnosis_sequence",
         ),
-        (lambda c: c.pop("identifier"), "Claim.identifier", "fhir_missing_claim_data"),
-        (lambda c: c.update(diagnosis=[]), "Claim.diagnosis", "fhir_missing_claim_data"),
         (
-            lambda c: c["contained"].append({"resourceType": "Nonsense", "id": "x"}),
-            "Claim",
-            "fhir_unreadable",
+            lambda c: [c.pop("identifier"), c.pop("id")],
+            "Claim.identifier",
+            "fhir_missing_claim_data",
         ),
+        (lambda c: c.update(diagnosis=[]), "Claim.diagnosis", "fhir_missing_claim_data"),
         (
             lambda c: c["item"][0].update(sequence="one"),
             "Claim.item[0].sequence",
@@ -663,7 +665,6 @@ def test_fhir_reading_details(decider: Decider) -> None:
         "sequence gap",
         "no identifier",
         "no diagnosis",
-        "unknown contained",
         "not an int",
     ],
 )

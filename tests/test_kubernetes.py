@@ -162,3 +162,19 @@ def test_keda_never_adds_more_workers_than_partitions(settings: dict[str, str]) 
 
 def test_the_deployment_leaves_the_replica_count_to_keda(deployment: dict[str, Any]) -> None:
     assert "replicas" not in deployment["spec"]
+
+
+def test_workers_mount_the_code_set_store_where_the_settings_name_it(
+    deployment: dict[str, Any], settings: dict[str, str]
+) -> None:
+    """The loaded ICD-10-CM releases reach every worker: the Deployment mounts the store's
+    volume, read-only, at CLAIMS_CODE_SETS_DIR, from the claim the manifests define."""
+    mounts = {m["name"]: m for m in _worker(deployment)["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    (name,) = [n for n, m in mounts.items() if m["mountPath"] == settings["CLAIMS_CODE_SETS_DIR"]]
+    assert mounts[name]["readOnly"] is True  # workers only read; `codes load` writes elsewhere
+    claim = volumes[name]["persistentVolumeClaim"]
+    assert claim["claimName"] == DOCUMENTS["PersistentVolumeClaim"]["metadata"]["name"]
+    # one volume for every worker and the loading pod: more than a ConfigMap's 1 MiB
+    assert "ReadWriteMany" in DOCUMENTS["PersistentVolumeClaim"]["spec"]["accessModes"]
+    assert Path(settings["CLAIMS_CODE_SETS_DIR"]).is_absolute()

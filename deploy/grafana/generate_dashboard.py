@@ -408,9 +408,8 @@ PANELS: tuple[Panel, ...] = (
         unit="ops",
         description="Claims decided per second, by the fiscal year whose code set judged them "
         "(5m rate): the claim's discharge date (inpatient) or date of service chooses it. "
-        "Around October 1 two years run side by side; 'none' is a claim dated outside the "
-        "loaded code sets (MET-042): a rise near the end of the loaded dates means the stage "
-        "needs newer code masters (docs/code-sets.md).",
+        "Around October 1 two years run side by side. A claim dated where no loaded code set "
+        "is in force counts under the nearest set's year (and in the panel on the right).",
         queries=(
             Query(
                 f"sum by (fiscal_year) (rate(claims_code_set_decisions_total{{{SELECTOR}}}[5m]))",
@@ -419,7 +418,46 @@ PANELS: tuple[Panel, ...] = (
         ),
         x=0,
         y=45,
-        w=24,
+        w=12,
+        h=8,
+    ),
+    Panel(
+        title="Days of ICD-10-CM code sets left",
+        kind="stat",
+        unit="d",
+        description="Days until the last date the loaded ICD-10-CM code sets cover (the end of "
+        "the latest set's fiscal year), per worker. Load the next CMS release before it "
+        "reaches 0 (docs/code-sets.md); ClaimsStageCodeSetsEndSoon fires under 45.",
+        queries=(
+            Query(
+                "max by (instance) "
+                f"(claims_code_sets_last_date_timestamp_seconds{{{SELECTOR}}} - time()) / 86400",
+                "{{instance}}",
+            ),
+        ),
+        x=12,
+        y=45,
+        w=6,
+        h=8,
+        thresholds=(Threshold("red", None), Threshold("orange", 0), Threshold("green", 45)),
+    ),
+    Panel(
+        title="Claims judged by a nearest code set (MET-042)",
+        kind="timeseries",
+        unit="ops",
+        description="Claims per second (5m rate) dated where no loaded ICD-10-CM code set is "
+        "in force, judged by the nearest one with a MET-042 warning: a release is missing "
+        "(ClaimsStageCodeSetMissing).",
+        queries=(
+            Query(
+                "sum by (instance) "
+                f"(rate(claims_nearest_code_set_decisions_total{{{SELECTOR}}}[5m]))",
+                "{{instance}}",
+            ),
+        ),
+        x=18,
+        y=45,
+        w=6,
         h=8,
     ),
 )

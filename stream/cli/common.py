@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,6 +12,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from stream.core.codes.releases import LoadedRelease
+from stream.core.codes.store import CodeSetStore, StoreError
 from stream.core.contracts import MAX_RECORD_BYTES
 from stream.core.rules.config import Policies, RulesConfigError
 from stream.settings import Settings
@@ -85,6 +88,26 @@ def load_policies(settings: Settings | None, rules_config: Path | None) -> Polic
         raise fail(str(error)) from error
 
 
+def load_code_sets(settings: Settings) -> tuple[LoadedRelease, ...]:
+    """The loaded ICD-10-CM releases of the store (`CLAIMS_CODE_SETS_DIR`); a usage error
+    when it cannot be read, or when a directory named on purpose is missing (an unmounted
+    volume must not make the stage judge by the built-in code sets alone)."""
+    directory = settings.code_sets_dir
+    if not directory.is_dir():
+        if "code_sets_dir" in settings.model_fields_set:
+            raise fail(
+                f"CLAIMS_CODE_SETS_DIR={directory} is not a directory: mount the code-set "
+                "store there, or unset the variable to use the built-in code sets alone"
+            )
+        return ()
+    from stream.core.codes.icd10cm import bundled_text  # the descriptions: about 2 s
+
+    try:
+        return CodeSetStore(directory).releases(known=bundled_text)
+    except StoreError as error:
+        raise fail(f"the code-set store cannot be read: {error}") from error
+
+
 RulesConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -98,23 +121,30 @@ RulesConfigOption = Annotated[
 
 class ReferenceData:
     """Where the commands get their Decider and code catalogues: built from the packaged
-    code sets (about two seconds for ICD-10-CM).
+    code sets (about two seconds for ICD-10-CM) and the releases loaded into the code-set
+    store, which the command reads (`load_code_sets`) and passes in.
 
     It is the app's Click context object, so a caller of the app may pass its own
     (`app(obj=...)`, `CliRunner.invoke(app, args, obj=...)`): the tests pass one that
     shares a session's reference data among every command they run.
     """
 
-    def decider(self, policies: Policies, max_record_bytes: int = MAX_RECORD_BYTES) -> Decider:
+    def decider(
+        self,
+        policies: Policies,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        releases: Sequence[LoadedRelease] = (),
+    ) -> Decider:
         from stream.core.decision import Decider
 
-        return Decider(policies, max_record_bytes=max_record_bytes)
+        return Decider(policies, max_record_bytes=max_record_bytes, releases=releases)
 
-    def catalogs(self) -> tuple[Icd10cmCatalog, CptCatalog]:
+    def catalogs(self, releases: Sequence[LoadedRelease] = ()) -> tuple[Icd10cmCatalog, CptCatalog]:
+        from stream.core.codes.calendar import load_calendar
         from stream.core.codes.cpt import CptCatalog
         from stream.core.codes.icd10cm import Icd10cmCatalog
 
-        return Icd10cmCatalog(), CptCatalog()
+        return Icd10cmCatalog(load_calendar(releases=releases) if releases else None), CptCatalog()
 
 
 def reference_data(ctx: typer.Context) -> ReferenceData:

@@ -14,6 +14,7 @@ from stream.cli.common import (
     err,
     fail,
     freeze_long_lived_objects,
+    load_code_sets,
     load_policies,
     load_settings,
     out,
@@ -317,10 +318,11 @@ def worker(ctx: typer.Context, rules_config: RulesConfigOption = None) -> None:
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
     policies = load_policies(settings, rules_config)
+    releases = load_code_sets(settings)  # the code-set store, read at start
     # Before Faust starts: a wrong password, an untrusted certificate, a missing ACL or a
     # missing topic ends here with the cause named, not in a client retrying forever.
     require_access(settings, stage_needs(settings, review=policies.routes_to_review))
-    decider = reference_data(ctx).decider(policies, settings.max_record_bytes)
+    decider = reference_data(ctx).decider(policies, settings.max_record_bytes, releases)
     freeze_long_lived_objects()
     run_worker(settings, lambda: decider)
 
@@ -431,6 +433,7 @@ def run(
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
     policies = load_policies(settings, None)
+    releases = load_code_sets(settings)
     broker = None
     if not settings.broker_configured:
         broker = _local_cluster(settings)
@@ -466,7 +469,7 @@ def run(
             f"Ctrl-C stops it.\n",
             highlight=False,
         )
-        decider = reference_data(ctx).decider(policies, settings.max_record_bytes)
+        decider = reference_data(ctx).decider(policies, settings.max_record_bytes, releases)
         freeze_long_lived_objects()
         run_worker(settings, lambda: decider)
     finally:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from stream.cli import catalogue, check, ingest, kafka, whatif
+from stream.cli import catalogue, check, codes, ingest, kafka, whatif
 from stream.cli.common import app
 
 __all__ = ["app", "main"]
-_COMMANDS = (catalogue, check, ingest, kafka, whatif)  # imported for their commands
+_COMMANDS = (catalogue, check, codes, ingest, kafka, whatif)  # imported for their commands
 
 
 def main() -> None:

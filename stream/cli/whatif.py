@@ -20,6 +20,7 @@ from stream.cli.common import (
     app,
     fail,
     freeze_long_lived_objects,
+    load_code_sets,
     load_policies,
     load_settings,
     out,
@@ -124,8 +125,9 @@ def whatif(
     proposed = load_policies(None, rules_config)
     before = load_policies(None, baseline) if baseline else Policies()
     span = _topic_span(input_path, topic, since, until)
+    releases = load_code_sets(load_settings())
     ensure_writable(out_dir)
-    decider = reference_data(ctx).decider(before)
+    decider = reference_data(ctx).decider(before, releases=releases)
     comparison = PolicyComparison(decider, before, proposed)
     freeze_long_lived_objects()
     started = time.perf_counter()

@@ -31,6 +31,7 @@ class Fact:
     PRIMARY_STATUS = 1 << 4  # context.primary_status is given
     TREATMENT_TARGET = 1 << 5  # context.treatment_directed_at is given
     NOT_INPATIENT = 1 << 6  # an outpatient or professional claim
+    NEAREST_CODE_SET = 1 << 7  # no loaded code set covers the date: judged by the nearest
 
     DESCRIPTIONS: ClassVar[dict[int, str]] = {
         INVALID_CODE: "a code not valid on its date",
@@ -40,6 +41,7 @@ class Fact:
         PRIMARY_STATUS: "a primary status",
         TREATMENT_TARGET: "a treatment target",
         NOT_INPATIENT: "an outpatient or professional setting",
+        NEAREST_CODE_SET: "a date no loaded ICD-10-CM code set covers",
     }
 
     @classmethod
@@ -90,8 +92,9 @@ class Claim:
     code_set_date: dt.date
     """The date that chooses the code set: the discharge date of an inpatient claim (when
     given), the date of service otherwise."""
-    code_set: CodeSetPeriod | None
-    """The ICD-10-CM code set in force on `code_set_date`; None outside the loaded ones."""
+    code_set: CodeSetPeriod
+    """The ICD-10-CM code set that judges the claim: the one in force on `code_set_date`,
+    or the nearest one when no loaded set covers that date (`Fact.NEAREST_CODE_SET`)."""
     calendar: CodeCalendar
     """Every loaded code set, for messages that say when a code was valid."""
     reason_for_encounter: str | None
@@ -117,6 +120,11 @@ class Claim:
     """Every procedure on the claim, enriched, as the decision reports them. On an
     inpatient claim a CPT code never makes the claim fail, but it counts as evidence for
     an exemption (catalogue section 0): exemptions read these."""
+
+    @property
+    def nearest_code_set(self) -> bool:
+        """No loaded code set covers the claim's date: `code_set` is the nearest (MET-042)."""
+        return bool(self.facts & Fact.NEAREST_CODE_SET)
 
     def has(self, traits: int) -> bool:
         """Whether any valid code has any of these traits."""
@@ -208,9 +216,9 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
     for entry in event.diagnoses:
         ordered[entry.sequence - 1] = entry
     day = code_set_date(event)
-    period = icd10cm.calendar.period_of(day)
-    bit = period.bit if period is not None else 0
-    lookup = icd10cm.lookup
+    period, in_force = icd10cm.calendar.judge(day)
+    bit = period.bit
+    lookup = icd10cm.lookups[period.index]
     # list comprehensions, not generators: this runs for every claim
     diagnoses = tuple(
         [
@@ -225,7 +233,8 @@ def build_claim(event: EncounterEvent, icd10cm: Icd10cmCatalog, cpt: CptCatalog)
         ]
     )
     valid = tuple([d for d in diagnoses if d.valid])
-    traits = sets = facts = 0
+    traits = sets = 0
+    facts = 0 if in_force else Fact.NEAREST_CODE_SET
     for diagnosis in valid:
         traits |= diagnosis.info.traits
         sets |= diagnosis.info.memberships

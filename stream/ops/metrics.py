@@ -9,6 +9,7 @@ time rather than counted twice: the status page, the logs and `/metrics` read on
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -42,7 +43,8 @@ FINDING_SERIES: tuple[tuple[str, str], ...] = tuple(
 
 class TallyCollector(Collector):
     """`claims_decisions_total`, `claims_reviews_total`, `claims_findings_total`,
-    `claims_dead_letters_total`, `claims_code_set_decisions_total`.
+    `claims_dead_letters_total`, `claims_code_set_decisions_total`,
+    `claims_nearest_code_set_decisions_total`.
 
     Every series exists from the start (at 0), so rates and absent() work before the
     first record of a kind arrives.
@@ -84,14 +86,19 @@ class TallyCollector(Collector):
         yield dead_letters
         by_code_set = CounterMetricFamily(
             "claims_code_set_decisions",
-            "Claims decided, by the ICD-10-CM fiscal year whose code set judged them "
-            "(none: dated outside the loaded code sets).",
+            "Claims decided, by the ICD-10-CM fiscal year whose code set judged them.",
             labels=["fiscal_year"],
         )
         # only the stage's own fixed labels: the tally cannot add a value of its own
         for label in self.code_sets:
             by_code_set.add_metric([label], tally.code_sets[label])
         yield by_code_set
+        yield CounterMetricFamily(
+            "claims_nearest_code_set_decisions",
+            "Claims judged by the nearest ICD-10-CM code set because no loaded set covers "
+            "their date (finding MET-042): a release is missing.",
+            value=tally.nearest_code_set,
+        )
 
 
 class StageMetrics:
@@ -104,9 +111,19 @@ class StageMetrics:
         ruleset_version: str,
         icd10cm: str,
         code_sets: tuple[str, ...] = (),
+        code_sets_end: dt.date | None = None,
     ) -> None:
         self.registry = registry
         registry.register(TallyCollector(tally, code_sets))
+        self.code_sets_end = Gauge(
+            "claims_code_sets_last_date_timestamp_seconds",
+            "The last date the loaded ICD-10-CM code sets cover (00:00 UTC, Unix time): the "
+            "end of the latest set's fiscal year. Claims dated after it are judged by the "
+            "nearest set (MET-042) until the next release is loaded.",
+            registry=registry,
+        )
+        if code_sets_end is not None:
+            self.code_sets_end.set(covered_until(code_sets_end))
         self.decision_seconds = Histogram(
             "claims_decision_seconds",
             "Time spent in the decision function per record.",
@@ -161,3 +178,8 @@ class StageMetrics:
             registry=registry,
         )
         self.info.labels(__version__, ruleset_version, icd10cm).set(1)
+
+
+def covered_until(last: dt.date) -> float:
+    """A last covered date as the gauge carries it: Unix time of its 00:00 UTC."""
+    return dt.datetime.combine(last, dt.time(), dt.UTC).timestamp()

@@ -6,10 +6,12 @@ every few seconds. It shows counts and versions only: never a claim or a patient
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import time
 from dataclasses import dataclass, field
 
+from stream.core.codes.calendar import END_SOON_DAYS
 from stream.core.contracts import DeadLetterKind, Route
 from stream.core.rules import RULES_BY_ID
 
@@ -38,7 +40,25 @@ class StatusSnapshot:
     last_decision: float | None
     review_route: bool = False
     """Whether the worker's policies send claims to review: the route is shown then."""
+    code_sets_end: dt.date | None = None
+    """The last date the loaded ICD-10-CM code sets cover."""
+    nearest_code_set: int = 0
+    """Decisions judged by the nearest code set (no loaded set covers their date)."""
     now: float = field(default_factory=time.time)
+
+    def code_sets_line(self) -> str:
+        """`covered through 2027-09-30 (299 days left)`, and the nearest-set decisions."""
+        if self.code_sets_end is None:
+            return ""
+        today = dt.datetime.fromtimestamp(self.now, dt.UTC).date()
+        left = (self.code_sets_end - today).days
+        when = f"{left:,} days left" if left >= 0 else f"ended {-left:,} days ago"
+        line = f"covered through {self.code_sets_end} ({when})"
+        if left < END_SOON_DAYS:
+            line += ": load the next release (claims-stage codes load)"
+        if self.nearest_code_set:
+            line += f"; {self.nearest_code_set:,} judged by the nearest set (MET-042)"
+        return line
 
     def shown_routes(self) -> dict[Route, str]:
         """The routes the page lists: review only where the policies use it (or it was used)."""
@@ -152,7 +172,8 @@ def render_status(snapshot: StatusSnapshot) -> str:
 <table id="outcomes">{outcome_rows}</table></section>
 <section><h2>Top failing rules</h2><table id="rules">{rule_rows}</table></section>
 <section><h2>Dead letters by kind</h2><table id="dead-letters">{kind_rows}</table></section>
-<section><h2>Decisions by ICD-10-CM year</h2><table id="code-sets">{code_set_rows}</table></section>
+<section><h2>Decisions by ICD-10-CM year</h2><table id="code-sets">{code_set_rows}</table>
+<div class=muted id="code-sets-coverage">{e(s.code_sets_line())}</div></section>
 <section><h2>Lag per partition &middot; {waiting:,} waiting</h2><table id="lag">{lag_rows}</table></section>
 <section><h2>Versions</h2><table id="versions">
 <tr><td>claims-stage</td><td class=n>{e(s.version)}</td></tr>

@@ -7,6 +7,7 @@ It reads the input topic as raw bytes, calls the same `decide` as batch mode (in
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import faust
 from prometheus_client import CollectorRegistry
 
+from stream.core.codes.calendar import coverage_warning
 from stream.core.decision import Decider
 from stream.kafka import clients
 from stream.logs import logging_config
@@ -106,6 +108,7 @@ def create_app(
         policies.version,
         decider.code_set_version,
         decider.code_set_labels,
+        code_sets_end=decider.code_sets_end,
     )
     input_topic = app.topic(
         settings.input_topic, key_serializer="raw", value_serializer="raw", allow_empty=True
@@ -155,6 +158,7 @@ def create_app(
             decider.code_set_labels,
             review_route=policies.routes_to_review,
             oldest_pending=agent.oldest_pending,
+            code_sets_end=decider.code_sets_end,
         ),
     )
     return WorkerApp(app, state, metrics, registry, agent)
@@ -209,6 +213,9 @@ def run_worker(settings: Settings, decider_factory: Callable[[], Decider]) -> No
         settings.web_host,
         settings.web_port,
     )
+    warning = coverage_warning(decider.code_sets_end, dt.date.today())
+    if warning is not None:
+        log.warning(warning)
     try:
         worker.execute_from_commandline()
     except SystemExit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,10 +31,12 @@ class PageContext:
     held_partitions: Callable[[], set[int]]
     registry: CollectorRegistry
     code_sets: tuple[str, ...] = ()
-    """Every code-set label a decision can carry (`FY2023`..., `none`), in order."""
+    """Every code-set label a decision can carry (`FY2023`...), in order."""
     review_route: bool = False
     oldest_pending: Callable[[], float | None] = lambda: None
     """When the oldest record waiting for its acknowledgement was decided (None: none)."""
+    code_sets_end: dt.date | None = None
+    """The last date the loaded ICD-10-CM code sets cover."""
 
     def health(self) -> tuple[bool, str]:
         return self.state.health(self.held_partitions(), time.time(), self.oldest_pending())
@@ -72,6 +75,8 @@ class PageContext:
             started=state.started,
             last_decision=state.last_decision,
             review_route=self.review_route,
+            code_sets_end=self.code_sets_end,
+            nearest_code_set=state.tally.nearest_code_set,
         )
 
 

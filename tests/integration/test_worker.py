@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import signal
 import subprocess
@@ -15,8 +16,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from stream.core.codes.releases import LoadedRelease, parse_order_file, read_order_file
+from stream.core.codes.store import CodeSetStore
+from stream.core.decision import Decider
 from stream.core.rules import RULESET_VERSION
 from stream.kafka.send import key_of, send_lines
+from tests.order_files import release_of
 from tests.stage_kafka import (
     EXAMPLES,
     ROOT,
@@ -47,9 +52,26 @@ def _input_line(record: Record, lines: dict[bytes, int], by_event: dict[str, int
     return by_event[str(encounter["event_id"])]
 
 
-def test_the_example_stream_flows_through_the_stage(deployment: StageDeployment) -> None:
+def _store_with_fy2027(decider: Decider, folder: Path) -> Path:
+    """A code-set store holding FY2027 as a CMS order file lists it (written from the
+    built-in master): the worker must read it, and judge exactly as with the master."""
+    path = release_of(decider.icd10cm.calendar, dt.date(2026, 10, 1)).write(
+        folder / "icd10cm_order_2027.txt"
+    )
+    order = read_order_file(path)
+    release = LoadedRelease(
+        dt.date(2026, 10, 1), order.source, order.sha256, "t", parse_order_file(order.data)
+    )
+    CodeSetStore(folder / "code-sets").add(release)
+    return folder / "code-sets"
+
+
+def test_the_example_stream_flows_through_the_stage(
+    deployment: StageDeployment, decider: Decider, tmp_path: Path
+) -> None:
     deployment.create_topics()
-    worker, port = deployment.start_worker()
+    store = _store_with_fy2027(decider, tmp_path)
+    worker, port = deployment.start_worker(CLAIMS_CODE_SETS_DIR=str(store))
     deployment.wait_healthy(port)
 
     lines = example_lines()
@@ -100,6 +122,11 @@ def test_the_example_stream_flows_through_the_stage(deployment: StageDeployment)
             findings = document["findings"]
             assert isinstance(findings, list)
             assert {f["rule_id"]: f["severity"] for f in findings} == expected[n]["findings"]
+            # the worker read the store at start: FY2027's claims were judged by the file
+            code_sets = document["code_sets"]
+            assert isinstance(code_sets, dict)
+            loaded = code_sets["icd10cm_source"].startswith("loaded 2026-10-01 sha256:")
+            assert loaded == (expected[n]["code_set"] == "FY2027"), (n, code_sets)
 
     routes = Counter(e["route"] for e in expected)
     kinds = Counter(e["dead_letter_kind"] for e in expected if e["dead_letter_kind"])
@@ -129,13 +156,19 @@ def test_the_example_stream_flows_through_the_stage(deployment: StageDeployment)
     assert metrics["claims_last_decision_timestamp_seconds"] > time.time() - 120
     assert any(k.startswith("claims_stage_info{") for k in metrics)
     assert metrics["faust_messages_received_total"] == len(lines)  # Faust's sensor
-    # decisions per ICD-10-CM code-set year: every supported year and `none`, from the start
+    # decisions per ICD-10-CM code-set year: every supported year, from the start
     years = Counter(e["code_set"] for e in expected if e["code_set"])
     by_year = {k: v for k, v in metrics.items() if k.startswith("claims_code_set_decisions_total{")}
     assert by_year == {
         f'claims_code_set_decisions_total{{fiscal_year="{label}"}}': float(years[label])
-        for label in ("FY2023", "FY2024", "FY2025", "FY2026", "FY2027", "none")
+        for label in ("FY2023", "FY2024", "FY2025", "FY2026", "FY2027")
     }
+    nearest = sum(1 for e in expected if "MET-042" in (e["findings"] or {}))
+    assert metrics["claims_nearest_code_set_decisions_total"] == nearest > 0
+    last_day = dt.datetime.fromtimestamp(
+        metrics["claims_code_sets_last_date_timestamp_seconds"], dt.UTC
+    )
+    assert last_day == dt.datetime(2027, 9, 30, tzinfo=dt.UTC)
 
     def drained() -> bool:
         lag = {k: v for k, v in scrape(port).items() if k.startswith("claims_consumer_lag{")}

@@ -35,6 +35,9 @@ EXPECTED_TITLES = {
     "End-to-end latency",
     "Dead-letter error budget burn rate",
     "Versions per worker",
+    "Decisions per second by ICD-10-CM code-set year",
+    "Days of ICD-10-CM code sets left",
+    "Claims judged by a nearest code set (MET-042)",
 }
 
 
@@ -254,3 +257,15 @@ def test_version_table_shows_version_ruleset_and_code_set_per_instance() -> None
         "ruleset_version",
         "icd10cm",
     }
+
+
+def test_code_set_panels_show_days_left_and_nearest_set_decisions() -> None:
+    days = next(p for p in PANELS if p["title"] == "Days of ICD-10-CM code sets left")
+    (target,) = days["targets"]
+    assert "claims_code_sets_last_date_timestamp_seconds" in target["expr"]
+    assert target["expr"].endswith("- time()) / 86400")
+    steps = days["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [step["value"] for step in steps] == [None, 0, 45]  # the alert's 45 days
+    nearest = next(p for p in PANELS if p["title"].startswith("Claims judged by a nearest"))
+    (target,) = nearest["targets"]
+    assert "rate(claims_nearest_code_set_decisions_total" in target["expr"]

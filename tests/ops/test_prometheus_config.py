@@ -37,6 +37,8 @@ EXPECTED_ALERTS = {
     "ClaimsStageReviewRateAnomaly",
     "ClaimsStageEndToEndLatencyHigh",
     "ClaimsStageVersionSkew",
+    "ClaimsStageCodeSetsEndSoon",
+    "ClaimsStageCodeSetMissing",
 }
 
 

@@ -19,14 +19,14 @@ from stream.kafka.send import send_lines
 from tests.stage_kafka import HOST, StageDeployment, scrape, wait_for
 
 from .browser import dump_dom, keep_for_docs, parse_dom, png_size, screenshot
-from .examples import example_lines, expected_counts, metrics_match
+from .examples import example_lines, expected_counts, expected_rows, metrics_match
 from .support import REPO
 
 pytestmark = [pytest.mark.ops, pytest.mark.integration]
 
 WIDTH, HEIGHT = 1280, 800
 DOCS_SCREENSHOT = REPO / "docs" / "status-page.png"
-ICD10CM_COVERAGE = "FY2023-FY2027 (2022-10-01..2027-03-31)"
+ICD10CM_COVERAGE = "FY2023-FY2027 (2022-10-01..2027-09-30)"
 OUTCOME_LABELS = {"validated": "validated", "rejected": "rejected", "dead_letter": "dead letters"}
 
 
@@ -106,7 +106,12 @@ def test_status_page_in_a_real_browser(deployment: StageDeployment, tmp_path: Pa
 
     by_year = {row[0]: _number(row[1]) for row in dom.tables["code-sets"]}
     assert sum(by_year.values()) == sum(counts.routes[r] for r in ("validated", "rejected"))
-    assert list(by_year)[-1] == "none", by_year
+    assert list(by_year) == ["FY2023", "FY2024", "FY2025", "FY2026", "FY2027"], by_year
+    # the covered dates and the claims judged by a nearest code set (MET-042)
+    nearest = sum(1 for row in expected_rows() if "MET-042" in (row["findings"] or {}))
+    coverage = dom.text["code-sets-coverage"]
+    assert coverage.startswith("covered through 2027-09-30 ("), coverage
+    assert f"; {nearest} judged by the nearest set (MET-042)" in coverage, coverage
 
     dead_letters = {row[0]: _number(row[1]) for row in dom.tables["dead-letters"]}
     assert dead_letters == dict(counts.dead_letter_kinds), dead_letters

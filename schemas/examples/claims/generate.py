@@ -8,7 +8,9 @@ decision does not depend on their `context` (837 and FHIR claims carry no TNM st
 status or treatment target), with a payer and a patient, chosen to cover every rule family,
 every setting and as many rules as the subset allows. Each is written with
 `bench.claimfiles` as an 837P (professional) or 837I (inpatient, outpatient) claim,
-as a Claim in a FHIR Bundle, and as a Claim with a contained Patient in JSON Lines.
+as a Claim in a FHIR Bundle, as a Claim with a contained Patient in JSON Lines, and as the
+ExplanationOfBenefit a payer publishes for it: CARIN Blue Button-shaped in a Bundle, CMS
+Blue Button 2.0-shaped in JSON Lines.
 
 Before it writes, the generator decides every claim in every format and refuses to write
 unless each gets the decision (outcome, findings, codes) of its native event. The files
@@ -43,10 +45,13 @@ P837 = HERE / "837p.x12"
 I837 = HERE / "837i.x12"
 BUNDLE = HERE / "bundle.json"
 CLAIMS_JSONL = HERE / "claims.jsonl"
+EOB_BUNDLE = HERE / "explanation-of-benefit.json"
+BLUE_BUTTON = HERE / "blue-button.jsonl"
 P837_ERRORS = HERE / "837p-errors.x12"
 BUNDLE_ERRORS = HERE / "bundle-errors.json"
 README = HERE / "README.md"
 BUNDLE_ID, ERRORS_BUNDLE_ID = "claims-export", "claims-with-errors"
+EOB_BUNDLE_ID = "explanations-of-benefit"
 
 P837_CONTROL, I837_CONTROL, ERRORS_CONTROL = 100000001, 200000001, 300000001
 """First interchange control numbers (ISA13) of each 837 file."""
@@ -99,6 +104,8 @@ def _representable(event: Event) -> bool:
         and patient.get("birth_date")
         and patient.get("sex")
         and len(event.get("diagnoses") or ()) <= limit
+        # an 837P claim bills at least one service line
+        and (event.get("procedures") or event.get("setting") != "professional")
     )
 
 
@@ -133,7 +140,10 @@ def select(candidates: list[tuple[Event, dict[str, Any]]]) -> list[Event]:
                 break
             take(max(options, key=gain))
         clean = [i for i in pool if not candidates[i][1]["findings"] and i not in picked]
-        picked += clean[:CLEAN_PER_SETTING]
+        # a few clean ones, and as many as fill the setting's share when the claims that add
+        # rules ran out, spread over the stream (the interchanges need claims of several years)
+        wanted = max(CLEAN_PER_SETTING, limit - sum(i in picked for i in pool))
+        picked += clean[:: max(1, len(clean) // wanted)][:wanted]  # spread over the years
     return [candidates[i][0] for i in sorted(picked)]
 
 
@@ -196,6 +206,20 @@ def render(events: list[Event]) -> dict[Path, bytes]:
         BUNDLE: _json(claimfiles.fhir_bundle(events, BUNDLE_ID, created_after(events))),
         CLAIMS_JSONL: b"".join(
             json.dumps(claimfiles.fhir_claim_with_patient(e, created_after([e]))).encode() + b"\n"
+            for e in events
+        ),
+        EOB_BUNDLE: _json(
+            claimfiles.fhir_bundle(
+                events, EOB_BUNDLE_ID, created_after(events), "carin", "ExplanationOfBenefit"
+            )
+        ),
+        BLUE_BUTTON: b"".join(
+            json.dumps(
+                claimfiles.fhir_claim_with_patient(
+                    e, created_after([e]), "blue-button", "ExplanationOfBenefit"
+                )
+            ).encode()
+            + b"\n"
             for e in events
         ),
     }
@@ -312,7 +336,7 @@ def disagreements(decider: Decider, events: list[Event], files: dict[Path, bytes
     """Every format must give each claim its native decision."""
     native = {e["claim_id"]: verdict(decider, json.dumps(e).encode()) for e in events}
     problems = []
-    for path in (P837, I837, BUNDLE, CLAIMS_JSONL):
+    for path in (P837, I837, BUNDLE, CLAIMS_JSONL, EOB_BUNDLE, BLUE_BUTTON):
         seen = Counter()
         for value in records(path, files[path]):
             decided = verdict(decider, value)
@@ -378,6 +402,8 @@ The same {count} clinical claims in the formats the stage reads besides its own 
 | `837i.x12` | ASC X12 837I 005010X223A2: {i837_interchanges} interchanges from one hospital, type of bill 111 (inpatient) and 131 (outpatient) | {inpatient} inpatient, {outpatient} outpatient |
 | `bundle.json` | a FHIR R4 `Bundle` (collection) of Patients and Claims | {count} |
 | `claims.jsonl` | FHIR R4 `Claim`s with a contained `Patient`, one a line (what the worker reads from the input topic) | {count} |
+| `explanation-of-benefit.json` | a FHIR R4 `Bundle` of Patients and `ExplanationOfBenefit`s shaped as CARIN Blue Button writes them (what a payer's Patient Access API publishes) | {count} |
+| `blue-button.jsonl` | `ExplanationOfBenefit`s shaped as CMS Blue Button 2.0 writes them (claim type in `type`, `clm_id`, ICD-10 and Blue Button HCPCS systems), a contained `Patient`, one a line | {count} |
 
 Each claim is an event of the example stream (`../encounters.jsonl`, same `claim_id`) whose
 decision does not depend on its `context`: an 837 or a FHIR Claim carries no TNM stage,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -21,7 +22,14 @@ from typing import Literal
 
 import orjson
 
-from stream.core.contracts import DeadLetterKind, Origin, Setting, Sex
+from stream.core.contracts import (
+    MAX_ORIGIN_NOTES,
+    DeadLetterKind,
+    Origin,
+    OriginNote,
+    Setting,
+    Sex,
+)
 
 InputFormat = Literal["json-lines", "fhir-bundle-lines", "json-document", "x12"]
 """How an input file is read into records.
@@ -30,22 +38,40 @@ InputFormat = Literal["json-lines", "fhir-bundle-lines", "json-document", "x12"]
 - `fhir-bundle-lines`: one FHIR `Bundle` a line (a minified Bundle is one line); each
   Bundle is split into its claims.
 - `json-document`: one JSON document over several lines (a pretty-printed Bundle or Claim).
-- `x12`: ASC X12 interchanges (837P 005010X222A1, 837I 005010X223A2), split into claims.
+- `x12`: ASC X12 interchanges (837P 005010X222A1/A2, 837I 005010X223A2/A3), split into
+  claims; also a transaction set sent without its interchange envelope, which the X12 reader
+  turns into one dead letter that says so.
 """
 
 _BLANK = b" \t\r\n\xef\xbb\xbf"  # whitespace and a UTF-8 byte-order mark
+_X12_START = re.compile(rb"(?:ISA|GS|ST)[^A-Za-z0-9\s\"{\[]")
+"""An X12 segment: ISA, or GS or ST (a transaction without its ISA), then its element
+separator."""
+
+
+def _utf16(head: bytes) -> bytes | None:
+    """The first bytes of a UTF-16 input as ASCII, or None when it is not UTF-16."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        head = head[2:] if head[:2] == b"\xff\xfe" else b"\x00" + head[2:]
+    if len(head) >= 4 and head[1] == 0 and head[3] == 0:
+        return head[0::2]
+    if len(head) >= 4 and head[0] == 0 and head[2] == 0:
+        return head[1::2]
+    return None
 
 
 def detect_format(first_line: bytes) -> InputFormat:
     """The format of an input file, from its first non-blank line (its first bytes suffice
     for X12, which often has no line breaks at all).
 
-    A first line that is a whole JSON value makes the file JSON Lines, unless it is a FHIR
-    Bundle; an opening brace that does not close on its line starts one multi-line document.
-    Anything else is JSON Lines, whose lines then become dead letters one by one, as before.
+    X12 is told by its first segment (after a byte-order mark, in UTF-8 or UTF-16). A first
+    line that is a whole JSON value makes the file JSON Lines, unless it is a FHIR Bundle; an
+    opening brace that does not close on its line starts one multi-line document. Anything
+    else is JSON Lines, whose lines then become dead letters one by one, as before.
     """
     head = first_line.lstrip(_BLANK)
-    if head.startswith(b"ISA"):
+    wide = _utf16(first_line[:64])
+    if _X12_START.match(head) or (wide is not None and _X12_START.match(wide.lstrip(_BLANK))):
         return "x12"
     if not head.startswith(b"{"):
         return "json-lines"
@@ -83,6 +109,9 @@ class ServiceLine:
     units: int
     modifiers: tuple[str, ...]
     pointers: tuple[int, ...] | None
+    minutes: int | None = None
+    """For a line billed in time (837P SV103 MJ, a FHIR quantity in minutes): its minutes,
+    the line being one unit of service."""
 
 
 @dataclass(slots=True)
@@ -179,7 +208,37 @@ def _procedure(line: ServiceLine) -> dict[str, object]:
         entry["modifiers"] = list(line.modifiers)
     if line.pointers is not None:
         entry["diagnosis_pointers"] = list(line.pointers)
+    if line.minutes is not None:
+        entry["minutes"] = line.minutes
     return entry
+
+
+MAX_MESSAGE_CHARS = 1_000
+"""A problem's or note's message is cut here: pyx12 quotes the segment it complains about,
+which may be long."""
+
+
+def printable(text: str) -> str:
+    """Text for an output: characters that were not UTF-8 in the input (kept as surrogate
+    escapes) become U+FFFD, so that the output is valid JSON; cut at `MAX_MESSAGE_CHARS`."""
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 1] + "\u2026"
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def capped_notes(notes: list[OriginNote]) -> tuple[OriginNote, ...] | None:
+    """A claim's notes for its `origin`: at most `MAX_ORIGIN_NOTES`, the last counting the
+    ones left out; None when there are none."""
+    if not notes:
+        return None
+    if len(notes) <= MAX_ORIGIN_NOTES:
+        return tuple(notes)
+    left = len(notes) - MAX_ORIGIN_NOTES + 1
+    more = OriginNote(message=f"{left} more notes are not kept", type="more_notes")
+    return (*notes[: MAX_ORIGIN_NOTES - 1], more)
 
 
 def whole_units(quantity: Decimal | str | float | int | None) -> int | None:

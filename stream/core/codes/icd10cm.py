@@ -18,15 +18,17 @@ families are the OR of its codes' masks and a rule's question is one AND.
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
-from stream.core.codes.calendar import CodeCalendar, load_calendar
+from stream.core.codes.calendar import CodeCalendar, CodeSetPeriod, load_calendar
 from stream.core.codes.codeset import CodeIndex, CodeSet
 from stream.core.contracts import MAX_NORMAL_CODE_LENGTH, DiagnosisKind, normalize_icd10cm
 from stream.core.memo import Lru
@@ -98,11 +100,13 @@ TRAIT_CODES: dict[int, CodeSet] = dict(_TRAIT_SETS)
 
 # Official descriptions write a paired organ's unknown side in lower case before the organ
 # ("of unspecified kidney"); a capital "Unspecified" opens a description and qualifies the
-# condition (N19 "Unspecified kidney failure"), and organs are whole words ("ear", not
-# "early"). Case-sensitive on purpose.
+# condition (N19 "Unspecified kidney failure"). Case-sensitive on purpose. The catalogue's
+# organ words match at the start of a word, as its list reads: "unspecified eyelid" (C43.10,
+# C44.10-, D03.10) is an unspecified eye, "unspecified ear and external auricular canal" an
+# unspecified ear.
 _SIDE_UNSPECIFIED = re.compile(
     r"\bunspecified (lung|bronchus or lung|kidney|ovary|adrenal gland|female breast|male breast"
-    r"|breast|testis|eye|ear|fallopian tube|ureter|renal pelvis)\b"
+    r"|breast|testis|eye|ear|fallopian tube|ureter|renal pelvis)"
 )
 _SIDE_SPECIFIED = re.compile(r"\b(right|left|bilateral)\b", re.IGNORECASE)
 
@@ -206,12 +210,20 @@ def _invalid(code: str) -> CodeInfo:
     )
 
 
+def bundled_text(code: str) -> str | None:
+    """A code's description in the bundled tables (simple-icd-10-cm), without a catalogue:
+    what the code-set store leaves out of a release's texts when they are the same."""
+    cm = _import_package()
+    return str(cm.get_description(code)) if cm.is_valid_item(code) else None
+
+
 def _package_version() -> str:
     from importlib import metadata
 
     return metadata.version("simple-icd-10-cm")
 
 
+@functools.cache
 def _import_package() -> ModuleType:
     # The package reads its data with an importlib API that warns on Python 3.11; the
     # warning is the package's, not ours, and must not fail a strict test run.
@@ -246,6 +258,12 @@ class Icd10cmCatalog:
         self.families = load_site_families()
         self._infos: Lru[str, CodeInfo] = Lru(CODE_INFOS_KEPT)
         self._info_entries = self._infos.entries  # the hot path: `Lru.get` inline
+        self.lookups: tuple[Callable[[str], CodeInfo], ...] = tuple(
+            self.lookup if period.loaded is None else LoadedDescriptions(self, period).lookup
+            for period in self.calendar.periods
+        )
+        """Per period (by index): how a claim of that period describes a code. A loaded
+        release's own long descriptions describe its codes; other periods use `lookup`."""
 
     @property
     def descriptions(self) -> str:
@@ -308,6 +326,50 @@ class Icd10cmCatalog:
             memberships=self.index.memberships(code),
         )
 
+    def lookup_on(self, code: str, period: CodeSetPeriod) -> CodeInfo:
+        """Describe a code as a claim of that period sees it."""
+        return self.lookups[period.index](code)
+
+    def own_text(self, code: str, period: CodeSetPeriod) -> str | None:
+        """A code's own description in a period's code set, cheaply (no full description):
+        the loaded release's text, or the bundled tables' (None where they have none)."""
+        if period.loaded is not None:
+            text = period.loaded.codes.descriptions.get(code)
+            if text is not None:
+                return text
+        return self.bundled_text(code)
+
+    def bundled_text(self, code: str) -> str | None:
+        """A code's description in the bundled tables; None for a code they do not know."""
+        cm = self._cm
+        return str(cm.get_description(code)) if cm.is_valid_item(code) else None
+
+    def redescribed(self, info: CodeInfo, text: str, period: CodeSetPeriod) -> CodeInfo:
+        """A code described by a loaded release's long description, and what its words say."""
+        parent = self._parent_in(info.code, period)
+        siblings = (
+            self.calendar.children(parent, period) if parent and "unspecified" in text else []
+        )
+        return replace(
+            info,
+            description=text,
+            described=True,
+            parent=parent or info.parent,
+            unspecified_paired_organ=bool(_SIDE_UNSPECIFIED.search(text)),
+            unspecified_side=_has_sided_sibling(
+                text, (self.own_text(s, period) or "" for s in siblings if s != info.code)
+            ),
+            side_specified=bool(_SIDE_SPECIFIED.search(text)),
+        )
+
+    def _parent_in(self, code: str, period: CodeSetPeriod) -> str | None:
+        """The nearest code above `code` that is valid in the period."""
+        for width in range(len(code) - 1, 2, -1):
+            candidate = code[:width].rstrip(".")
+            if len(candidate) >= 3 and self.calendar.valid_mask(candidate) & period.bit:
+                return candidate
+        return None
+
     def _described_ancestor(self, code: str) -> str | None:
         """The nearest code above `code` that the bundled descriptions know."""
         bare = code.replace(".", "")
@@ -338,13 +400,8 @@ class Icd10cmCatalog:
         parent = cm.get_parent(code) if cm.is_valid_item(code) else None
         if not parent:
             return False
-        siblings = {cm.get_description(s).lower() for s in cm.get_children(parent) if s != code}
-        text = description.lower()
-        for found in re.finditer("unspecified", text):
-            for side in ("right", "left", "bilateral"):
-                if f"{text[: found.start()]}{side}{text[found.end() :]}" in siblings:
-                    return True
-        return False
+        siblings = (cm.get_description(s) for s in cm.get_children(parent) if s != code)
+        return _has_sided_sibling(description, siblings)
 
     def _family(self, code: str, traits: int) -> SiteFamily | None:
         if traits & Trait.ACTIVE_PRIMARY:
@@ -355,3 +412,49 @@ class Icd10cmCatalog:
             return None
         width, family = max(widths, key=lambda pair: pair[0])
         return family if width else None
+
+
+def _has_sided_sibling(description: str, siblings: Iterable[str]) -> bool:
+    """Whether a sibling's description is this one's with one 'unspecified' replaced by
+    right, left or bilateral (case aside)."""
+    if _SIDE_SPECIFIED.search(description) or "unspecified" not in description.lower():
+        return False
+    texts = {text.lower() for text in siblings}
+    text = description.lower()
+    for found in re.finditer("unspecified", text):
+        for side in ("right", "left", "bilateral"):
+            if f"{text[: found.start()]}{side}{text[found.end() :]}" in texts:
+                return True
+    return False
+
+
+class LoadedDescriptions:
+    """How claims of a loaded release's period see codes: the release's own long
+    descriptions, and what their words say (MET-025), over everything else the catalogue
+    knows of the code. A code whose text is the bundled one keeps its shared description.
+    Its remembered codes have the catalogue's budget (`CODE_INFOS_KEPT`)."""
+
+    __slots__ = ("_entries", "_infos", "catalog", "period", "texts")
+
+    def __init__(self, catalog: Icd10cmCatalog, period: CodeSetPeriod) -> None:
+        assert period.loaded is not None
+        self.catalog = catalog
+        self.period = period
+        self.texts = period.loaded.codes.descriptions
+        self._infos: Lru[str, CodeInfo] = Lru(CODE_INFOS_KEPT)
+        self._entries = self._infos.entries  # the hot path: `Lru.get` inline
+
+    def lookup(self, code: str) -> CodeInfo:
+        entries = self._entries
+        info = entries.get(code)
+        if info is not None:
+            entries.move_to_end(code)
+            return info
+        info = self.catalog.lookup(code)
+        text = self.texts.get(info.code)
+        if text is not None and not (info.described and info.description == text):
+            info = self.catalog.redescribed(info, text, self.period)
+        # Only real codes in forms the contract lets through are remembered (as `lookup`).
+        if info.valid_periods and len(code) <= MAX_NORMAL_CODE_LENGTH:
+            self._infos.put(code, info)
+        return info

@@ -69,8 +69,8 @@ class Rule:
     reads_procedures: bool = False
     """The rule can only fire on a claim whose procedures the rules read."""
     judges_dates: bool = False
-    """The rule judges claims whose date lies outside the loaded code sets (MET-042); every
-    other rule needs a code set and is not evaluated on them."""
+    """The rule judges the claim's date against the loaded code sets (MET-042): it cannot
+    be disabled, or claims judged by a code set not their own would pass unflagged."""
     needs: int = 0
     """`Fact` bits the rule can only fire with (all of them): a reason for the encounter, a
     TNM, an invalid code... The ruleset skips the check on claims without them."""
@@ -103,10 +103,10 @@ class Rule:
         """Which claims the rule is evaluated on, in words, from its declared scope."""
         if self.judges_dates:
             return (
-                "every claim, those dated outside the loaded ICD-10-CM code sets included "
-                "(on those it is the only rule that runs)"
+                "claims dated outside the loaded ICD-10-CM code sets, judged by the nearest "
+                "one (the rule cannot be disabled)"
             )
-        within = "claims dated within the loaded ICD-10-CM code sets"
+        within = "claims"
         if self.needs:
             within += f" with {Fact.describe(self.needs)}"
         if self.reads_procedures:
@@ -124,7 +124,7 @@ class Rule:
                 if name.isupper() and bit in TRAIT_CODES and bit & self.applies_to == bit
             ]
             return f"{within} with a valid code of a family: {'; '.join(families)}"
-        return within if self.needs else "every claim dated within the loaded ICD-10-CM code sets"
+        return within if self.needs else "every claim"
 
     def sections(self, show: Callable[[CodeList], str] = plain) -> dict[str, str]:
         """The written sections of the documentation, code lists rendered by `show`."""

