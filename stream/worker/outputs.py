@@ -48,6 +48,20 @@ def output_topics(settings: Settings) -> dict[Route, str]:
     }
 
 
+def transactional(settings: Settings) -> dict[str, Any]:
+    """With exactly_once, the producer's transactional id (`Settings.transactional_id`, the
+    scheme is explained in `stream.worker.transactions`) and its timeouts: the broker aborts
+    a transaction open longer than `transaction_timeout`, and no output may wait longer."""
+    if not settings.exactly_once:
+        return {}
+    timeout_ms = int(settings.transaction_timeout * 1000)
+    return {
+        "transactional.id": settings.transactional_id,
+        "transaction.timeout.ms": timeout_ms,
+        "message.timeout.ms": timeout_ms,
+    }
+
+
 class OutputProducer:
     """Sends outputs to the topic of their route; reports each delivery to a callback.
 
@@ -66,7 +80,9 @@ class OutputProducer:
         self.topics = output_topics(settings)
         self.on_error = on_error
         self.on_fault = on_fault
-        self.producer = producer if producer is not None else self._librdkafka()
+        self.producer = (
+            producer if producer is not None else self._librdkafka(**transactional(settings))
+        )
         self._solo = solo
         self._poller: asyncio.Task[None] | None = None
 

@@ -69,6 +69,8 @@ def consumer_config(hooks: StageHooks, group: str, session_timeout: float) -> di
         "fetch.message.max.bytes": 1024 * 1024,
         "enable.partition.eof": False,
     }
+    if settings.exactly_once:  # librdkafka's default, said: aborted input is never decided
+        config["isolation.level"] = "read_committed"
     if hooks.on_error is not None:
         config["error_cb"] = hooks.on_error
     return config
@@ -104,6 +106,11 @@ class BatchConsumer(Consumer):
     def _commit_done(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if self.reader is not None:
             self.reader.commit_done(error, partitions)
+
+    def group_metadata(self) -> Any:
+        """The group's metadata for `send_offsets_to_transaction` (exactly_once): its
+        generation fences a transaction of a worker the group has moved on from."""
+        return self._client.consumer_group_metadata()
 
     def _ensure_reader(self) -> BatchReader:
         if self.reader is None:
@@ -228,7 +235,8 @@ class BatchConsumer(Consumer):
                 self.app.on_rebalance_start()
                 self._on_loop(self.on_partitions_revoked(revoked))
             final = reader.revoked(revoked)
-            reader.commit_now(final)
+            if not self.hooks.settings.exactly_once:  # else the transactions commit them
+                reader.commit_now(final)
         except KafkaException as error:
             log.warning("could not commit revoked partitions' offsets (%s)", error.args[0].name())
         finally:
