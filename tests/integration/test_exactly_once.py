@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from stream.kafka.local.cluster import LocalBroker
 from stream.kafka.send import send_lines
 from tests.stage_kafka import (
+    RATE,
+    Feeder,
     StageDeployment,
     bulk_records,
     covers,
@@ -24,6 +30,8 @@ from tests.stage_kafka import (
 pytestmark = pytest.mark.integration
 
 RECORDS = 2_000
+SUPPLY = 20_000
+"""Records a feeder may send: more than it sends before the test stops it."""
 EXACTLY_ONCE = {
     "CLAIMS_PROCESSING_GUARANTEE": "exactly_once",
     # A killed worker leaves no goodbye: the group waits out its session (30 s by default).
@@ -70,3 +78,60 @@ def test_sigkill_mid_stream_neither_loses_nor_repeats(deployment: StageDeploymen
     assert (lost, duplicates) == (0, 0), deployment.logs()
     assert 0 < committed < RECORDS  # the kill was mid-stream
     assert second.poll() is None
+
+
+def test_a_worker_joining_and_leaving_neither_loses_nor_repeats(
+    deployment: StageDeployment,
+) -> None:
+    """Two rebalances mid-stream: each commits (or aborts) the open transaction before the
+    partitions move."""
+    deployment.worker_env.update(EXACTLY_ONCE)
+    deployment.create_topics()
+    first, first_port = started(deployment, "a")
+    feeder = Feeder(deployment.settings, rate=2 * RATE, records=bulk_records(SUPPLY)[0])
+    feeder.start()
+    wait_for(lambda: decided(first_port) >= 2 * RATE, 60, "the stream to flow")
+    second, second_port = started(deployment, "b")  # joins: half the partitions move
+    wait_for(lambda: decided(second_port) > 0, 60, "the second worker to decide")
+    first.send_signal(signal.SIGTERM)  # leaves: its partitions move to the second
+    assert first.wait(timeout=60) == 0, deployment.logs()
+    moved = decided(second_port)
+    wait_for(lambda: decided(second_port) > moved, 60, "the second worker to go on")
+    identities = feeder.stop()
+
+    lost, duplicates = exactly_once(deployment, identities)
+    print(f"\nexactly_once, a worker joined and left: {lost} lost, {duplicates} duplicates")
+    assert (lost, duplicates) == (0, 0), deployment.logs()
+    assert second.poll() is None
+
+
+@pytest.fixture
+def lone_deployment(lone_broker: LocalBroker, tmp_path: Path) -> Iterator[StageDeployment]:
+    stage = StageDeployment(bootstrap=lone_broker.bootstrap, workdir=tmp_path)
+    yield stage
+    stage.stop_all()
+
+
+def test_a_broker_restart_neither_loses_nor_repeats(
+    lone_broker: LocalBroker, lone_deployment: StageDeployment
+) -> None:
+    """The only broker stops mid-stream and comes back: transactions open at the stop are
+    aborted (by the broker, or by the worker when its commit fails) and decided again."""
+    deployment = lone_deployment
+    deployment.worker_env.update(EXACTLY_ONCE)
+    deployment.create_topics()
+    worker, port = started(deployment, "a")
+    feeder = Feeder(deployment.settings, rate=2 * RATE, records=bulk_records(SUPPLY)[0])
+    feeder.start()
+    wait_for(lambda: decided(port) >= 2 * RATE, 60, "the stream to flow")
+    assert lone_broker.stop() is True
+    time.sleep(2.0)
+    lone_broker.start(timeout=120)
+    before = decided(port)
+    wait_for(lambda: decided(port) > before, 120, "the worker to go on")
+    identities = feeder.stop()
+
+    lost, duplicates = exactly_once(deployment, identities)
+    print(f"\nexactly_once, broker restarted: {lost} lost, {duplicates} duplicates")
+    assert (lost, duplicates) == (0, 0), deployment.logs()
+    assert worker.poll() is None, deployment.logs()
