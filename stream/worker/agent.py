@@ -163,7 +163,10 @@ class ClaimsAgent:
             value = event.value
             try:
                 if isinstance(value, RecordBatch):
-                    await self.handle_batch(value)
+                    try:
+                        await self.handle_batch(value)
+                    finally:
+                        value.done()
                     self.app.sensors.on_stream_event_out(
                         event.message.tp, event.message.offset, stream, event, None
                     )
