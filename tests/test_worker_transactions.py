@@ -1,12 +1,13 @@
 """Exactly-once mode without a broker: the agent on a fake transactional producer. Each
 fetched batch's outputs and its input offsets are committed in one transaction; a failed
-transaction is aborted and its records decided again; a fenced producer stops the worker;
+transaction is aborted and its records fetched and decided again; a fenced producer stops the worker;
 a rebalance commits what was taken before the partitions go."""
 
 from __future__ import annotations
 
 import pytest
 from confluent_kafka import KafkaError
+from faust.types import TP
 
 from stream.core.decision import Decider
 from stream.settings import Settings
@@ -46,9 +47,16 @@ def test_an_aborted_commit_decides_the_batch_again(decider: Decider) -> None:
     producer.commit_errors.append(
         KafkaError(KafkaError.REQUEST_TIMED_OUT, "commit timed out", txn_requires_abort=True)
     )
-    stage.run(stage.batch(4))
+    batch = stage.batch(4)
+    stage.run(batch)
     assert [produced_event_id(p) for p in producer.aborted] == ids(4)
+    assert producer.committed == []
+    # The consumer goes back to the batch's first offsets and fetches it again.
+    assert stage.rewound == [{TP(INPUT, 0): 0, TP(INPUT, 1): 0}]
+    assert stage.transactions.failures == 1
+    stage.run(batch)
     assert stage.committed_ids() == ids(4)  # each once, in the second transaction
+    assert stage.transactions.failures == 0
     assert producer.offsets == {(INPUT, 0): 2, (INPUT, 1): 2}
     assert stage.metric("claims_transactions_total", {"outcome": "aborted"}) == 1
     assert stage.metric("claims_transaction_aborts_total", {"reason": "commit_failed"}) == 1
@@ -62,7 +70,11 @@ def test_a_refused_output_aborts_the_transaction_and_the_batch_is_sent_again(
 ) -> None:
     stage = TransactionalStage(decider)
     stage.producer.refuse[1] = KafkaError(KafkaError.NOT_ENOUGH_REPLICAS, "not enough replicas")
-    stage.run(stage.batch(3))
+    batch = stage.batch(3)
+    stage.run(batch)
+    assert stage.producer.committed == []
+    assert len(stage.rewound) == 1
+    stage.run(batch)  # fetched again
     assert stage.committed_ids() == ids(3)
     assert len(stage.producer.aborted) == 3
     assert stage.metric("claims_transaction_aborts_total", {"reason": "output_refused"}) == 1
@@ -77,7 +89,10 @@ def test_a_decision_refused_for_size_goes_alone_then_as_its_dead_letter(
     too_large = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large")
     producer.refuse[1] = too_large  # first attempt: in a batch with the others
     producer.refuse[4] = too_large  # second attempt: alone (flushed before and after)
-    stage.run(stage.batch(3))
+    batch = stage.batch(3)
+    for _ in range(3):  # fetched again after each aborted attempt
+        stage.run(batch)
+    assert len(stage.rewound) == 2
     assert producer.flushes == 2
     topics = [p.topic for p in producer.committed]
     assert topics[1] == stage.settings.dlq_topic
@@ -102,6 +117,7 @@ def test_a_fenced_producer_stops_the_worker_and_commits_nothing(decider: Decider
     assert stage.fatal.status == EXIT_STATUS
     assert stage.fatal.reason is not None
     assert stage.fatal.reason.startswith("fenced")
+    assert stage.rewound == []  # nothing more for this worker to fetch
     assert "claims-stage-test" in stage.fatal.reason  # the transactional id, named
     assert stage.state.tally.records == 0
 
@@ -118,6 +134,7 @@ def test_a_rebalance_during_an_open_transaction_commits_what_was_taken(
     assert len(stage.producer.sent) == 3
     assert stage.producer.aborted == []
     assert stage.agent.in_flight() == 0
+    assert stage.rewound == []  # the new assignment fetches from the committed offsets
 
 
 def test_a_rebalance_before_the_first_record_commits_nothing(decider: Decider) -> None:
@@ -139,6 +156,7 @@ def test_a_failed_commit_during_a_rebalance_is_not_retried(decider: Decider) -> 
     assert len(stage.producer.aborted) == 2
     assert len(stage.producer.sent) == 2
     assert stage.state.tally.records == 0
+    assert stage.rewound == []
 
 
 def test_at_least_once_is_the_default_and_has_no_transactions() -> None:

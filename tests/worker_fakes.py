@@ -294,6 +294,8 @@ class TransactionalStage:
     acked: list[InputRecord] = field(default_factory=list)
     revoke_after: int | None = None
     """The batch stops being current once this many outputs were produced (a rebalance)."""
+    rewound: list[dict[TP, int]] = field(default_factory=list)
+    """The offsets the consumer was asked to fetch again from, in order."""
 
     def __post_init__(self) -> None:
         self.settings = Settings(processing_guarantee="exactly_once", instance_id="test")
@@ -312,6 +314,7 @@ class TransactionalStage:
             self.fatal,
             max_bytes=16 * 1024 * 1024,
             timeout=5.0,
+            rewind=self.rewound.append,
         )
         app: Any = SimpleNamespace(sensors=FakeSensors())
         self.agent = ClaimsAgent(

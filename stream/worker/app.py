@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import faust
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from stream.core.codes.calendar import coverage_warning
@@ -139,6 +140,8 @@ def create_app(
     hooks = hooks_of(app)
     hooks.on_error = fatal.error_callback
     hooks.pending = agent.in_flight
+    if agent.transactions is not None:
+        hooks.before_start = agent.transactions.start
 
     def held_partitions() -> set[int]:
         try:
@@ -186,6 +189,9 @@ def transactions(
     def group_metadata() -> object:
         return cast(BatchConsumer, app.consumer).group_metadata()
 
+    def rewind(offsets: dict[TP, int]) -> None:
+        cast(BatchConsumer, app.consumer).rewind(offsets)
+
     return Transactions(
         outputs.producer,
         outputs.topics,
@@ -194,6 +200,7 @@ def transactions(
         fatal,
         max_bytes=in_flight_bytes // 2,
         timeout=settings.transaction_timeout,
+        rewind=rewind,
     )
 
 

@@ -15,8 +15,10 @@ aborts (at once when the restarted worker initialises its transactional id, else
   outputs pass the in-flight budget (`in_flight_mib`) is split: the records taken so far
   are committed, the rest goes on in a new transaction, so memory stays bounded.
 - Failure: a delivery refused, a commit the broker refused or that timed out: the
-  transaction is aborted and the same records are decided again in a new one (from memory:
-  the consumer's position is already past them; backoff between attempts). A refusal that
+  transaction is aborted, the consumer's position goes back to the first records it held
+  (a seek), and they are fetched and decided again in a new transaction after a backoff.
+  The consumer polls meanwhile, so a rebalance the failure came from (the group's
+  generation moved on while a broker restarted) is served before the next attempt. A refusal that
   retrying cannot cure stops the worker as in at-least-once mode; an output refused for its
   size is sent alone in the next attempt, and if refused alone, replaced by its record's
   `decision_too_large` dead letter.
@@ -58,7 +60,7 @@ from faust.types import TP
 from stream.core.contracts import Route
 from stream.core.decision import Output
 from stream.ops.metrics import StageMetrics
-from stream.worker.fatal import FatalStop
+from stream.worker.fatal import FAULT_EXIT_STATUS, FatalStop
 from stream.worker.transport.records import InputRecord, RecordBatch
 
 log = logging.getLogger("claims_stage.worker")
@@ -67,6 +69,8 @@ RETRY_FIRST_BACKOFF = 0.2
 RETRY_MAX_BACKOFF = 10.0
 CALL_TRIES = 5
 """Tries of one transactional call whose error librdkafka calls retriable."""
+WATCHDOG_MARGIN = 10.0
+"""Seconds past a transactional call's own timeout before the worker stops waiting for it."""
 SHUTDOWN_ABORT_TIMEOUT = 5.0
 """Seconds an abort may block the event loop when the agent is cancelled (the stop)."""
 
@@ -141,8 +145,13 @@ class Transactions:
         fatal: FatalStop,
         max_bytes: int,
         timeout: float,
+        rewind: Callable[[dict[TP, int]], None],
     ) -> None:
         self.producer = producer
+        self.rewind = rewind
+        """Sets the consumer's position back to these offsets (they are fetched again)."""
+        self.failures = 0
+        """Transactions that did not commit, in a row (the backoff before the next)."""
         self.topics = topics
         self.group_metadata = group_metadata
         self.metrics = metrics
@@ -176,25 +185,33 @@ class Transactions:
     async def transact(
         self, batch: RecordBatch, start: int, decide: Decide, letter_for: LetterFor
     ) -> list[Sent]:
-        """One transaction over records from `start`, tried until it commits; returns its
-        records, or none when the rest of the batch is no longer for this worker."""
-        attempt = 0
-        while self.fatal.reason is None and batch.current:
-            if attempt:
-                await asyncio.sleep(
-                    min(RETRY_FIRST_BACKOFF * 2 ** (attempt - 1), RETRY_MAX_BACKOFF)
-                )
-            attempt += 1
-            try:
-                sends = await self.attempt(batch, start, decide, letter_for)
-            except TransactionError as failure:
-                await self.failed(failure)
-                continue
-            except asyncio.CancelledError:
-                self.abort_now()
-                raise
-            return sends
-        return []
+        """One transaction over records from `start`; returns its records once committed.
+        None when it did not commit: the batch's records from `start` are given back to the
+        consumer (`rewind`: its position goes back to them) and fetched and decided again in
+        a new transaction, after a backoff; or the rest of the batch is no longer for this
+        worker (a rebalance, the stop). Retrying from the consumer, not from memory, lets it
+        poll meanwhile: a transaction refused for the group's generation commits only once
+        the consumer has rejoined the group, inside a poll."""
+        if self.failures:
+            await asyncio.sleep(
+                min(RETRY_FIRST_BACKOFF * 2 ** (self.failures - 1), RETRY_MAX_BACKOFF)
+            )
+        if self.fatal.reason is not None or not batch.current:
+            return []
+        try:
+            sends = await self.attempt(batch, start, decide, letter_for)
+        except TransactionError as failure:
+            self.failures += 1
+            await self.failed(failure)
+            if self.fatal.reason is None and batch.current:
+                self.rewind(first_offsets(batch.records[start:]))
+            return []
+        except asyncio.CancelledError:
+            self.abort_now()
+            raise
+        if sends:
+            self.failures = 0
+        return sends
 
     async def attempt(
         self, batch: RecordBatch, start: int, decide: Decide, letter_for: LetterFor
@@ -213,7 +230,7 @@ class Transactions:
             TopicPartition(tp.topic, tp.partition, offset)
             for tp, offset in next_offsets(sends).items()
         ]
-        await self._in_thread(self._commit, offsets, self.group_metadata())
+        await self._commit(offsets, self.group_metadata())
         self.metrics.transactions.labels("committed").inc()
         self.metrics.transaction_seconds.observe(time.perf_counter() - began)
         self.open, self.opened_at = [], None
@@ -273,25 +290,38 @@ class Transactions:
         """`init_transactions`, once: fences (aborts) what an earlier producer with the same
         transactional id left open."""
         if not self.ready:
-            await self._in_thread(
-                self._retrying,
-                lambda: self.producer.init_transactions(self.timeout),
-                "commit_failed",
+            await self._retrying(
+                lambda: self.producer.init_transactions(self.timeout), "commit_failed"
             )
             self.ready = True
 
-    def _commit(self, offsets: list[TopicPartition], metadata: Any) -> None:
-        self._retrying(
+    async def start(self) -> None:
+        """Before the consumer joins the group: `init_transactions`. A failure here that is
+        not fatal is tried again with the first batch."""
+        try:
+            await self.init()
+        except TransactionError as failure:
+            if not self.fatal.kafka_error(failure.error):
+                log.warning(
+                    "transactions not initialised yet (%s); tried again with the first batch",
+                    failure.error.name(),
+                )
+
+    async def _commit(self, offsets: list[TopicPartition], metadata: Any) -> None:
+        await self._retrying(
             lambda: self.producer.send_offsets_to_transaction(offsets, metadata, self.timeout),
             "commit_failed",
         )
-        self._retrying(lambda: self.producer.commit_transaction(self.timeout), "commit_failed")
+        await self._retrying(
+            lambda: self.producer.commit_transaction(self.timeout), "commit_failed"
+        )
 
-    def _retrying(self, call: Callable[..., Any], reason: AbortReason) -> None:
-        """A transactional call, tried again while librdkafka calls its error retriable."""
+    async def _retrying(self, call: Callable[[], Any], reason: AbortReason) -> None:
+        """A transactional call on the transactions' thread, tried again while librdkafka
+        calls its error retriable; raises `TransactionError`."""
         for n in range(CALL_TRIES):
             try:
-                call()
+                await self._blocking(call, reason)
                 return
             except KafkaException as exception:
                 error: KafkaError = exception.args[0]
@@ -299,7 +329,28 @@ class Transactions:
                     raise TransactionError(error, reason) from None
                 if n == CALL_TRIES - 1:
                     raise TransactionError(error, reason) from None
-                time.sleep(min(RETRY_FIRST_BACKOFF * 2**n, RETRY_MAX_BACKOFF))
+                log.warning("transaction call failed (%s); asking again", error.name())
+                await asyncio.sleep(min(RETRY_FIRST_BACKOFF * 2**n, RETRY_MAX_BACKOFF))
+
+    async def _blocking(self, call: Callable[[], Any], reason: AbortReason) -> None:
+        """Run a call that blocks, within its timeout and a margin. librdkafka's
+        `send_offsets_to_transaction` can block past its own timeout when the group's
+        coordinator went away (confluentinc/librdkafka#5456, #5511): the producer is then
+        unusable, so the worker stops (status 1, the cause named); its restart under the
+        same instance id aborts the open transaction, and nothing is lost or repeated."""
+        pending = self._in_thread(call)
+        try:
+            await asyncio.wait_for(asyncio.shield(pending), self.timeout + WATCHDOG_MARGIN)
+        except TimeoutError:
+            self.fatal.stop(
+                f"a transactional call did not return within {self.timeout + WATCHDOG_MARGIN:.0f}"
+                " s (librdkafka blocks there when the group's coordinator went away); the "
+                "worker stops so that its restart aborts the open transaction",
+                FAULT_EXIT_STATUS,
+            )
+            raise TransactionError(
+                KafkaError(KafkaError._TIMED_OUT, "transactional call blocked"), reason
+            ) from None
 
     def _call(self, call: Callable[[], Any], reason: AbortReason) -> None:
         try:
@@ -316,7 +367,8 @@ class Transactions:
         """A transaction that did not commit: stop (fenced, or a refusal that retrying
         cannot cure) or abort it, so the records are decided again."""
         error = failure.error
-        if self.fatal.kafka_error(error):  # fenced, or refused for good: nothing more
+        if self.fatal.reason is not None or self.fatal.kafka_error(error):
+            # stopping (fenced, refused for good, a call that blocked): nothing more
             self.open, self.opened_at = [], None
             return
         reason = failure.reason
@@ -360,9 +412,7 @@ class Transactions:
         self.metrics.transaction_aborts.labels(reason).inc()
         self.open, self.opened_at = [], None
         try:
-            await self._in_thread(
-                self._retrying, lambda: self.producer.abort_transaction(self.timeout), reason
-            )
+            await self._retrying(lambda: self.producer.abort_transaction(self.timeout), reason)
         except TransactionError as failure:
             if self.fatal.kafka_error(failure.error):
                 return
@@ -389,6 +439,14 @@ class Transactions:
             return len(self.open)
         wanted = set(tps)
         return sum(1 for sent in self.open if sent.record.tp in wanted)
+
+
+def first_offsets(records: list[InputRecord]) -> dict[TP, int]:
+    """Per partition, the offset of its first record: where to fetch again from."""
+    offsets: dict[TP, int] = {}
+    for record in records:
+        offsets.setdefault(record.tp, record.offset)
+    return offsets
 
 
 def next_offsets(sends: list[Sent]) -> dict[TP, int]:

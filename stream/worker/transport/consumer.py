@@ -97,6 +97,8 @@ class BatchConsumer(Consumer):
     # --- the client ----------------------------------------------------------------------------
 
     async def on_start(self) -> None:
+        if self.hooks.before_start is not None:
+            await self.hooks.before_start()
         conf = self.app.conf
         config = consumer_config(self.hooks, conf.id, conf.broker_session_timeout)
         config["on_commit"] = self._commit_done
@@ -107,6 +109,16 @@ class BatchConsumer(Consumer):
     def _commit_done(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if self.reader is not None:
             self.reader.commit_done(error, partitions)
+
+    def rewind(self, offsets: dict[TP, int]) -> None:
+        """Exactly-once: fetch these partitions again from these offsets (their transaction
+        was aborted). librdkafka drops what it had fetched past them (the seek is a barrier);
+        a partition revoked meanwhile is its new owner's."""
+        for tp, offset in self._ensure_reader().rewind(offsets).items():
+            try:
+                self._client.seek(TopicPartition(tp.topic, tp.partition, offset))
+            except KafkaException as error:
+                log.warning("could not seek back (%s)", error.args[0].name())
 
     def group_metadata(self) -> Any:
         """The group's metadata for `send_offsets_to_transaction` (exactly_once): its
@@ -393,15 +405,28 @@ class BatchConsumer(Consumer):
         held = list(self.assignment())
         if not held:
             return {}
-        found = await self._on_thread(
-            self._asking,
-            self._client.committed,
-            [TopicPartition(tp.topic, tp.partition) for tp in held],
-            REQUEST_TIMEOUT,
-        )
+        found = await self._committed([TopicPartition(tp.topic, tp.partition) for tp in held])
         offsets = {TP(p.topic, p.partition): int(p.offset) for p in found if p.offset >= 0}
         self._ensure_reader().committed(offsets)
         return offsets
+
+    async def _committed(self, partitions: list[TopicPartition]) -> Any:
+        """The group's committed offsets, asked again while the broker does not answer in
+        time: with exactly_once the answer waits while a transaction holding offsets of
+        these partitions is open (a worker that died with one under another instance id:
+        until the broker aborts it, `CLAIMS_TRANSACTION_TIMEOUT`)."""
+        while True:
+            try:
+                return await self._on_thread(
+                    self._asking, self._client.committed, partitions, REQUEST_TIMEOUT
+                )
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError._TIMED_OUT or self.should_stop:
+                    raise
+                log.warning(
+                    "committed offsets not readable yet (a transaction holding them is "
+                    "still open); asking again"
+                )
 
     async def _seek(self, partition: TP, offset: int) -> None:
         self._client.seek(TopicPartition(partition.topic, partition.partition, offset))
