@@ -85,8 +85,9 @@ bench-formats: $(STAMP) ## batch claims/s and peak memory: a 10,000-claim 837 an
 bench-whatif: $(STAMP) ## benchmark whatif against check over 100,000 claims with every core (a few minutes)
 	$(BIN)/python -m bench.whatif
 
-bench-hostile: $(STAMP) ## check on 400 hostile records of ~880 KB: peak memory, one output each
+bench-hostile: $(STAMP) ## hostile records of ~880 KB: check on 400 (peak memory, one output each), then one worker under 2,200 claims mixed with 200 (outputs per route, time to drain, peak RSS; ~5 min)
 	$(BIN)/python -m bench.hostile
+	$(BIN)/python -m bench.flood
 
 bench-linear: $(STAMP) ## every rule's CPU on claims of 1,000 and 8,000 procedure lines: growth ratios
 	$(BIN)/python -m bench.linear

@@ -1,18 +1,25 @@
-"""The stage's three paths on the same claims, in one run: `make bench`.
+"""The stage's paths on the same claims, in one run: `make bench`.
 
-    python -m bench.paths [--claims 100000] [--rounds 3] [--jobs 0] [--workers 1 2]
+    python -m bench.paths [--claims 100000] [--rounds 3] [--workers 1 2]
+                          [--transports librdkafka aiokafka] [--latency-rate 1000]
 
 1. `decide()` alone, in this process pinned to one core: claims/s and CPU per claim.
 2. `claims-stage check` on the claims file, one job and all cores (`--jobs`): claims/s and
    CPU per claim of the whole command tree, the start-up (a one-claim file) subtracted.
-3. The stream worker on the local broker (started when no broker is configured): the
-   claims preloaded into a fresh topic of 6 partitions, then one worker (and two, for the
-   scale-out figure) drains it; claims/s from its first output to its last (the broker's
-   append times) and the workers' CPU over the same span.
+3. The stream worker on the local broker (started when no broker is configured), on each
+   transport (`CLAIMS_TRANSPORT`: librdkafka, the default, and Faust's aiokafka): the claims
+   preloaded into a fresh topic of 6 partitions, then one worker (and two, for the
+   scale-out figure, on the first transport) drains it; claims/s from its first output to
+   its last (the broker's append times), the worker's own CPU (from /proc) over the same
+   span divided by the claims, and its peak RSS. The transports take turns within each
+   round, so a busy machine weighs on both alike.
+4. Latency on each transport: one caught-up worker fed at `--latency-rate` claims/s for
+   `--latency-seconds`; p50 and p99 from each input's Kafka timestamp to its output's,
+   after the first 3 s.
 
-It prints the table with the ratios stream/batch and batch/decide and writes the figures
-to a JSON file. Medians of `--rounds` runs; CPU time is the steadier figure on a shared
-machine. Nothing here asserts a speed: it measures.
+It prints the table with the ratios stream/batch and batch/decide, and the load average,
+and writes the figures to a JSON file. Medians of `--rounds` runs; CPU time is the steadier
+figure on a shared machine. Nothing here asserts a speed: it measures.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +45,11 @@ from bench.claims import write_claims
 from bench.decide import write_figures
 from bench.stage import (
     PARTITIONS,
+    STEADY,
     Topics,
     create_bench_topics,
     free_port,
+    latency,
     peak_rss_mib,
     preload,
     start_workers,
@@ -64,10 +73,18 @@ class PathFigure:
     cpu_us_per_claim: float
     peak_rss_mib: float = 0.0
     """The largest worker's peak resident memory (stream paths only)."""
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    """End-to-end latency at the latency rate, after the first seconds (stream paths)."""
 
     def row(self, name: str) -> str:
         rss = f"{self.peak_rss_mib:,.0f}" if self.peak_rss_mib else ""
-        return f"| {name} | {self.claims_per_s:,.0f} | {self.cpu_us_per_claim:,.1f} | {rss} |"
+        p50 = f"{self.p50_ms:,.1f}" if self.p50_ms is not None else ""
+        p99 = f"{self.p99_ms:,.1f}" if self.p99_ms is not None else ""
+        return (
+            f"| {name} | {self.claims_per_s:,.0f} | {self.cpu_us_per_claim:,.1f} | "
+            f"{p50} | {p99} | {rss} |"
+        )
 
 
 def median_figure(runs: Sequence[PathFigure]) -> PathFigure:
@@ -192,12 +209,12 @@ def _cpu_at(samples: list[tuple[float, float]], moment: float) -> float:
 
 
 def stream_worker(
-    topics: Topics, bootstrap: str, count: int, workers: int, log_dir: Path
+    topics: Topics, bootstrap: str, count: int, workers: int, log_dir: Path, transport: str
 ) -> PathFigure:
     """Workers drain the preloaded input topic: claims/s and CPU per claim over the drain."""
-    settings = topics.settings(bootstrap, f"w{workers}-{uuid.uuid4().hex[:4]}")
+    settings = topics.settings(bootstrap, f"w{workers}-{transport[:3]}-{uuid.uuid4().hex[:4]}")
     create_bench_topics(settings)
-    processes = start_workers(settings, workers, log_dir)
+    processes = start_workers(settings, workers, log_dir, transport)
     samples: list[tuple[float, float]] = []
     peak = 0.0
     try:
@@ -255,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--claims", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--transports", nargs="+", default=list(TRANSPORTS), choices=TRANSPORTS)
+    parser.add_argument("--latency-rate", type=float, default=1000.0)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--no-stream", action="store_true", help="Skip the broker paths.")
     parser.add_argument("--json", type=Path, default=Path("out/bench-paths.json"))
     args = parser.parse_args(argv)
@@ -264,39 +284,65 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     claims = path.read_bytes().splitlines()
     cores = len(os.sched_getaffinity(0))
     print(f"{len(claims):,} claims (2-8 diagnoses, context filled, FY2023-FY2027), {cores} cores")
+    extra: dict[str, Any] = {"load_average_before": os.getloadavg()}
 
     figures: dict[str, PathFigure] = {"decide": decide_alone(claims, args.rounds)}
     figures["check_1_job"] = check_command(path, len(claims), 1, args.rounds, scratch)
     figures[f"check_{cores}_jobs"] = check_command(path, len(claims), 0, args.rounds, scratch)
     if not args.no_stream:
-        settings = Settings()
-        if not settings.broker_configured:
-            LocalBroker(settings.local_broker_home or default_home()).start()
-        topics = Topics()
-        input_settings = topics.settings(settings.kafka_bootstrap, "input")
-        create_bench_topics(input_settings)
-        preload(input_settings, claims)
-        log_dir = scratch / "logs"
-        log_dir.mkdir()
-        healthy = statistics.median(
-            start_to_healthy(topics, settings.kafka_bootstrap) for _ in range(args.rounds)
+        figures.update(stream_paths(args, claims, scratch, extra))
+    extra["load_average_after"] = os.getloadavg()
+    return report(figures, args.json, len(claims), extra)
+
+
+TRANSPORTS = ("librdkafka", "aiokafka")
+
+
+def stream_paths(
+    args: argparse.Namespace, claims: list[bytes], scratch: Path, extra: dict[str, Any]
+) -> dict[str, PathFigure]:
+    """The stream worker on each transport: drains of the preloaded claims, taking turns
+    within each round, then the latency at a steady rate."""
+    settings = Settings()
+    bootstrap = settings.kafka_bootstrap
+    if not settings.broker_configured:
+        bootstrap = LocalBroker(settings.local_broker_home or default_home()).start()
+    topics = Topics()
+    input_settings = topics.settings(bootstrap, "input")
+    create_bench_topics(input_settings)
+    preload(input_settings, claims)
+    log_dir = scratch / "logs"
+    log_dir.mkdir()
+    healthy = statistics.median(start_to_healthy(topics, bootstrap) for _ in range(args.rounds))
+    print(f"worker start to healthy: {healthy:.1f} s (median of {args.rounds})")
+    extra["start_to_healthy_s"] = healthy
+    runs: dict[str, list[PathFigure]] = {}
+    for _ in range(args.rounds):
+        for transport in args.transports:
+            counts = args.workers if transport == args.transports[0] else [1]
+            for workers in counts:
+                figure = stream_worker(topics, bootstrap, len(claims), workers, log_dir, transport)
+                runs.setdefault(f"stream_{workers}_worker_{transport}", []).append(figure)
+    figures = {name: median_figure(found) for name, found in runs.items()}
+    paced = claims[: int(args.latency_rate * args.latency_seconds)]
+    for transport in args.transports:
+        measured = latency(bootstrap, topics, paced, args.latency_rate, log_dir, transport)
+        extra[f"latency_{transport}"] = measured
+        name = f"stream_1_worker_{transport}"
+        figures[name] = replace(
+            figures[name], p50_ms=measured[STEADY + "p50_ms"], p99_ms=measured[STEADY + "p99_ms"]
         )
-        print(f"worker start to healthy: {healthy:.1f} s (median of {args.rounds})")
-        for workers in args.workers:
-            figures[f"stream_{workers}_worker"] = median_figure(
-                [
-                    stream_worker(topics, settings.kafka_bootstrap, len(claims), workers, log_dir)
-                    for _ in range(args.rounds)
-                ]
-            )
-        return report(figures, args.json, len(claims), {"start_to_healthy_s": healthy})
-    return report(figures, args.json, len(claims), {})
+    return figures
 
 
 def report(
-    figures: dict[str, PathFigure], path: Path, count: int, extra: dict[str, float]
+    figures: dict[str, PathFigure], path: Path, count: int, extra: dict[str, Any]
 ) -> dict[str, Any]:
-    print("\n| path | claims/s | CPU us/claim | peak RSS MiB |\n|---|---|---|---|")
+    rate = "at the latency rate"
+    print(
+        f"\n| path | claims/s | CPU us/claim | p50 ms {rate} | p99 ms {rate} | peak RSS MiB |"
+        "\n|---|---|---|---|---|---|"
+    )
     for name, figure in figures.items():
         print(figure.row(name))
     decide, batch = figures["decide"], figures["check_1_job"]
@@ -312,16 +358,26 @@ def report(
         )
         / batch.claims_per_s,
     }
-    stream = figures.get("stream_1_worker")
-    if stream is not None:
-        ratios["stream_cpu_over_batch_cpu"] = stream.cpu_us_per_claim / batch.cpu_us_per_claim
-        ratios["stream_rate_over_batch_rate"] = stream.claims_per_s / batch.claims_per_s
-        two = figures.get("stream_2_worker")
+    for transport in TRANSPORTS:
+        stream = figures.get(f"stream_1_worker_{transport}")
+        if stream is None:
+            continue
+        ratios[f"stream_cpu_over_batch_cpu_{transport}"] = (
+            stream.cpu_us_per_claim / batch.cpu_us_per_claim
+        )
+        ratios[f"stream_rate_over_batch_rate_{transport}"] = (
+            stream.claims_per_s / batch.claims_per_s
+        )
+        two = figures.get(f"stream_2_worker_{transport}")
         if two is not None:
-            ratios["stream_2_workers_over_1"] = two.claims_per_s / stream.claims_per_s
+            ratios[f"stream_2_workers_over_1_{transport}"] = two.claims_per_s / stream.claims_per_s
     print()
     for name, value in ratios.items():
-        print(f"{name:32} {value:6.2f}")
+        print(f"{name:44} {value:6.2f}")
+    for moment in ("before", "after"):
+        loads = extra.get(f"load_average_{moment}")
+        if loads:
+            print(f"load average {moment}: {', '.join(f'{x:.2f}' for x in loads)}")
     results: dict[str, Any] = {
         "claims": count,
         **extra,

@@ -13,8 +13,9 @@ input topic of 6 partitions, then measures, each measure repeated and the median
     group), records/s from the first output's timestamp to the last, and peak RSS;
 (d) latency: one worker fed at half of (c)'s rate, end-to-end p50/p95/p99 from each input
     record's Kafka timestamp to its output's;
-(e) Faust's own ceiling: a bare agent that only acknowledges each record, then the same
-    with the stage's Prometheus sensor, then with `decide` but no output.
+(e) Faust's own ceiling, on each transport: a bare agent that only acknowledges each
+    record, then the same with the stage's Prometheus sensor, then with `decide` but no
+    output.
 
 It prints a table with the ratios stage/passthrough and stage/decide-only and writes the
 figures to a JSON file. Nothing here asserts a speed: it measures.
@@ -236,9 +237,13 @@ def free_port() -> int:
         return port
 
 
-def worker_env(settings: Settings, port: int) -> dict[str, str]:
+def worker_env(settings: Settings, port: int, transport: str | None = None) -> dict[str, str]:
+    """A worker's environment: these topics and group, its web port, and the transport
+    (`librdkafka` or `aiokafka`; by default what the environment or the settings say)."""
+    chosen = {"CLAIMS_TRANSPORT": transport} if transport else {}
     return {
         **os.environ,
+        **chosen,
         "CLAIMS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "CLAIMS_INPUT_TOPIC": settings.input_topic,
         "CLAIMS_VALIDATED_TOPIC": settings.validated_topic,
@@ -250,14 +255,16 @@ def worker_env(settings: Settings, port: int) -> dict[str, str]:
     }
 
 
-def start_workers(settings: Settings, count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    settings: Settings, count: int, log_dir: Path, transport: str | None = None
+) -> list[subprocess.Popen[bytes]]:
     workers = []
     for n in range(count):
         with (log_dir / f"{settings.app_id}-{n}.log").open("wb") as log:
             workers.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "stream", "worker"],
-                    env=worker_env(settings, free_port()),
+                    env=worker_env(settings, free_port(), transport),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
@@ -319,13 +326,18 @@ def stage_rate(
 
 
 def latency(
-    bootstrap: str, topics: Topics, records: list[bytes], rate: float, log_dir: Path
+    bootstrap: str,
+    topics: Topics,
+    records: list[bytes],
+    rate: float,
+    log_dir: Path,
+    transport: str | None = None,
 ) -> dict[str, float]:
     """(d) one caught-up worker fed at `rate` records/s: end-to-end quantiles in ms."""
     settings = topics.settings(bootstrap, f"latency-{uuid.uuid4().hex[:4]}")
     settings = settings.model_copy(update={"input_topic": f"{settings.app_id}-in"})
     create_bench_topics(settings)
-    processes = start_workers(settings, 1, log_dir)
+    processes = start_workers(settings, 1, log_dir, transport)
     try:
         # Wait until the worker holds its partitions: one record through and out.
         preload(settings, records[:1])
@@ -369,11 +381,14 @@ def _quantiles(prefix: str, delays: list[float]) -> dict[str, float]:
     }
 
 
-def faust_ceiling(bootstrap: str, topic: str, count: int, kind: str) -> float:
+TRANSPORTS = ("librdkafka", "aiokafka")
+
+
+def faust_ceiling(bootstrap: str, topic: str, count: int, kind: str, transport: str) -> float:
     """(e) a bare Faust agent draining the topic: `ack`, `sensor` or `decide` (no output)."""
     result = subprocess.run(
         [sys.executable, "-m", "bench.faust_ceiling", topic, str(count), kind],
-        env={**os.environ, "CLAIMS_KAFKA_BOOTSTRAP": bootstrap},
+        env={**os.environ, "CLAIMS_KAFKA_BOOTSTRAP": bootstrap, "CLAIMS_TRANSPORT": transport},
         capture_output=True,
         text=True,
         timeout=1800,
@@ -431,9 +446,13 @@ class StageRun:
 
     def faust_ceilings(self) -> None:
         topic, count = self.input.input_topic, len(self.records)
-        for kind in ("ack", "sensor", "decide"):
-            runs = [faust_ceiling(self.bootstrap, topic, count, kind) for _ in range(self.repeats)]
-            self.median_of(f"e_faust_{kind}", runs)
+        for transport in TRANSPORTS:
+            for kind in ("ack", "sensor", "decide"):
+                runs = [
+                    faust_ceiling(self.bootstrap, topic, count, kind, transport)
+                    for _ in range(self.repeats)
+                ]
+                self.median_of(f"e_faust_{kind}_{transport}", runs)
 
     def latency(self, rate: float, seconds: float) -> None:
         records = self.records[: int(rate * seconds)]
@@ -491,9 +510,11 @@ def print_stage_table(results: dict[str, Any], stage: dict[int, float], a: float
         "a_passthrough",
         "b_decide_only",
         *[f"c_stage_{w}_worker" for w in stage],
-        "e_faust_ack",
-        "e_faust_sensor",
-        "e_faust_decide",
+        *(
+            f"e_faust_{kind}_{transport}"
+            for transport in TRANSPORTS
+            for kind in ("ack", "sensor", "decide")
+        ),
     )
     for name in measures:
         if name in results:

@@ -76,13 +76,33 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         default=500,
         ge=1,
-        description="Input records the worker takes at a time: decided and sent together, "
-        "each acknowledged once its output is stored.",
+        description="Input records one fetch asks librdkafka for (librdkafka transport): "
+        "they reach the agent together, each acknowledged once its output is stored.",
     )
     batch_wait_ms: float = Field(
         default=20.0,
         ge=0,
-        description="How long the worker waits to fill a batch: the latency it adds at low load.",
+        description="How long a fetch waits to fill a batch (librdkafka transport): the "
+        "latency it adds at low load.",
+    )
+    transport: Literal["librdkafka", "aiokafka"] = Field(
+        default="librdkafka",
+        description="How the worker reads its input: librdkafka in fetched batches (the "
+        "stage's own Faust transport), or Faust's aiokafka consumer, a record at a time.",
+    )
+    fetch_queue_mib: int = Field(
+        default=8,
+        ge=2,
+        description="MiB of input records librdkafka fetches ahead of the worker "
+        "(librdkafka transport).",
+    )
+    in_flight_mib: int = Field(
+        default=32,
+        ge=32,
+        description="MiB the worker holds between taking a record and acknowledging it: the "
+        "input record, its output and their bookkeeping (librdkafka's output queue is bounded "
+        "by the same): past it, the worker takes nothing more until outputs are stored. At "
+        "least 32, twice the largest record the stage writes.",
     )
     producer_linger_ms: float = Field(
         default=5.0, ge=0, description="How long the output producer waits to fill a batch."

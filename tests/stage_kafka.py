@@ -300,8 +300,12 @@ class StageDeployment:
 
     def env(self, web_port: int, **overrides: str) -> dict[str, str]:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_")}
+        # The transport under test: `CLAIMS_TRANSPORT=aiokafka make integration` runs the
+        # workers on Faust's aiokafka consumer instead of the default librdkafka transport.
+        transport = {k: v for k, v in os.environ.items() if k == "CLAIMS_TRANSPORT"}
         return {
             **inherited,
+            **transport,
             **self.stage_env(),
             "CLAIMS_WEB_PORT": str(web_port),
             "CLAIMS_LOG_LEVEL": "INFO",

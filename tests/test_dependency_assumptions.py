@@ -35,9 +35,97 @@ def parameters(function: Callable[..., Any]) -> list[str]:
 # ---------------------------------------------------------------- faust-streaming
 
 
-def test_the_agent_takes_batches_without_acknowledging_them() -> None:
-    # stream/worker/agent.py: `stream.noack_take(batch_size, within=...)`.
-    assert parameters(faust.Stream.noack_take) == ["self", "max_", "within"]
+def test_the_agent_takes_events_without_acknowledging_them() -> None:
+    # stream/worker/agent.py: `stream.noack().events()`.
+    assert parameters(faust.Stream.noack) == ["self"]
+    assert "enable_acks=False" in inspect.getsource(faust.Stream.noack)
+    assert parameters(faust.Stream.events) == ["self"]
+
+
+def test_faust_finds_the_stages_transport_by_its_scheme() -> None:
+    # pyproject.toml's `faust.transports` entry point; stream/worker/transport/__init__.py.
+    from faust.transport.drivers import by_url
+
+    from stream.worker.transport import SCHEME, Transport
+
+    assert by_url(f"{SCHEME}://127.0.0.1:9092") is Transport
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("_drain_messages", ["self", "fetcher"]),
+        ("_filter_tps_with_pending_acks", ["self", "topics"]),
+        ("_new_offset", ["self", "tp"]),
+        ("_should_commit", ["self", "tp", "offset"]),
+        ("_commit_offsets", ["self", "offsets", "start_new_transaction"]),
+        ("_commit", ["self", "offsets"]),
+        ("wait_empty", ["self"]),
+        ("on_partitions_revoked", ["self", "revoked"]),
+        ("on_partitions_assigned", ["self", "assigned", "generation_id"]),
+    ],
+)
+def test_the_batch_consumer_overrides_what_faust_calls(method: str, expected: list[str]) -> None:
+    # stream/worker/transport/consumer.py replaces these Consumer methods.
+    from stream.worker.transport.consumer import BatchConsumer
+
+    assert parameters(getattr(Consumer, method)) == expected
+    assert parameters(getattr(BatchConsumer, method)) == expected
+
+
+def test_faust_commits_through_the_methods_the_batch_consumer_replaces() -> None:
+    # stream/worker/transport/consumer.py: Faust's commit asks `_filter_tps_with_pending_acks`
+    # which partitions to commit and `_new_offset` up to where, then `_commit_offsets`.
+    force = inspect.getsource(Consumer.force_commit)
+    assert "self._filter_tps_with_pending_acks(topics)" in force
+    assert "self._commit_tps(" in force
+    filtering = inspect.getsource(Consumer._filter_committable_offsets)
+    assert "self._new_offset(tp)" in filtering
+    assert "self._should_commit(tp, offset)" in filtering
+    assert "self._commit_offsets(" in inspect.getsource(Consumer._commit_tps)
+
+
+def test_a_revocation_waits_for_the_consumer_then_signals() -> None:
+    # stream/worker/transport/consumer.py bounds `wait_empty`; the agent drops what still
+    # waits on the `on_partitions_revoked` signal sent after it.
+    source = inspect.getsource(faust.App._on_partitions_revoked)
+    assert source.index("_consumer_wait_empty") < source.index("self.on_partitions_revoked.send")
+    assert "consumer.wait_empty()" in inspect.getsource(faust.App._consumer_wait_empty)
+
+
+def test_a_batch_travels_as_the_value_of_one_faust_message() -> None:
+    # stream/worker/transport/consumer.py `_deliver` builds a ConsumerMessage whose value is
+    # the batch, already `tracked` (the stream would count it as one message in) and of the
+    # app's consumer generation (the stream skips a message of another generation).
+    from faust.types import ConsumerMessage
+
+    assert parameters(ConsumerMessage.__init__)[:13] == [
+        "self",
+        "topic",
+        "partition",
+        "offset",
+        "timestamp",
+        "timestamp_type",
+        "headers",
+        "key",
+        "value",
+        "checksum",
+        "serialized_key_size",
+        "serialized_value_size",
+        "tp",
+    ]
+    assert "generation_id" in parameters(ConsumerMessage.__init__)
+    iterating = inspect.getsource(faust.Stream._py_aiter)
+    assert "not message.tracked" in iterating
+    assert "message.generation_id != self.app.consumer_generation_id" in iterating
+
+
+def test_recovery_resumes_streams_only_for_the_apps_generation() -> None:
+    # stream/worker/transport/consumer.py sets `app.consumer_generation_id` before Faust's
+    # assignment handling, as faust's aiokafka driver does.
+    from faust.tables.recovery import Recovery
+
+    assert "generation_id != app.consumer_generation_id" in inspect.getsource(Recovery.on_rebalance)
 
 
 def test_the_agent_acknowledges_as_stream_ack_does() -> None:

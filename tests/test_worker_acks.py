@@ -3,6 +3,9 @@ order, records are acknowledged only in their partition's offset order."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from stream.worker.acks import OffsetOrderAcks, Pending
 
 
@@ -48,3 +51,43 @@ def test_an_undelivered_output_holds_back_its_partition_only() -> None:
     assert acks.in_flight() == 2
     stuck.done()
     assert acknowledged == [(1, 5), (0, 10), (0, 11)]
+
+
+def test_an_acknowledged_record_is_freed_without_the_garbage_collector() -> None:
+    """The agent's record points at its `Pending` (to call `done`), which points back at
+    the record: the queue breaks that cycle when the record leaves, so a drained stream does
+    not pile up garbage until the next full collection."""
+
+    class Flight:
+        pending: Pending[Flight]
+
+    acknowledged: list[int] = []
+    acks: OffsetOrderAcks[Flight] = OffsetOrderAcks(lambda f: acknowledged.append(id(f)))
+    flight = Flight()
+    flight.pending = acks.add(0, flight)
+    alive = weakref.ref(flight)
+    gc.disable()
+    try:
+        flight.pending.done()
+        del flight
+        assert alive() is None
+    finally:
+        gc.enable()
+    assert len(acknowledged) == 1
+
+
+def test_dropped_records_are_freed_without_the_garbage_collector() -> None:
+    class Flight:
+        pending: Pending[Flight]
+
+    acks: OffsetOrderAcks[Flight] = OffsetOrderAcks(lambda f: None)
+    flight = Flight()
+    flight.pending = acks.add(0, flight)
+    alive = weakref.ref(flight)
+    gc.disable()
+    try:
+        assert acks.drop([0]) == [flight]
+        del flight
+        assert alive() is None
+    finally:
+        gc.enable()

@@ -57,7 +57,12 @@ Sex = Literal["F", "M", "U"]
 Outcome = Literal["validated", "rejected"]
 Severity = Literal["error", "warning"]
 DeadLetterKind = Literal[
-    "not_utf8", "invalid_json", "contract_violation", "too_large", "internal_error"
+    "not_utf8",
+    "invalid_json",
+    "contract_violation",
+    "too_large",
+    "internal_error",
+    "decision_too_large",  # the decision is over the output topics' record size
 ]
 Route = Literal["validated", "review", "rejected", "dead_letter"]
 """Where an input record goes: its decision's outcome, the review topic (a validated

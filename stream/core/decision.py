@@ -48,6 +48,10 @@ from stream.core.contracts import (
 from stream.core.rules import CATALOGUE, Rule
 from stream.core.rules.config import Policies, RuleFinding, Ruleset
 
+MAX_OUTPUT_BYTES = 1024 * 1024
+"""The largest decision sent: the output topics' `max.message.bytes` (Kafka's default, 1 MiB).
+A larger decision is a dead letter of kind `decision_too_large` that keeps the input."""
+
 
 @dataclass(slots=True)  # not frozen: frozen construction costs ~4x on the hot path
 class Output:
@@ -90,6 +94,7 @@ class Decider:
         icd10cm: Icd10cmCatalog | None = None,
         cpt: CptCatalog | None = None,
         max_record_bytes: int = MAX_RECORD_BYTES,
+        max_output_bytes: int = MAX_OUTPUT_BYTES,
         releases: Sequence[LoadedRelease] = (),
     ) -> None:
         """`releases`: the loaded ICD-10-CM releases (`stream.core.codes.store`), when no
@@ -97,6 +102,8 @@ class Decider:
         self.policies = policies or Policies()
         self.max_record_bytes = max_record_bytes
         """Input records larger than this are dead letters of kind `too_large`."""
+        self.max_output_bytes = max_output_bytes
+        """A decision larger than this is not sent; its input goes to the dead-letter topic."""
         self.ruleset = self.policies.default
         """The global policy: the ruleset of every claim whose payer has no policy of its own."""
         self._payer_rulesets = self.policies.payers
@@ -166,9 +173,21 @@ class Decider:
             if isinstance(read, Output):
                 return read
             event, raw = read
-            return self._decision(event, raw, source, now)
+            output = self._decision(event, raw, source, now)
         except Exception as error:  # a bug in the stage; the input is kept whole for replay
             return internal_error(value, source, key, now, error)
+        if len(output.value) > self.max_output_bytes:
+            return decision_too_large(
+                value,
+                source,
+                key,
+                now,
+                f"the decision is {len(output.value):,} bytes; the output topics take at "
+                f"most {self.max_output_bytes:,} bytes",
+                event_id=output.event_id,
+                claim_id=output.claim_id,
+            )
+        return output
 
     def read(
         self, value: bytes | AdaptedClaim | None, source: Source, key: bytes | None = None
@@ -474,6 +493,34 @@ def internal_error(
         origin=value.origin if isinstance(value, AdaptedClaim) else None,
         claim_id=value.claim_id if isinstance(value, AdaptedClaim) else None,
     )
+
+
+def decision_too_large(
+    value: bytes | AdaptedClaim | None,
+    source: Source,
+    key: bytes | None,
+    received_at: dt.datetime,
+    reason: str,
+    event_id: str | None = None,
+    claim_id: str | None = None,
+) -> Output:
+    """The dead letter of a record whose decision is too large for its topic, input kept.
+
+    Made by `decide` when the decision is over its limit, and by the worker when the broker
+    refuses a decision as too large (a topic configured below that limit)."""
+    raw: bytes | None = value.raw if isinstance(value, AdaptedClaim) else value
+    letter = dead_letter(
+        raw,
+        source,
+        key,
+        received_at,
+        "decision_too_large",
+        f"{reason}; the input is kept whole",
+        origin=value.origin if isinstance(value, AdaptedClaim) else None,
+        claim_id=claim_id,
+    )
+    letter.event_id = event_id
+    return letter
 
 
 def source_document(source: Source) -> dict[str, str | int]:

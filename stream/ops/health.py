@@ -54,9 +54,14 @@ class WorkerState:
     def kafka_reachable(self) -> None:
         self.unreachable_since = self.unreachable_reason = None
 
-    def health(self, partitions: set[int], now: float) -> tuple[bool, str]:
+    def health(
+        self, partitions: set[int], now: float, oldest_pending: float | None = None
+    ) -> tuple[bool, str]:
         """(healthy, reason): the cluster answers, partitions held, outputs accepted,
-        progress while records wait."""
+        acknowledgements advancing while outputs are pending, progress while records wait.
+
+        `oldest_pending` is when the oldest record still waiting for its acknowledgement was
+        decided (None: none waits)."""
         if self.unreachable_since is not None:
             # A lag reading is many calls and can fail long after it began; an output the
             # cluster stored meanwhile (progress) shows it still answered then.
@@ -76,6 +81,11 @@ class WorkerState:
                     f"{len(self.failing_since)} outputs not accepted by the broker for "
                     f"{oldest:.0f} s"
                 )
+        if oldest_pending is not None and now - oldest_pending > STALL_SECONDS:
+            return False, (
+                f"acknowledgements stalled: an output has been pending for "
+                f"{now - oldest_pending:.0f} s"
+            )
         since = now - max(self.last_progress, self.assigned_at or 0.0)
         if waiting and since > STALL_SECONDS:
             return False, f"stalled: {waiting} records waiting, nothing decided for {since:.0f} s"

@@ -30,6 +30,9 @@ END_TO_END_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
 )  # fmt: skip
 
+WORKER_PARTS = ("metrics", "delivery", "acknowledgement", "poller")
+"""The parts of the worker whose faults `claims_worker_faults_total` counts."""
+
 FINDING_SERIES: tuple[tuple[str, str], ...] = tuple(
     (rule.rule_id, severity)
     for rule in CATALOGUE
@@ -140,6 +143,15 @@ class StageMetrics:
             "its input stays uncommitted until one is accepted.",
             registry=registry,
         )
+        self.worker_faults = Counter(
+            "claims_worker_faults_total",
+            "Exceptions caught in the worker's own machinery, by part: metrics and logs "
+            "(counted and passed over), delivery and acknowledgement (the worker stops).",
+            ["part"],
+            registry=registry,
+        )
+        for part in WORKER_PARTS:
+            self.worker_faults.labels(part)
         self.consumer_lag = Gauge(
             "claims_consumer_lag",
             "Input records not yet committed (end offset minus committed offset), per "

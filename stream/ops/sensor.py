@@ -47,6 +47,28 @@ class LeanPrometheusMonitor(PrometheusMonitor):
         self.messages_active += 1
         self.tp_read_offsets[tp] = offset
 
+    def on_records_in(self, tp: Any, count: int, last_offset: int) -> None:
+        """`count` records of a partition fetched at once (the librdkafka transport hands
+        them over in batches): the same received-message series, counted in bulk."""
+        metrics = self._metrics
+        metrics.messages_received.inc(count)
+        topic = self._by_topic.get(tp.topic)
+        if topic is None:
+            topic = self._by_topic[tp.topic] = metrics.messages_received_per_topics.labels(
+                topic=tp.topic
+            )
+        topic.inc(count)
+        partition = self._by_partition.get(tp)
+        if partition is None:
+            partition = self._by_partition[tp] = (
+                metrics.messages_received_per_topics_partition.labels(
+                    topic=tp.topic, partition=tp.partition
+                )
+            )
+        partition.set(last_offset)
+        self.messages_received_total += count
+        self.tp_read_offsets[tp] = last_offset
+
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
         metrics = self._metrics
         metrics.total_events.inc()

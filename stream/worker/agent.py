@@ -4,43 +4,95 @@
   record is acknowledged, and so becomes committable, only in the callback that sees the
   broker acknowledge its output. Faust commits the contiguous acknowledged prefix of each
   partition, so an offset is never committed past a record whose output is not stored.
-- A failed delivery is sent again, with backoff, until the broker takes it; meanwhile the
-  committed offset stays before it, and a restart would decide it again. A refusal that
-  retrying cannot cure (authentication, TLS, a missing ACL) stops the worker instead
-  (`fatal.FatalStop`: exit status 2), the record uncommitted.
-- `decide` never raises, and the per-record work sits in its own error boundary, so no
-  record stops the agent (an exception leaving a Faust agent skips the record).
-- Sends are pipelined: the loop does not wait for one acknowledgement before the next
-  record, so throughput is bounded by the producer's batching, not by round trips.
+- A delivery that failed for a reason retrying can cure (a broker away, a timeout) is sent
+  again, with backoff, until the broker takes it; meanwhile the committed offset stays
+  before it, and a restart would decide it again.
+- A refusal that retrying cannot cure is never retried: an output refused for its size
+  is sent again alone (the broker refuses a batch over the topic's size whole), and a
+  decision refused alone goes to the dead-letter topic as `decision_too_large`, the input
+  kept (the record's one output); a refused login, TLS handshake or ACL, an invalid record, or a dead
+  letter the dead-letter topic refuses stops the worker (`fatal.FatalStop`: exit status 2,
+  the cause named), the record uncommitted.
+- `decide` never raises. Delivery reports run inside `poll()`: they catch everything. A
+  fault in counting (metrics, logs) is logged by `event_id` and `claim_id`, counted and
+  passed over; a fault in delivery or acknowledgement stops the worker with status 1 and
+  the fault named, so nothing stalls silently and nothing is committed past it.
+- Bounded memory: the bytes of input records and outputs between decision and
+  acknowledgement are counted; past `in_flight_mib`, the agent takes no record until
+  outputs are stored.
+- On revocation, the records of revoked partitions still waiting are dropped: their
+  reports acknowledge nothing and their retries stop; their new owner decides them again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import faust
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from stream.core.contracts import KafkaSource
-from stream.core.decision import Decider, Output
+from stream.core.decision import Decider, Output, decision_too_large
 from stream.ops.health import WorkerState
 from stream.ops.metrics import StageMetrics
 from stream.worker.acks import OffsetOrderAcks, Pending
-from stream.worker.fatal import FatalStop
-from stream.worker.outputs import OutputProducer
+from stream.worker.fatal import FatalStop, fault_name
+from stream.worker.outputs import POLL_INTERVAL, OutputProducer
+from stream.worker.transport.records import RecordBatch
 
 log = logging.getLogger("claims_stage.worker")
 
+FLIGHT_OVERHEAD = 2048
+"""Bytes a record in flight holds besides its input and output: the Python objects that
+track it (the flight, the input record, the output, its headers and source)."""
+YIELD_EVERY = 64
+"""Records of a batch decided between two turns of the event loop."""
+REDELIVERY_FIRST_BACKOFF = 0.5
 REDELIVERY_MAX_BACKOFF = 30.0
+
+TOO_LARGE = frozenset({"MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"})
+"""The broker (or librdkafka, before sending) refuses the record for its size."""
+PERMANENT_REFUSALS = frozenset(
+    {
+        "INVALID_RECORD",
+        "INVALID_MSG",
+        "INVALID_MSG_SIZE",
+        "INVALID_TIMESTAMP",
+        "INVALID_REQUIRED_ACKS",
+        "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+        "POLICY_VIOLATION",
+        "TOPIC_EXCEPTION",
+        "_INVALID_ARG",
+        "_BAD_MSG",
+    }
+)
+"""Refusals of a record that the same record would meet again: the topic's configuration
+(a compacted dead-letter topic and a record without key, timestamps out of range)."""
 
 
 class Flight:
     """One input record between its decision and its acknowledgement."""
 
-    __slots__ = ("agent", "event", "output", "pending", "seconds", "stream")
+    __slots__ = (
+        "agent",
+        "alone",
+        "attempts",
+        "decided_at",
+        "dropped",
+        "event",
+        "output",
+        "pending",
+        "retry",
+        "seconds",
+        "size",
+        "stream",
+    )
 
     def __init__(
         self, agent: ClaimsAgent, event: Any, stream: Any, output: Output, seconds: float
@@ -50,20 +102,26 @@ class Flight:
         self.stream = stream
         self.output = output
         self.seconds = seconds
-        self.pending: Pending[Flight] | None = None
+        self.decided_at = time.time()
+        self.size = len(event.message.value or b"") + len(output.value) + FLIGHT_OVERHEAD
+        self.attempts = 0
+        self.alone = False
+        """Sent in a batch of its own: a refusal for size is then about this record."""
+        self.dropped = False
+        self.retry: asyncio.Task[None] | None = None
+        self.pending: Pending[Flight] = agent.acks.add(event.message.tp, self)
 
     def report(self, error: Any, message: Any) -> None:
         """librdkafka's delivery report for this record's output."""
-        self.agent.delivered(self, error, message)
+        self.agent.delivered(self, error)
 
 
 class ClaimsAgent:
     """Decide, send, and acknowledge each input record once its output is stored.
 
-    Records come in batches (`noack_take`: nothing is acknowledged by taking them); each
-    is decided and its output queued in librdkafka without a wait, and the record is
-    acknowledged when its output and those of every earlier record of its partition are
-    stored (`acks.OffsetOrderAcks`).
+    Each record is decided and its output queued in librdkafka without a wait, and the
+    record is acknowledged when its output and those of every earlier record of its
+    partition are stored (`acks.OffsetOrderAcks`).
     """
 
     def __init__(
@@ -74,9 +132,8 @@ class ClaimsAgent:
         outputs: OutputProducer,
         metrics: StageMetrics,
         state: WorkerState,
-        batch_size: int = 500,
-        batch_within: float = 0.02,
-        fatal: FatalStop | None = None,
+        fatal: FatalStop,
+        in_flight_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self.app = app
         self.fatal = fatal
@@ -85,24 +142,45 @@ class ClaimsAgent:
         self.outputs = outputs
         self.metrics = metrics
         self.state = state
-        self.batch_size = batch_size
-        self.batch_within = batch_within
         self.acks: OffsetOrderAcks[Flight] = OffsetOrderAcks(self.acknowledge)
+        self.max_in_flight_bytes = in_flight_bytes
+        self.in_flight_bytes = 0
+        self._room = asyncio.Event()
         self._retries: set[asyncio.Task[None]] = set()
 
+    # --- taking records -------------------------------------------------------------------
+
     async def process(self, stream: Any) -> None:
-        """The agent body: never lets an exception out, so no record is ever skipped."""
+        """The agent body: each record as it arrives, or each fetched batch (librdkafka
+        transport). Never lets an exception out (one leaving a Faust agent skips the
+        record)."""
         self.outputs.start()
-        async for events in stream.noack_take(self.batch_size, within=self.batch_within):
-            for event in events:
-                try:
-                    await self.handle(event, stream)
-                except Exception:  # the boundary: decide() does not raise, sending might
-                    log.exception(
-                        "could not hand a record to the producer; it stays unacknowledged "
-                        "and is retried",
-                        extra=where(event),
+        async for event in stream.noack().events():
+            value = event.value
+            try:
+                if isinstance(value, RecordBatch):
+                    await self.handle_batch(value)
+                    self.app.sensors.on_stream_event_out(
+                        event.message.tp, event.message.offset, stream, event, None
                     )
+                else:
+                    await self.handle(event, stream)
+            except Exception as error:  # a bug: stop rather than leave the record behind
+                self.fault("delivery", error, where(event))
+
+    async def handle_batch(self, batch: RecordBatch) -> None:
+        """The records of one fetch, in order; the rest is left once a rebalance begins
+        (their partitions' next owner reads them from the committed offsets)."""
+        for n, record in enumerate(batch.records):
+            if not batch.current:
+                return
+            waiting = self.take(record, None)
+            if waiting is not None:
+                await self.send_when_room(waiting)
+            if self.in_flight_bytes > self.max_in_flight_bytes:
+                await self.room()
+            elif n % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # the poller, the web pages and the timers run
 
     def decide(self, event: Any) -> tuple[Output, float]:
         """The output for one input record, and the seconds `decide` took."""
@@ -115,53 +193,163 @@ class ClaimsAgent:
         return output, time.perf_counter() - started
 
     async def handle(self, event: Any, stream: Any) -> None:
+        waiting = self.take(event, stream)
+        if waiting is not None:  # librdkafka's queue is full: wait, this record only
+            await self.send_when_room(waiting)
+        if self.in_flight_bytes > self.max_in_flight_bytes:
+            await self.room()
+
+    def take(self, event: Any, stream: Any) -> Flight | None:
+        """Decide a record and queue its output; returns its flight when librdkafka's
+        queue had no room for it (the caller waits and sends it)."""
         output, seconds = self.decide(event)
         flight = Flight(self, event, stream, output, seconds)
-        flight.pending = self.acks.add(event.message.tp, flight)
+        self.in_flight_bytes += flight.size
+        return None if self.hand_over(flight) else flight
+
+    def hand_over(self, flight: Flight) -> bool:
+        """Queue the flight's output; False when librdkafka's queue is full. A refusal
+        librdkafka makes at once gets the same verdict as one the broker reports."""
         try:
-            queued = self.outputs.produce(output, flight.report)
+            return self.outputs.produce(flight.output, flight.report, flight.alone)
         except KafkaException as error:
-            # librdkafka refuses at once a topic it knows this user may not write.
-            if self.refused(error.args[0], self.outputs.topics[output.route]):
-                return  # the worker stops; the record stays uncommitted
-            self.retry(flight)
-            raise
-        except Exception:
-            self.retry(flight)  # tracked already: its partition waits for it
-            raise
-        if not queued:  # librdkafka's queue is full: wait for it, this record only
-            await self.outputs.send(output, flight.report)
+            self.delivered(flight, error.args[0])
+            return True
 
-    def refused(self, error: Any, topic: str | None) -> bool:
-        """Whether the cluster refused for good; then the worker is stopping."""
-        return self.fatal is not None and self.fatal.kafka_error(error, topic)
+    async def send_when_room(self, flight: Flight) -> None:
+        while not flight.dropped and not self.hand_over(flight):
+            self.outputs.poll()
+            await asyncio.sleep(POLL_INTERVAL)
 
-    def delivered(self, flight: Flight, error: Any, message: Any = None) -> None:
-        """Delivery report: the broker answered for this record's output."""
-        if error is not None:
-            self.metrics.output_send_errors.inc()
-            if self.refused(error, message.topic() if message is not None else None):
-                return  # refused for good: the worker stops, the record stays uncommitted
+    async def room(self) -> None:
+        """Wait until the records in flight hold no more than the budget."""
+        while self.in_flight_bytes > self.max_in_flight_bytes:
+            self._room.clear()
+            await self._room.wait()
+
+    def _release(self, flight: Flight) -> None:
+        self.in_flight_bytes -= flight.size
+        if self.in_flight_bytes <= self.max_in_flight_bytes:
+            self._room.set()
+
+    # --- the broker's answer ---------------------------------------------------------------
+
+    def delivered(self, flight: Flight, error: KafkaError | None) -> None:
+        """Delivery report: the broker answered for this record's output. Runs inside
+        `poll()`, so nothing may escape it."""
+        if flight.dropped:
+            return  # its partition was revoked: the new owner decides it again
+        try:
+            if error is None:
+                if flight.attempts:
+                    log.info("output accepted after a retry", extra=where(flight))
+                flight.pending.done()
+            else:
+                self.refusal(flight, error)
+        except Exception as fault:
+            part = "acknowledgement" if error is None else "delivery"
+            self.fault(part, fault, where(flight))
+
+    def refusal(self, flight: Flight, error: KafkaError) -> None:
+        """The broker did not store this record's output: retry, replace it, or stop."""
+        self.metrics.output_send_errors.inc()
+        topic = self.outputs.topics[flight.output.route]
+        name = error.name()
+        if self.fatal.kafka_error(error, topic):  # login, TLS, ACL: the worker stops
+            return
+        if name in TOO_LARGE and not flight.alone:
+            # The broker refuses a batch over the topic's size whole: try the record alone.
+            flight.alone = True
+            self.retry(flight, backoff=0.0)
+        elif name in TOO_LARGE and flight.output.route != "dead_letter":
+            self.too_large(flight, topic)
+        elif name in TOO_LARGE or name in PERMANENT_REFUSALS:
+            log.error("output refused for good (%s)", name, extra=where(flight))
+            self.fatal.refused(error, topic)
+        else:
             log.warning(
                 "output not accepted by the broker (%s); sending it again",
-                error.name(),
-                extra=where(flight.event, flight.output),
+                name,
+                extra=where(flight),
             )
             self.retry(flight)
+
+    def too_large(self, flight: Flight, topic: str) -> None:
+        """The broker refused the decision for its size: send the record's dead letter."""
+        message = flight.event.message
+        decision = flight.output
+        letter = decision_too_large(
+            message.value,
+            KafkaSource.model_construct(
+                topic=message.topic, partition=message.partition, offset=message.offset
+            ),
+            message.key,
+            dt.datetime.now(dt.UTC),
+            f"the decision is {len(decision.value):,} bytes and topic {topic!r} refused it "
+            "as too large (its max.message.bytes is lower)",
+            event_id=decision.event_id,
+            claim_id=decision.claim_id,
+        )
+        log.warning(
+            "decision refused as too large; its record goes to the dead-letter topic",
+            extra=where(flight),
+        )
+        self.in_flight_bytes += len(letter.value) - len(decision.value)
+        flight.size += len(letter.value) - len(decision.value)
+        flight.output = letter
+        flight.alone = False
+        self.retry(flight, backoff=0.0)
+
+    def retry(self, flight: Flight, backoff: float | None = None) -> None:
+        if backoff is None:
+            backoff = min(REDELIVERY_FIRST_BACKOFF * 2**flight.attempts, REDELIVERY_MAX_BACKOFF)
+            message = flight.event.message
+            self.state.failing_since.setdefault((message.partition, message.offset), time.time())
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the last flush, after Faust stopped: nothing retries now
+            log.warning(
+                "output not stored while the worker stops; its record stays uncommitted",
+                extra=where(flight),
+            )
             return
-        assert flight.pending is not None
-        flight.pending.done()
+        flight.attempts += 1
+        task = loop.create_task(self.redeliver(flight, backoff))
+        flight.retry = task
+        self._retries.add(task)  # a reference, so the task is not collected mid-flight
+        task.add_done_callback(self._retries.discard)
+
+    async def redeliver(self, flight: Flight, backoff: float) -> None:
+        """Send the output again after `backoff` seconds; its report decides what next."""
+        await asyncio.sleep(backoff)
+        if not self.hand_over(flight):
+            await self.send_when_room(flight)
+
+    # --- acknowledgement --------------------------------------------------------------------
 
     def acknowledge(self, flight: Flight) -> None:
-        """Its output and every earlier one of its partition are stored: commit may pass it."""
+        """Its output and every earlier one of its partition are stored: commit may pass it.
+
+        Faust's acknowledgement first: if it raises, the record stays pending and the
+        caller stops the worker. Counting after: a fault there is logged and passed over.
+        """
+        event = flight.event
+        acked = event.ack()  # what `Stream.ack` does, without a task per record
+        self._release(flight)
+        try:
+            self.count(flight, acked)
+        except Exception as error:
+            self.passed_over("metrics", error, flight)
+
+    def count(self, flight: Flight, acked: bool) -> None:
+        """The sensors, the health state and the metrics of an acknowledged record."""
         event, output = flight.event, flight.output
         message = event.message
-        # What `Stream.ack` does, without a task per record: mark the offset committable
-        # and keep Faust's event sensors balanced.
-        sensors = self.app.sensors
-        if event.ack():
-            sensors.on_message_out(message.tp, message.offset, message)
-        sensors.on_stream_event_out(message.tp, message.offset, flight.stream, event, None)
+        if flight.stream is not None:  # a Faust event of one record: keep its sensors even
+            sensors = self.app.sensors
+            if acked:
+                sensors.on_message_out(message.tp, message.offset, message)
+            sensors.on_stream_event_out(message.tp, message.offset, flight.stream, event, None)
         now = time.time()
         state = self.state
         if state.failing_since:
@@ -175,50 +363,66 @@ class ClaimsAgent:
         metrics.last_decision.set(now)
         metrics.decision_seconds.observe(flight.seconds)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s", output.route, extra=where(event, output))
+            log.debug("%s", output.route, extra=where(flight))
 
-    def retry(self, flight: Flight) -> None:
-        task = asyncio.ensure_future(self.redeliver(flight))
-        self._retries.add(task)  # a reference, so the task is not collected mid-flight
-        task.add_done_callback(self._retries.discard)
+    # --- rebalance, health, faults -----------------------------------------------------------
 
-    async def redeliver(self, flight: Flight) -> None:
-        """Send an output again until the broker takes it. The record stays uncommitted."""
-        message = flight.event.message
-        self.state.failing_since.setdefault((message.partition, message.offset), time.time())
-        backoff = 0.5
-        while True:
-            await asyncio.sleep(backoff)
-            try:
-                await self.outputs.send_and_wait(flight.output)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                self.metrics.output_send_errors.inc()
-                if isinstance(error, KafkaException) and self.refused(
-                    error.args[0], self.outputs.topics[flight.output.route]
-                ):
-                    return
-                backoff = min(backoff * 2, REDELIVERY_MAX_BACKOFF)
-                log.warning(
-                    "output still not accepted (%s); next try in %.0f s",
-                    type(error).__name__,
-                    backoff,
-                    extra=where(flight.event, flight.output),
-                )
-                continue
-            log.info("output accepted after a retry", extra=where(flight.event, flight.output))
-            assert flight.pending is not None
-            flight.pending.done()
-            return
+    def partitions_revoked(self, sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        """Faust's `on_partitions_revoked` signal (sender, revoked partitions)."""
+        self.drop_partitions(args[0])
+
+    def drop_partitions(self, revoked: Iterable[Any]) -> None:
+        """Drop what waits for these partitions: their new owner decides it again."""
+        dropped = self.acks.drop(revoked)
+        for flight in dropped:
+            flight.dropped = True
+            if flight.retry is not None:
+                flight.retry.cancel()
+            message = flight.event.message
+            self.state.failing_since.pop((message.partition, message.offset), None)
+            self._release(flight)
+        if dropped:
+            log.info(
+                "%d records of revoked partitions dropped before their acknowledgement; "
+                "their new owner decides them again",
+                len(dropped),
+            )
+
+    def oldest_pending(self) -> float | None:
+        """When the oldest record waiting for its acknowledgement was decided."""
+        heads = self.acks.heads()
+        return min((flight.decided_at for flight in heads.values()), default=None)
+
+    def passed_over(self, part: str, error: BaseException, flight: Flight) -> None:
+        """A fault that costs a count, not a record: logged, counted, passed over."""
+        log.error(
+            "could not count a record (%s); it is acknowledged",
+            fault_name(error),
+            extra=where(flight),
+        )
+        self._count_fault(part)
+
+    def fault(self, part: str, error: BaseException, context: dict[str, object]) -> None:
+        """A fault the worker cannot pass over: logged, and the worker stops (status 1)."""
+        log.error("%s failed (%s); the worker stops", part, fault_name(error), extra=context)
+        self._count_fault(part)
+        self.fatal.fault(part, error)
+
+    def _count_fault(self, part: str) -> None:
+        # the metrics may be what failed; the log line has been written
+        with contextlib.suppress(Exception):
+            self.metrics.worker_faults.labels(part).inc()
 
 
-def where(event: Any, output: Output | None = None) -> dict[str, object]:
+def where(subject: Flight | Any) -> dict[str, object]:
     """Log context that identifies a record without any of its content."""
-    message = event.message
+    if not isinstance(subject, Flight):
+        message = subject.message
+        return {"partition": message.partition, "offset": message.offset}
+    message = subject.event.message
     context: dict[str, object] = {"partition": message.partition, "offset": message.offset}
-    if output is not None:
-        context["event_id"] = output.event_id
-        context["claim_id"] = output.claim_id
-        context["route"] = output.route
+    output = subject.output
+    context["event_id"] = output.event_id
+    context["claim_id"] = output.claim_id
+    context["route"] = output.route
     return context

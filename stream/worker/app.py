@@ -23,13 +23,20 @@ from stream.ops import sensor
 from stream.ops.health import WorkerState
 from stream.ops.metrics import StageMetrics
 from stream.settings import Settings
+from stream.worker import transport
 from stream.worker.agent import ClaimsAgent
-from stream.worker.fatal import EXIT_STATUS, FatalStop
+from stream.worker.fatal import FatalStop
 from stream.worker.lag import LagMonitor
 from stream.worker.outputs import OutputProducer
+from stream.worker.transport.hooks import StageHooks, attach, hooks_of
 from stream.worker.views import PageContext, install_pages
 
 log = logging.getLogger("claims_stage.worker")
+
+STREAM_BUFFER = {"aiokafka": 64, "librdkafka": 2}
+"""Events Faust holds for the agent before it takes them (its default, 4,096, could hold
+4 GiB): records on aiokafka, each at most the input topic's max.message.bytes (1 MiB by
+default); fetched batches on librdkafka, whose bytes librdkafka's queue bounds."""
 
 
 @dataclass
@@ -41,11 +48,20 @@ class WorkerApp:
     agent: ClaimsAgent
 
 
+def broker_urls(settings: Settings) -> list[str]:
+    """The bootstrap servers under the scheme of the transport the settings choose."""
+    if settings.transport == "aiokafka":
+        return clients.faust_broker_urls(settings)
+    servers = settings.kafka_bootstrap.split(",")
+    return [f"{transport.SCHEME}://{server.strip()}" for server in servers if server.strip()]
+
+
 def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
-    """The Faust app: aiokafka consumer, no tables, no topic creation, the web server."""
-    return faust.App(
+    """The Faust app: the librdkafka transport (or aiokafka's), no tables, no topic
+    creation, the web server."""
+    app = faust.App(
         settings.app_id,
-        broker=clients.faust_broker_urls(settings),
+        broker=broker_urls(settings),
         broker_credentials=clients.faust_credentials(settings),
         store="memory://",
         # No tables: the plain assignor, no standby replicas, no leader topic, and no
@@ -60,11 +76,16 @@ def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
         producer_acks=-1,
         producer_max_request_size=clients.MAX_MESSAGE_BYTES,
         stream_wait_empty=True,
+        # Records Faust holds for the agent before it takes them: a count, so few; a record
+        # is at most the input topic's max.message.bytes (1 MiB by default).
+        stream_buffer_maxsize=STREAM_BUFFER[settings.transport],
         web_enabled=web_enabled,
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
     )
+    attach(app, StageHooks(settings))
+    return app
 
 
 def create_app(
@@ -92,18 +113,26 @@ def create_app(
     input_topic = app.topic(
         settings.input_topic, key_serializer="raw", value_serializer="raw", allow_empty=True
     )
+    fatal = fatal or FatalStop(settings)
+
+    def poller_fault(error: BaseException) -> None:
+        agent.fault("poller", error, {})
+
     agent = ClaimsAgent(
         app,
         input_topic,
         decider,
-        OutputProducer(settings, fatal.error_callback if fatal is not None else None),
+        OutputProducer(settings, fatal.error_callback, poller_fault),
         metrics,
         state,
-        batch_size=settings.batch_size,
-        batch_within=settings.batch_wait_ms / 1000,
-        fatal=fatal,
+        fatal,
+        in_flight_bytes=settings.in_flight_mib * 1024 * 1024,
     )
     app.agent(input_topic, name="decide")(agent.process)
+    app.on_partitions_revoked.connect(agent.partitions_revoked)
+    hooks = hooks_of(app)
+    hooks.on_error = fatal.error_callback
+    hooks.pending = agent.acks.in_flight
 
     def held_partitions() -> set[int]:
         try:
@@ -128,6 +157,7 @@ def create_app(
             registry,
             decider.code_set_labels,
             review_route=policies.routes_to_review,
+            oldest_pending=agent.oldest_pending,
             code_sets_end=decider.code_sets_end,
         ),
     )
@@ -192,7 +222,7 @@ def run_worker(settings: Settings, decider_factory: Callable[[], Decider]) -> No
         # Faust exits 0 after a stop, 1 after a crash; a refusal that retrying cannot cure
         # (credentials, TLS, ACLs) exits 2, like the same refusal found before the start.
         if fatal.reason is not None or fatal.crashed(worker.crash_reason):
-            raise SystemExit(EXIT_STATUS) from None
+            raise SystemExit(fatal.status) from None
         raise
     finally:
         worker_app.agent.outputs.flush(timeout=5.0 if fatal.reason else 30.0)

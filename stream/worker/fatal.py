@@ -15,6 +15,9 @@ import os
 import signal
 import sys
 import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError
@@ -25,6 +28,9 @@ from stream.settings import Settings
 log = logging.getLogger("claims_stage.worker")
 
 EXIT_STATUS = 2
+"""A refusal that retrying cannot cure: credentials, TLS, an ACL, a topic's configuration."""
+FAULT_EXIT_STATUS = 1
+"""A fault in the worker itself (an exception where none was expected): a crash."""
 GRACE = 5.0
 """Seconds the graceful stop may take before the process exits regardless."""
 
@@ -38,6 +44,15 @@ _AIOKAFKA_CAUSES: dict[str, Cause] = {
     "ClusterAuthorizationFailedError": "authorization",
     "SSLCertVerificationError": "tls",  # not any SSLError: a reset handshake is retried
 }
+
+
+def fault_name(error: BaseException) -> str:
+    """An exception by its type and the place it was raised (file:line), never its text."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return type(error).__name__
+    last = frames[-1]
+    return f"{type(error).__name__} at {Path(last.filename).name}:{last.lineno} ({last.name})"
 
 
 def exception_cause(error: BaseException | None) -> tuple[Cause, str] | None:
@@ -56,12 +71,30 @@ def exception_cause(error: BaseException | None) -> tuple[Cause, str] | None:
     return None
 
 
-class FatalStop:
-    """Stops the worker once, with the first fatal cause; `reason` says whether it did."""
+def signal_own_process() -> None:
+    """Faust's own graceful stop, as if an operator had sent SIGTERM."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
-    def __init__(self, settings: Settings) -> None:
+
+class FatalStop:
+    """Stops the worker once, with the first fatal cause; `reason` says whether it did, and
+    `status` is the exit status it asks for.
+
+    `terminate` starts the graceful stop (SIGTERM to this process); `grace` seconds later
+    the process exits regardless (None: no such timer, for tests).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        terminate: Callable[[], None] = signal_own_process,
+        grace: float | None = GRACE,
+    ) -> None:
         self.settings = settings
         self.reason: str | None = None
+        self.status = EXIT_STATUS
+        self._terminate = terminate
+        self._grace = grace
 
     def kafka_error(self, error: KafkaError, topic: str | None = None) -> bool:
         """Stop for a librdkafka error that retrying cannot cure; False for any other."""
@@ -79,22 +112,37 @@ class FatalStop:
         if fatal_cause(error) is not None or error.fatal():
             self.kafka_error(error)
 
-    def stop(self, reason: str) -> None:
+    def refused(self, error: KafkaError, topic: str) -> None:
+        """The broker refused an output for good for a reason of the topic's configuration
+        (a record it calls invalid, a dead letter over its `max.message.bytes`)."""
+        self.stop(
+            f"topic {topic!r} refuses the stage's outputs ({error.name()}: {error.str()}); "
+            "retrying cannot cure this: check the topic's configuration "
+            "(max.message.bytes, cleanup.policy, message.timestamp.*)"
+        )
+
+    def fault(self, part: str, error: BaseException) -> None:
+        """An exception where none was expected (a bug): stop with status 1, naming it by
+        type and place only (its text could quote a record)."""
+        self.stop(f"{part} failed: {fault_name(error)}", FAULT_EXIT_STATUS)
+
+    def stop(self, reason: str, status: int = EXIT_STATUS) -> None:
         if self.reason is not None:
             return
         self.reason = reason
+        self.status = status
         log.critical("stopping the worker: %s", reason)
-        # Faust's own graceful stop, as if an operator had sent SIGTERM.
-        os.kill(os.getpid(), signal.SIGTERM)
-        timer = threading.Timer(GRACE, self._exit_now)
-        timer.daemon = True
-        timer.start()
+        self._terminate()
+        if self._grace is not None:
+            timer = threading.Timer(self._grace, self._exit_now)
+            timer.daemon = True
+            timer.start()
 
     def _exit_now(self) -> None:
-        log.critical("the worker did not stop within %.0f s; exiting", GRACE)
+        log.critical("the worker did not stop within %.0f s; exiting", self._grace or 0)
         logging.shutdown()
         sys.stderr.flush()
-        os._exit(EXIT_STATUS)
+        os._exit(self.status)
 
     def crashed(self, error: Any) -> bool:
         """After Faust stopped on an exception: record it if it is a fatal refusal."""

@@ -4,11 +4,23 @@ Faust's aiokafka producer costs tens of microseconds of Python per record (build
 futures, encoding batches under the GIL); librdkafka batches, compresses and retries in its
 own C threads. Delivery reports are served by `poll()` on the event loop's thread, so the
 callbacks that acknowledge input records run where Faust expects them.
+
+librdkafka sends records in batches, and the broker refuses a batch over the topic's
+`max.message.bytes` whole: a record refused as too large may be small itself. Such a record
+is sent again alone, through a second producer that batches nothing (`produce(alone=True)`,
+made on first use); only a refusal of the record alone says that the record is too large.
+
+librdkafka's local queue is bounded in bytes (`queue.buffering.max.kbytes`, the worker's
+in-flight budget): a flood of large outputs waits for room instead of growing the process.
+A delivery callback that raises ends that `poll()` call; the poller logs it, reports it to
+`on_fault` (the worker's fatal stop) and keeps polling, so the other records' reports are
+still served while the worker stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,28 +31,57 @@ from stream.core.decision import Output
 from stream.kafka import clients
 from stream.settings import Settings
 
+log = logging.getLogger("claims_stage.worker")
+
 POLL_INTERVAL = 0.002
 """How often delivery reports are collected when no record arrives to do it."""
 
 DeliveryReport = Callable[[Any, Any], None]
 
 
+def output_topics(settings: Settings) -> dict[Route, str]:
+    return {
+        "validated": settings.validated_topic,
+        "review": settings.review_topic,
+        "rejected": settings.rejected_topic,
+        "dead_letter": settings.dlq_topic,
+    }
+
+
 class OutputProducer:
-    """Sends outputs to the topic of their route; reports each delivery to a callback."""
+    """Sends outputs to the topic of their route; reports each delivery to a callback.
+
+    `producer` and `solo` replace the librdkafka producers (tests pass fake ones).
+    """
 
     def __init__(
-        self, settings: Settings, on_error: Callable[[KafkaError], None] | None = None
+        self,
+        settings: Settings,
+        on_error: Callable[[KafkaError], None] | None = None,
+        on_fault: Callable[[BaseException], None] | None = None,
+        producer: Any = None,
+        solo: Any = None,
     ) -> None:
-        self.topics: dict[Route, str] = {
-            "validated": settings.validated_topic,
-            "review": settings.review_topic,
-            "rejected": settings.rejected_topic,
-            "dead_letter": settings.dlq_topic,
-        }
-        # librdkafka reports what is not about one record (a refused login) to `error_cb`.
-        extra = {"error_cb": on_error} if on_error is not None else {}
-        self.producer = clients.producer(settings, **extra)
+        self.settings = settings
+        self.topics = output_topics(settings)
+        self.on_error = on_error
+        self.on_fault = on_fault
+        self.producer = producer if producer is not None else self._librdkafka()
+        self._solo = solo
         self._poller: asyncio.Task[None] | None = None
+
+    def _librdkafka(self, **overrides: Any) -> Any:
+        # librdkafka reports what is not about one record (a refused login) to `error_cb`.
+        extra: dict[str, Any] = {"error_cb": self.on_error} if self.on_error is not None else {}
+        extra["queue.buffering.max.kbytes"] = self.settings.in_flight_mib * 1024
+        return clients.producer(self.settings, **extra, **overrides)
+
+    @property
+    def solo(self) -> Any:
+        """The producer that sends each record in a batch of its own (made on first use)."""
+        if self._solo is None:
+            self._solo = self._librdkafka(**{"batch.num.messages": 1, "linger.ms": 0})
+        return self._solo
 
     def start(self) -> None:
         if self._poller is None:
@@ -50,21 +91,35 @@ class OutputProducer:
         # Not a Faust timer: it must keep serving delivery reports while Faust shuts
         # down and waits for the last records to be acknowledged.
         while True:
-            self.producer.poll(0)
+            self.poll()
             await asyncio.sleep(POLL_INTERVAL)
 
-    def produce(self, output: Output, on_delivery: DeliveryReport) -> bool:
+    def poll(self, timeout: float = 0) -> int:
+        """Serve delivery reports; never raises (a callback that did is reported)."""
+        try:
+            served = int(self.producer.poll(timeout))
+            if self._solo is not None:
+                served += int(self._solo.poll(0))
+            return served
+        except Exception as error:
+            log.error("a delivery report's callback failed (%s)", type(error).__name__)
+            if self.on_fault is not None:
+                self.on_fault(error)
+            return 0
+
+    def produce(self, output: Output, on_delivery: DeliveryReport, alone: bool = False) -> bool:
         """Queue one output without waiting; False when librdkafka's local queue is full.
 
         Delivery reports are served by the poller every POLL_INTERVAL, not per record:
-        one poll per record cost more than the produce call itself.
+        one poll per record cost more than the produce call itself. Raises KafkaException
+        when librdkafka refuses the record at once (too large, a topic it may not write).
         """
         try:
-            self.producer.produce(
+            (self.solo if alone else self.producer).produce(
                 self.topics[output.route],
                 value=output.value,
                 key=output.key,
-                headers=output.headers,  # type: ignore[arg-type]  # the stub is invariant
+                headers=output.headers,
                 on_delivery=on_delivery,
             )
         except BufferError:
@@ -74,14 +129,16 @@ class OutputProducer:
     async def send(self, output: Output, on_delivery: DeliveryReport) -> None:
         """Queue one output; waits only while librdkafka's local queue is full."""
         while not self.produce(output, on_delivery):
-            self.producer.poll(0)
+            self.poll()
             await asyncio.sleep(POLL_INTERVAL)
 
     async def send_and_wait(self, output: Output) -> None:
-        """Send one output and wait for the broker's answer; raises on failure."""
+        """Send one output and wait for the broker's answer; raises KafkaException."""
         answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def report(error: Any, _: Any) -> None:
+            if answered.done():  # the waiter was cancelled (its partition was revoked)
+                return
             if error is not None:
                 answered.set_exception(KafkaException(error))
             else:
@@ -91,4 +148,7 @@ class OutputProducer:
         await answered
 
     def flush(self, timeout: float = 30.0) -> int:
-        return int(self.producer.flush(timeout))
+        waiting = int(self.producer.flush(timeout))
+        if self._solo is not None:
+            waiting += int(self._solo.flush(timeout))
+        return waiting

@@ -33,11 +33,13 @@ class PageContext:
     code_sets: tuple[str, ...] = ()
     """Every code-set label a decision can carry (`FY2023`...), in order."""
     review_route: bool = False
+    oldest_pending: Callable[[], float | None] = lambda: None
+    """When the oldest record waiting for its acknowledgement was decided (None: none)."""
     code_sets_end: dt.date | None = None
     """The last date the loaded ICD-10-CM code sets cover."""
 
     def health(self) -> tuple[bool, str]:
-        return self.state.health(self.held_partitions(), time.time())
+        return self.state.health(self.held_partitions(), time.time(), self.oldest_pending())
 
     def health_document(self) -> tuple[dict[str, object], int]:
         """The `/healthz` body and its HTTP status (200 healthy, 503 not)."""

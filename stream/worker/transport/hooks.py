@@ -1,0 +1,46 @@
+"""What the stage gives its transport besides Faust's settings.
+
+Faust builds a transport from the broker URL alone; the librdkafka transport needs the
+stage's `Settings` (security, batch size, memory bounds), where to report a refusal of the
+cluster (the worker's fatal stop), and how many records the agent still has in flight for
+some partitions (what a revocation waits for). `attach` gives them to an app.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError
+from faust.types import TP
+
+from stream.settings import Settings
+
+
+@dataclass
+class StageHooks:
+    settings: Settings
+    on_error: Callable[[KafkaError], None] | None = None
+    """librdkafka's `error_cb` of the input consumer (the worker's fatal stop)."""
+    pending: Callable[[Iterable[TP]], int] | None = None
+    """Records of these partitions handed to the agent and not yet acknowledged."""
+
+
+_HOOKS: weakref.WeakKeyDictionary[Any, StageHooks] = weakref.WeakKeyDictionary()
+
+
+def attach(app: Any, hooks: StageHooks) -> StageHooks:
+    _HOOKS[app] = hooks
+    return hooks
+
+
+def hooks_of(app: Any) -> StageHooks:
+    hooks = _HOOKS.get(app)
+    if hooks is None:
+        raise RuntimeError(
+            "the librdkafka transport needs the stage's settings: "
+            "build the app with stream.worker.app.faust_app"
+        )
+    return hooks
