@@ -85,10 +85,12 @@ def _plan(
     from stream.kafka.send import Outgoing, key_of
 
     for value, source in records:
-        adapted = value if isinstance(value, AdaptedClaim) else fhir_record(value)
-        if adapted is None:
-            assert isinstance(value, bytes)
-            counts.passed += 1  # an event, or a bad line: the worker decides or dead-letters it
+        if isinstance(value, AdaptedClaim):
+            adapted = value
+        elif (fhir := fhir_record(value)) is not None:
+            adapted = fhir
+        else:  # an event, or a bad line: the worker decides or dead-letters it
+            counts.passed += 1
             yield Outgoing(settings.input_topic, key_of(value), value)
             continue
         key = adapted.claim_id.encode() if adapted.claim_id else None

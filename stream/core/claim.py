@@ -152,7 +152,12 @@ class Claim:
         return [d for d in self.valid if d.code in codes]
 
     def first_has(self, traits: int) -> bool:
-        return self.first is not None and bool(self.first.info.traits & traits)
+        return self.first_with(traits) is not None
+
+    def first_with(self, traits: int) -> ClaimDiagnosis | None:
+        """The first-listed diagnosis, when it has one of these traits."""
+        first = self.first
+        return first if first is not None and first.info.traits & traits else None
 
     def first_in(self, codes: CodeSet) -> bool:
         first = self.first

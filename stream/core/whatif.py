@@ -19,7 +19,7 @@ from typing import Any
 
 from stream.core.adapters.formats import AdaptedClaim
 from stream.core.claim import build_claim
-from stream.core.contracts import DecisionRoute, FileSource, KafkaSource, Severity, Source
+from stream.core.contracts import DecisionRoute, KafkaSource, Severity, Source
 from stream.core.decision import Decider, Output, internal_error, source_document
 from stream.core.rules.config import Policies, RuleFinding, Ruleset, RuleState, union_ruleset
 
@@ -264,10 +264,9 @@ def _finding(finding: RuleFinding) -> dict[str, str]:
 
 
 def _where(source: Source) -> str:
-    if isinstance(source, FileSource):
-        return f"{source.file}:{source.line}"
-    assert isinstance(source, KafkaSource)
-    return f"{source.topic}/{source.partition}@{source.offset}"
+    if isinstance(source, KafkaSource):
+        return f"{source.topic}/{source.partition}@{source.offset}"
+    return f"{source.file}:{source.line}"
 
 
 # --- what the proposed policy changes ---------------------------------------------------

@@ -56,7 +56,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO, TextIO, cast
+from typing import Any, BinaryIO, TextIO, TypeVar, cast
 
 import pyx12.map_if
 import pyx12.map_index
@@ -93,6 +93,8 @@ GUIDES: dict[str, OriginFormat] = {
 READ_WITH = {"005010X222A2": "005010X222A1", "005010X223A3": "005010X223A2"}
 """Guides pyx12 has no map for, validated with the map of the revision before: what the
 stage reads is the same in both."""
+
+Opened = TypeVar("Opened")
 
 PRINCIPAL_QUALIFIERS = frozenset({"ABK", "BK"})
 OTHER_QUALIFIERS = frozenset({"ABF", "BF"})
@@ -522,6 +524,14 @@ def _sex(value: str | None) -> Sex | None:
     return _SEXES.get(value or "")
 
 
+def _opened(envelope: Opened | None, what: str) -> Opened:
+    """An envelope the reader's state says is open. Its absence is a fault of the reader,
+    not of the file: an explicit error (an `internal_error` dead letter), not an assert."""
+    if envelope is None:
+        raise RuntimeError(f"the X12 reader has no open {what} here")
+    return envelope
+
+
 # --- pyx12's input: one transaction set ------------------------------------------------------
 
 
@@ -539,8 +549,7 @@ class _Feed:
         first: Segment,
         guide: str,
     ) -> None:
-        header = interchange.header
-        assert header is not None
+        header = _opened(interchange.header, "ISA")
         terminator = first.delimiters.terminator
         element = first.delimiters.element
         group_number = group.control_number or "1"
@@ -719,8 +728,7 @@ class InterchangeReader:
         self._transaction = _Envelope()
 
     def _open_group(self, segment: Segment) -> None:
-        interchange = self._interchange
-        assert interchange is not None
+        interchange = _opened(self._interchange, "interchange")
         interchange.count += 1
         control = printable(segment.element(6))
         group = _Envelope(control_number=control, detail=printable(segment.element(8)) or None)
@@ -832,9 +840,8 @@ class InterchangeReader:
     # --- a transaction set
 
     def _transaction_set(self, st: Segment) -> Iterator[AdaptedClaim]:
-        group, interchange = self._group, self._interchange
-        assert group is not None
-        assert interchange is not None
+        group = _opened(self._group, "functional group")
+        interchange = _opened(self._interchange, "interchange")
         group.count += 1
         transaction = _Envelope(
             control_number=printable(st.element(2)),
@@ -879,11 +886,9 @@ class InterchangeReader:
 
     def _not_validated(self, guide: str) -> Problem | None:
         """Why pyx12 cannot validate the transaction set, or None."""
-        interchange, group = self._interchange, self._group
-        assert interchange is not None
-        assert interchange.header is not None
-        assert group is not None
-        version = interchange.header.elements[11]
+        header = _opened(_opened(self._interchange, "interchange").header, "ISA")
+        group = _opened(self._group, "functional group")
+        version = header.elements[11]
         if guide not in GUIDES:
             return _unsupported_guide(guide)
         mapped = READ_WITH.get(guide, guide)
@@ -974,9 +979,9 @@ class InterchangeReader:
         if segment.id == "HL":
             context: _Context = self._open_level(_HL_LEVELS.get(segment.element(3), "2000C"))
         elif segment.id == "CLM":
-            context = self._open_claim(segment)
-            assert isinstance(context, _Draft)
-            context.claim_id = printable(segment.element(1)) or None
+            draft = self._open_claim(segment)
+            draft.claim_id = printable(segment.element(1)) or None
+            context = draft
         elif segment.id in ("ST", "SE"):
             self._close_claim()
             context = self._transaction

@@ -30,6 +30,7 @@ from types import ModuleType
 
 from stream.core.codes.calendar import CodeCalendar, CodeSetPeriod, load_calendar
 from stream.core.codes.codeset import CodeIndex, CodeSet
+from stream.core.codes.releases import LoadedRelease
 from stream.core.contracts import MAX_NORMAL_CODE_LENGTH, DiagnosisKind, normalize_icd10cm
 from stream.core.memo import Lru
 
@@ -259,7 +260,9 @@ class Icd10cmCatalog:
         self._infos: Lru[str, CodeInfo] = Lru(CODE_INFOS_KEPT)
         self._info_entries = self._infos.entries  # the hot path: `Lru.get` inline
         self.lookups: tuple[Callable[[str], CodeInfo], ...] = tuple(
-            self.lookup if period.loaded is None else LoadedDescriptions(self, period).lookup
+            self.lookup
+            if period.loaded is None
+            else LoadedDescriptions(self, period, period.loaded).lookup
             for period in self.calendar.periods
         )
         """Per period (by index): how a claim of that period describes a code. A loaded
@@ -436,11 +439,12 @@ class LoadedDescriptions:
 
     __slots__ = ("_entries", "_infos", "catalog", "period", "texts")
 
-    def __init__(self, catalog: Icd10cmCatalog, period: CodeSetPeriod) -> None:
-        assert period.loaded is not None
+    def __init__(
+        self, catalog: Icd10cmCatalog, period: CodeSetPeriod, release: LoadedRelease
+    ) -> None:
         self.catalog = catalog
         self.period = period
-        self.texts = period.loaded.codes.descriptions
+        self.texts = release.codes.descriptions
         self._infos: Lru[str, CodeInfo] = Lru(CODE_INFOS_KEPT)
         self._entries = self._infos.entries  # the hot path: `Lru.get` inline
 

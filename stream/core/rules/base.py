@@ -126,10 +126,16 @@ class Rule:
             return f"{within} with a valid code of a family: {'; '.join(families)}"
         return within if self.needs else "every claim"
 
+    @property
+    def written(self) -> RuleText:
+        """The docstring in its sections; a rule made without `rule()` has none."""
+        if self.text is None:
+            raise ValueError(f"{self.rule_id} has no documentation: declare it with @rule")
+        return self.text
+
     def sections(self, show: Callable[[CodeList], str] = plain) -> dict[str, str]:
         """The written sections of the documentation, code lists rendered by `show`."""
-        text = self.text
-        assert text is not None  # rule() sets it
+        text = self.written
         return {
             SECTIONS[0]: text.render(text.checks, show),
             SECTIONS[1]: text.render(text.why, show),
@@ -138,8 +144,8 @@ class Rule:
     @property
     def summary(self) -> str:
         """What the rule asks of a claim, in a sentence or two."""
-        assert self.text is not None  # rule() sets it
-        return " ".join(self.text.render(self.text.summary).split())
+        text = self.written
+        return " ".join(text.render(text.summary).split())
 
     @property
     def documentation(self) -> str:

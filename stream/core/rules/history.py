@@ -253,10 +253,9 @@ def met016_history_not_first(claim: Claim) -> Hit | None:
     another visit with its reason, which a claim without a malignancy may not show: a warning
     there.
     """
-    if not claim.first_has(Trait.HISTORY):
+    first = claim.first_with(Trait.HISTORY)
+    if first is None:
         return None
-    first = claim.first
-    assert first is not None  # first_has says so
     if claim.setting == "inpatient" or claim.has(Trait.MALIGNANCY):
         return hit(
             "error",

@@ -2,5 +2,5 @@
 (`stream.core.rules.fingerprint`): never edit the fingerprint by hand; a new series (the
 year and month) may be started by editing the version."""
 
-RULESET_VERSION = "2026.12.2"
-FINGERPRINT = "sha256:56f140a11375f36f96eab2b713bd813283be03e129cc386bcd5f0971fd51c7e7"
+RULESET_VERSION = "2026.12.3"
+FINGERPRINT = "sha256:4d2259a72bc0115f3824eed757a43c29073926f2cf3ed1736acf1e1c44343d6d"

@@ -42,15 +42,14 @@ def met013_secondary_treatment_sequencing(claim: Claim) -> Hit | None:
     not have been removed. Encounters to determine the extent of disease, or for a
     paracentesis or thoracentesis, may lead with either site (I.C.2.f).
     """
-    if claim.treatment_directed_at != "secondary" or not claim.first_has(Trait.SOLID_PRIMARY):
+    first = claim.first_with(Trait.SOLID_PRIMARY)
+    if claim.treatment_directed_at != "secondary" or first is None:
         return None
     secondaries = claim.with_traits(Trait.SECONDARY | Trait.SECONDARY_NET)
     if not secondaries:
         return None
     if claim.evidence_in(EFFUSION_DRAINAGE) or claim.in_set(MALIGNANT_EFFUSIONS):
         return None
-    first = claim.first
-    assert first is not None
     return hit(
         "error",
         f"treatment is directed at the secondary site only, but the primary {first.code} is "
@@ -84,12 +83,9 @@ def met014_primary_treatment_sequencing(claim: Claim) -> Hit | None:
     leads, so the claim is reviewed.
     """
     target = claim.treatment_directed_at
-    if target not in ("primary", "both") or not claim.first_has(
-        Trait.SECONDARY | Trait.SECONDARY_NET
-    ):
+    first = claim.first_with(Trait.SECONDARY | Trait.SECONDARY_NET)
+    if target not in ("primary", "both") or first is None:
         return None
-    first = claim.first
-    assert first is not None
     if target == "primary":
         return hit(
             "error",
