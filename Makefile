@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme regen new-rule bench bench-decide bench-formats bench-stage bench-whatif bench-hostile bench-linear bench-codesets ops-tools dashboard screenshots clean
+.PHONY: help setup run check worker broker test unit integration lint typecheck fmt schemas readme regen new-rule bench bench-decide bench-formats bench-stage bench-whatif bench-hostile bench-linear bench-codesets bench-eos ops-tools dashboard screenshots clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -73,7 +73,7 @@ regen: $(STAMP) ## regenerate everything generated: ruleset version, schemas, sn
 new-rule: $(STAMP) ## the stubs of a new rule: make new-rule ID=MET-043 FAMILY=conflicts (its function, its case file)
 	$(BIN)/python tools/new_rule.py $(ID) $(FAMILY) $(NAME)
 
-bench: $(STAMP) ## the same 100,000 claims through decide(), check (1 job, all cores) and the stream worker: claims/s, CPU per claim, ratios (~5 min)
+bench: $(STAMP) ## the same 100,000 claims through decide(), check (1 job, all cores) and the stream worker (at-least-once and exactly-once on librdkafka, aiokafka): claims/s, CPU per claim, latency, ratios (~8 min)
 	$(BIN)/python -m bench.paths
 
 bench-decide: $(STAMP) ## decide() alone on the example stream: decisions per second on one core, peak memory
@@ -91,6 +91,9 @@ bench-hostile: $(STAMP) ## hostile records of ~880 KB: check on 400 (peak memory
 
 bench-linear: $(STAMP) ## every rule's CPU on claims of 1,000 and 8,000 procedure lines: growth ratios
 	$(BIN)/python -m bench.linear
+
+bench-eos: $(STAMP) ## exactly-once against at-least-once through a worker SIGKILL (one node) and a leader SIGKILL (three nodes), 20,000 claims: lost and duplicate outputs (private brokers on 29092 and 29300-29302; ~6 min)
+	$(BIN)/python -m bench.exactly_once --port 29092 --controller-port 29193 --cluster-port 29300
 
 bench-stage: $(STAMP) ## benchmark the stage on the local broker against passthrough and decide-only (~15 min)
 	$(BIN)/python -m bench.stage

@@ -1,21 +1,25 @@
 """The stage's paths on the same claims, in one run: `make bench`.
 
     python -m bench.paths [--claims 100000] [--rounds 3] [--workers 1 2]
-                          [--transports librdkafka aiokafka] [--latency-rate 1000]
+                          [--transports librdkafka exactly_once aiokafka]
+                          [--latency-rate 1000]
 
 1. `decide()` alone, in this process pinned to one core: claims/s and CPU per claim.
 2. `claims-stage check` on the claims file, one job and all cores (`--jobs`): claims/s and
    CPU per claim of the whole command tree, the start-up (a one-claim file) subtracted.
-3. The stream worker on the local broker (started when no broker is configured), on each
-   transport (`CLAIMS_TRANSPORT`: librdkafka, the default, and Faust's aiokafka): the claims
+3. The stream worker on the local broker (started when no broker is configured), in each
+   mode: at-least-once on librdkafka (`librdkafka`, the default), exactly-once on
+   librdkafka (`exactly_once`: CLAIMS_PROCESSING_GUARANTEE=exactly_once, one transaction a
+   fetched batch) and at-least-once on Faust's aiokafka (`aiokafka`): the claims
    preloaded into a fresh topic of 6 partitions, then one worker (and two, for the
    scale-out figure, on the first transport) drains it; claims/s from its first output to
    its last (the broker's append times), the worker's own CPU (from /proc) over the same
-   span divided by the claims, and its peak RSS. The transports take turns within each
-   round, so a busy machine weighs on both alike.
-4. Latency on each transport: one caught-up worker fed at `--latency-rate` claims/s for
+   span divided by the claims, and its peak RSS. The modes take turns within each round,
+   so a busy machine weighs on all alike.
+4. Latency in each mode: one caught-up worker fed at `--latency-rate` claims/s for
    `--latency-seconds`; p50 and p99 from each input's Kafka timestamp to its output's,
-   after the first 3 s.
+   after the first 3 s, and to the moment a read_committed reader had the output (with
+   exactly_once, when its transaction committed).
 
 It prints the table with the ratios stream/batch and batch/decide, and the load average,
 and writes the figures to a JSON file. Medians of `--rounds` runs; CPU time is the steadier
@@ -46,6 +50,7 @@ from bench.decide import write_figures
 from bench.stage import (
     PARTITIONS,
     STEADY,
+    VISIBLE,
     Topics,
     create_bench_topics,
     free_port,
@@ -76,14 +81,19 @@ class PathFigure:
     p50_ms: float | None = None
     p99_ms: float | None = None
     """End-to-end latency at the latency rate, after the first seconds (stream paths)."""
+    visible_p50_ms: float | None = None
+    visible_p99_ms: float | None = None
+    """The same, to the moment a read_committed reader had the output."""
 
     def row(self, name: str) -> str:
         rss = f"{self.peak_rss_mib:,.0f}" if self.peak_rss_mib else ""
-        p50 = f"{self.p50_ms:,.1f}" if self.p50_ms is not None else ""
-        p99 = f"{self.p99_ms:,.1f}" if self.p99_ms is not None else ""
+        latencies = " | ".join(
+            f"{ms:,.1f}" if ms is not None else ""
+            for ms in (self.p50_ms, self.p99_ms, self.visible_p50_ms, self.visible_p99_ms)
+        )
         return (
             f"| {name} | {self.claims_per_s:,.0f} | {self.cpu_us_per_claim:,.1f} | "
-            f"{p50} | {p99} | {rss} |"
+            f"{latencies} | {rss} |"
         )
 
 
@@ -295,7 +305,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return report(figures, args.json, len(claims), extra)
 
 
-TRANSPORTS = ("librdkafka", "aiokafka")
+TRANSPORTS = ("librdkafka", "exactly_once", "aiokafka")
+"""The worker's modes (bench.stage.MODES): at-least-once on librdkafka, exactly-once on
+librdkafka, at-least-once on aiokafka."""
 
 
 def stream_paths(
@@ -330,18 +342,35 @@ def stream_paths(
         extra[f"latency_{transport}"] = measured
         name = f"stream_1_worker_{transport}"
         figures[name] = replace(
-            figures[name], p50_ms=measured[STEADY + "p50_ms"], p99_ms=measured[STEADY + "p99_ms"]
+            figures[name],
+            p50_ms=measured[STEADY + "p50_ms"],
+            p99_ms=measured[STEADY + "p99_ms"],
+            visible_p50_ms=measured.get(VISIBLE + "p50_ms"),
+            visible_p99_ms=measured.get(VISIBLE + "p99_ms"),
         )
     return figures
+
+
+def exactly_once_ratios(figures: dict[str, PathFigure]) -> dict[str, float]:
+    """Exactly-once beside at-least-once on librdkafka, same claims, same run."""
+    eos, alos = (
+        figures.get("stream_1_worker_exactly_once"),
+        figures.get("stream_1_worker_librdkafka"),
+    )
+    if eos is None or alos is None:
+        return {}
+    return {
+        "exactly_once_rate_over_at_least_once": eos.claims_per_s / alos.claims_per_s,
+        "exactly_once_cpu_over_at_least_once": eos.cpu_us_per_claim / alos.cpu_us_per_claim,
+    }
 
 
 def report(
     figures: dict[str, PathFigure], path: Path, count: int, extra: dict[str, Any]
 ) -> dict[str, Any]:
-    rate = "at the latency rate"
     print(
-        f"\n| path | claims/s | CPU us/claim | p50 ms {rate} | p99 ms {rate} | peak RSS MiB |"
-        "\n|---|---|---|---|---|---|"
+        "\n| path | claims/s | CPU us/claim | p50 ms | p99 ms | p50 ms visible | "
+        "p99 ms visible | peak RSS MiB |\n|---|---|---|---|---|---|---|---|"
     )
     for name, figure in figures.items():
         print(figure.row(name))
@@ -371,7 +400,11 @@ def report(
         two = figures.get(f"stream_2_worker_{transport}")
         if two is not None:
             ratios[f"stream_2_workers_over_1_{transport}"] = two.claims_per_s / stream.claims_per_s
-    print()
+    ratios.update(exactly_once_ratios(figures))
+    print(
+        "(latency at the latency rate, after the first 3 s: to the output's timestamp, and "
+        "to a read_committed reader having it)\n"
+    )
     for name, value in ratios.items():
         print(f"{name:44} {value:6.2f}")
     for moment in ("before", "after"):

@@ -29,6 +29,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -237,13 +238,29 @@ def free_port() -> int:
         return port
 
 
-def worker_env(settings: Settings, port: int, transport: str | None = None) -> dict[str, str]:
-    """A worker's environment: these topics and group, its web port, and the transport
-    (`librdkafka` or `aiokafka`; by default what the environment or the settings say)."""
-    chosen = {"CLAIMS_TRANSPORT": transport} if transport else {}
+MODES: dict[str, dict[str, str]] = {
+    "librdkafka": {"CLAIMS_TRANSPORT": "librdkafka"},
+    "exactly_once": {
+        "CLAIMS_TRANSPORT": "librdkafka",
+        "CLAIMS_PROCESSING_GUARANTEE": "exactly_once",
+    },
+    "aiokafka": {"CLAIMS_TRANSPORT": "aiokafka"},
+}
+"""How a worker runs: at-least-once on librdkafka (the default), exactly-once on librdkafka,
+at-least-once on Faust's aiokafka."""
+
+
+def worker_env(
+    settings: Settings, port: int, transport: str | None = None, instance: int = 0
+) -> dict[str, str]:
+    """A worker's environment: these topics and group, its web port, and how it runs
+    (`transport`: a name of MODES; by default what the environment or the settings say).
+    Each worker of a group gets its own instance id (exactly-once: its transactional id)."""
+    chosen = MODES.get(transport, {"CLAIMS_TRANSPORT": transport}) if transport else {}
     return {
         **os.environ,
         **chosen,
+        "CLAIMS_INSTANCE_ID": f"{settings.app_id}-{instance}",
         "CLAIMS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "CLAIMS_INPUT_TOPIC": settings.input_topic,
         "CLAIMS_VALIDATED_TOPIC": settings.validated_topic,
@@ -264,7 +281,7 @@ def start_workers(
             workers.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "stream", "worker"],
-                    env=worker_env(settings, free_port(), transport),
+                    env=worker_env(settings, free_port(), transport, n),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
@@ -338,16 +355,20 @@ def latency(
     settings = settings.model_copy(update={"input_topic": f"{settings.app_id}-in"})
     create_bench_topics(settings)
     processes = start_workers(settings, 1, log_dir, transport)
+    reader = VisibleOutputs(settings)
     try:
         # Wait until the worker holds its partitions: one record through and out.
         preload(settings, records[:1])
         collect_outputs(settings, 1, timeout=120)
+        reader.start()
         stamps = preload(settings, records, rate=rate)
         outputs = collect_outputs(settings, len(records) + 1, timeout=600)
         peaks = stop_workers(processes)
     except BaseException:
         stop_workers(processes)
         raise
+    finally:
+        reader.stop()
     first = min(stamps.values())
     timed = [
         (sent - first, (stamp - sent) * 1000)
@@ -357,17 +378,63 @@ def latency(
     # The first seconds after a worker joins are slower (output topics' metadata and
     # connections, cold caches): quoted apart from the steady state that follows.
     steady = [delay for sent, delay in timed if sent >= WARM_UP_SECONDS]
+    visible = [
+        (seen - stamps[where]) * 1000
+        for where, seen in reader.seen.items()
+        if where in stamps and stamps[where] - first >= WARM_UP_SECONDS
+    ]
     return {
         "input_rate_per_s": round(rate),
         "records": len(timed),
         **_quantiles("", [delay for _, delay in timed]),
         **_quantiles(STEADY, steady),
+        **(_quantiles(VISIBLE, visible) if len(visible) > 1 else {}),
         "worker_peak_rss_mib": round(peaks[0], 1),
     }
 
 
 WARM_UP_SECONDS = 3.0
 STEADY = f"after_{WARM_UP_SECONDS:.0f}s_"
+VISIBLE = f"visible_{STEADY}"
+"""From an input's Kafka timestamp to the moment a read_committed reader, reading all along,
+has its output: with exactly_once the output is visible when its transaction commits, later
+than its own timestamp (taken when it was produced into the transaction)."""
+
+
+class VisibleOutputs:
+    """Reads the output topics (read_committed) on a thread while records are fed: when each
+    input's output (by its source partition and offset) became visible."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.seen: dict[tuple[int, int], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _read(self) -> None:
+        settings = self.settings
+        consumer = clients.consumer(
+            settings, f"visible-{uuid.uuid4().hex[:6]}", **{"auto.offset.reset": "earliest"}
+        )
+        consumer.subscribe([settings.validated_topic, settings.rejected_topic, settings.dlq_topic])
+        try:
+            while not self._stop.is_set():
+                message = consumer.poll(0.1)
+                if message is None or message.error():
+                    continue
+                now = time.time()
+                source = orjson.loads(message.value() or b"{}")["source"]
+                self.seen.setdefault((source["partition"], source["offset"]), now)
+        finally:
+            consumer.close()
 
 
 def _quantiles(prefix: str, delays: list[float]) -> dict[str, float]:

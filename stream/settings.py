@@ -6,6 +6,7 @@ commands can pass their own.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -90,6 +91,30 @@ class Settings(BaseSettings):
         description="How the worker reads its input: librdkafka in fetched batches (the "
         "stage's own Faust transport), or Faust's aiokafka consumer, a record at a time.",
     )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="at_least_once: each output is stored before its input is committed; a "
+        "crash makes the worker decide again what it decided since the last commit. "
+        "exactly_once: the outputs of each fetched batch and the input offsets after it are "
+        "committed in one Kafka transaction (librdkafka transport only); consumers of the "
+        "output topics must read with isolation.level=read_committed.",
+    )
+    instance_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="This worker's name, stable across its restarts (default: the host "
+        "name). With exactly_once its transactional id is <app id>-<instance id>: a "
+        "restarted worker fences its predecessor's unfinished transaction at once. Two "
+        "workers running at the same time must have different ones.",
+    )
+    transaction_timeout: float = Field(
+        default=30.0,
+        ge=1,
+        le=900,
+        description="Seconds the broker lets a transaction stay open (exactly_once) before "
+        "it aborts it: how long read_committed consumers of a partition may wait for the "
+        "transaction of a worker that died and does not come back under the same instance id.",
+    )
     fetch_queue_mib: int = Field(
         default=8,
         ge=2,
@@ -162,6 +187,28 @@ class Settings(BaseSettings):
                 f"CLAIMS_REPLICATION_FACTOR ({self.replication_factor}): no write could succeed"
             )
         return self
+
+    @model_validator(mode="after")
+    def _transactions_need_librdkafka(self) -> Settings:
+        if self.processing_guarantee == "exactly_once" and self.transport != "librdkafka":
+            raise ValueError(
+                "CLAIMS_PROCESSING_GUARANTEE=exactly_once needs CLAIMS_TRANSPORT=librdkafka "
+                "(the input offsets are committed in the outputs' transaction)"
+            )
+        return self
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
+
+    @property
+    def transactional_id(self) -> str:
+        """`<app id>-<instance id>`: stable per worker instance. Since KIP-447 (brokers 2.5+,
+        librdkafka 1.9+) the consumer group's metadata sent with the offsets fences a worker
+        that lost its partitions in a rebalance, so the id need not follow partitions; being
+        stable across a worker's restarts, it lets the restarted worker abort at once the
+        transaction its predecessor left open."""
+        return f"{self.app_id}-{self.instance_id}"
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:

@@ -37,6 +37,7 @@ from stream.cli.batch import read_lines
 from stream.kafka import clients
 from stream.kafka.acls import grant, stage_grants
 from stream.kafka.local.cluster import LocalBroker, LocalCluster
+from stream.kafka.send import key_of
 from stream.kafka.topics import create_topics, stage_topics
 from stream.settings import Settings
 
@@ -409,8 +410,12 @@ def read_outputs(
     """Read the output topics from the start until `expected` records have arrived,
     or `until` says so, and a little longer, so that extra records would show up too."""
     settings = deployment.settings
+    # read_committed: what a downstream consumer of an exactly-once stage reads (outputs of
+    # aborted transactions never; of open ones, once they commit).
     consumer = clients.consumer(
-        settings, f"verify-{uuid.uuid4().hex[:8]}", **{"auto.offset.reset": "earliest"}
+        settings,
+        f"verify-{uuid.uuid4().hex[:8]}",
+        **{"auto.offset.reset": "earliest", "isolation.level": "read_committed"},
     )
     consumer.subscribe(output_topics(settings))
     records: list[Record] = []
@@ -547,3 +552,62 @@ def covers(identities: set[bytes]) -> Callable[[list[Record]], bool]:
         return identities <= seen
 
     return covered
+
+
+RATE = 100.0
+"""Input records per second while a fault is injected: a stream always in flight, and few
+enough that three brokers and the worker leave the two cores some room."""
+
+
+@dataclass
+class Feeder:
+    """Sends records at a steady rate from a thread, as producers do during an incident."""
+
+    settings: Settings
+    rate: float = RATE
+    records: list[bytes] = field(default_factory=lambda: bulk_records(100_000)[0])
+    sent: int = 0
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        producer = clients.producer(self.settings)
+
+        def delivered(error: KafkaError | None, _: Message) -> None:
+            if error is not None:
+                self.failures.append(error.str())
+
+        started = time.perf_counter()
+        while not self._stop.is_set() and self.sent < len(self.records):
+            ahead = started + self.sent / self.rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+            line = self.records[self.sent]
+            producer.produce(
+                self.settings.input_topic, value=line, key=key_of(line), on_delivery=delivered
+            )
+            producer.poll(0)
+            self.sent += 1
+        remaining = producer.flush(120)
+        if remaining:
+            self.failures.append(f"{remaining} records not delivered in 120 s")
+
+    def stop(self) -> set[bytes]:
+        """Stop sending; the identities of everything sent."""
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(timeout=180)
+        assert not self.failures, self.failures[:5]
+        return {_line_identity(line) for line in self.records[: self.sent]}
+
+
+def _line_identity(line: bytes) -> bytes:
+    try:
+        return str(json.loads(line)["event_id"]).encode()
+    except (ValueError, KeyError, TypeError):
+        return line

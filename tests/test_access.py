@@ -64,6 +64,19 @@ def test_the_review_topic_is_granted_and_needed_only_with_a_review_route() -> No
     assert "claims.review" in stage_needs(settings(), review=True).write
 
 
+def test_exactly_once_adds_the_workers_transactional_ids_by_prefix() -> None:
+    assert all(g.resource != "transactional_id" for g in stage_grants(settings()))
+    grants = stage_grants(settings(processing_guarantee="exactly_once", app_id="g"), "svc")
+    transactional = [g for g in grants if g.resource == "transactional_id"]
+    # Every worker's id is <app id>-<instance id>: one prefixed ACL covers them all.
+    assert transactional == [Grant("User:svc", "transactional_id", "g-", "WRITE", "PREFIXED")]
+    assert (
+        transactional[0]
+        .kafka_acls("kafka-1:9093")
+        .endswith("--operation Write --transactional-id g- --resource-pattern-type prefixed")
+    )
+
+
 def test_acls_print_as_kafka_acls_commands() -> None:
     grant = Grant("User:stage", "group", "claims-stage", "READ")
     assert grant.kafka_acls("kafka-1:9093") == (

@@ -154,6 +154,17 @@ def test_a_record_is_never_handed_over_twice_in_one_assignment() -> None:
     assert [r.offset for r in again] == [2]
 
 
+def test_records_given_back_after_an_aborted_transaction_are_handed_over_again() -> None:
+    reader, client = reader_holding(0)
+    fetch(reader, client, [Message(0, 0), Message(0, 1), Message(0, 2)])
+    # Exactly-once: the transaction of records 1-2 was aborted; partition 1 is not held.
+    seek = reader.rewind({TP(TOPIC, 0): 1, TP(TOPIC, 1): 0})
+    assert seek == {TP(TOPIC, 0): 1}
+    again = fetch(reader, client, [Message(0, 1), Message(0, 2)])
+    assert again is not None
+    assert [r.offset for r in again] == [1, 2]
+
+
 def test_records_of_partitions_not_held_are_not_handed_over() -> None:
     reader, client = reader_holding(0)
     batch = fetch(reader, client, [Message(1, 0), Message(0, 0)])

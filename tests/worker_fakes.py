@@ -29,6 +29,8 @@ from stream.settings import Settings
 from stream.worker.agent import ClaimsAgent
 from stream.worker.fatal import FatalStop
 from stream.worker.outputs import OutputProducer
+from stream.worker.transactions import Transactions
+from stream.worker.transport.records import InputRecord, RecordBatch
 from tests.claims import encode, encounter
 
 INPUT = "encounters"
@@ -207,3 +209,150 @@ class WorkerStage:
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         value = self.registry.get_sample_value(name, labels or {})
         return 0.0 if value is None else value
+
+
+# --- exactly-once ---------------------------------------------------------------------------
+
+
+class FakeTransactionalProducer(FakeProducer):
+    """librdkafka's transactional producer: outputs are produced into the open transaction;
+    `commit_transaction` delivers them (refusals set in `refuse`, by the output's position
+    in `sent`) and makes them, with the offsets sent, `committed`; an abort drops them.
+    `commit_errors` are raised by the next commits, one each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.initialised = 0
+        self.open: list[Produced] | None = None
+        self.committed: list[Produced] = []
+        self.aborted: list[Produced] = []
+        self.offsets: dict[tuple[str, int], int] = {}
+        self._open_offsets: dict[tuple[str, int], int] = {}
+        self.refuse: dict[int, KafkaError] = {}
+        self.commit_errors: list[KafkaError] = []
+        self.flushes = 0
+        self.metadata: list[Any] = []
+
+    def init_transactions(self, timeout: float) -> None:
+        self.initialised += 1
+
+    def begin_transaction(self) -> None:
+        if self.open is not None:
+            raise KafkaException(KafkaError(KafkaError._STATE, "a transaction is open"))
+        self.open, self._open_offsets = [], {}
+
+    def produce(self, topic: str, *args: Any, **kwargs: Any) -> None:
+        if self.open is None:
+            raise KafkaException(KafkaError(KafkaError._STATE, "no transaction is open"))
+        super().produce(topic, *args, **kwargs)
+        self.open.append(self.sent[-1])
+
+    def send_offsets_to_transaction(self, offsets: Any, metadata: Any, timeout: float) -> None:
+        self.metadata.append(metadata)
+        for p in offsets:
+            self._open_offsets[(p.topic, p.partition)] = p.offset
+
+    def _deliver(self) -> bool:
+        """Delivery reports of the open transaction's outputs; False if one was refused."""
+        stored = True
+        for produced in self.open or []:
+            error = self.refuse.pop(self.sent.index(produced), None)
+            produced.on_delivery(error, None)
+            stored = stored and error is None
+        return stored
+
+    def commit_transaction(self, timeout: float) -> None:
+        if not self._deliver():
+            raise KafkaException(
+                KafkaError(
+                    KafkaError._INCONSISTENT, "an output was refused", txn_requires_abort=True
+                )
+            )
+        if self.commit_errors:
+            raise KafkaException(self.commit_errors.pop(0))
+        self.committed.extend(self.open or [])
+        self.offsets.update(self._open_offsets)
+        self.open = None
+
+    def abort_transaction(self, timeout: float) -> None:
+        self.aborted.extend(self.open or [])
+        self.open = None
+
+    def flush(self, timeout: float = 0) -> int:
+        self.flushes += 1
+        return 0
+
+
+@dataclass
+class TransactionalStage:
+    """A ClaimsAgent in exactly-once mode on a fake transactional producer; `batch` makes a
+    fetched batch whose `current` the test may turn off after some outputs."""
+
+    decider: Decider
+    producer: FakeTransactionalProducer = field(default_factory=FakeTransactionalProducer)
+    stops: list[str] = field(default_factory=list)
+    acked: list[InputRecord] = field(default_factory=list)
+    revoke_after: int | None = None
+    """The batch stops being current once this many outputs were produced (a rebalance)."""
+    rewound: list[dict[TP, int]] = field(default_factory=list)
+    """The offsets the consumer was asked to fetch again from, in order."""
+
+    def __post_init__(self) -> None:
+        self.settings = Settings(processing_guarantee="exactly_once", instance_id="test")
+        self.state = WorkerState()
+        self.registry = CollectorRegistry()
+        self.metrics = StageMetrics(self.registry, self.state.tally, "test", "test")
+        self.fatal = FatalStop(
+            self.settings, terminate=lambda: self.stops.append("stop"), grace=None
+        )
+        self.outputs = OutputProducer(self.settings, producer=self.producer)
+        self.transactions = Transactions(
+            self.producer,
+            self.outputs.topics,
+            lambda: "group-metadata",
+            self.metrics,
+            self.fatal,
+            max_bytes=16 * 1024 * 1024,
+            timeout=5.0,
+            rewind=self.rewound.append,
+        )
+        app: Any = SimpleNamespace(sensors=FakeSensors())
+        self.agent = ClaimsAgent(
+            app,
+            None,
+            self.decider,
+            self.outputs,
+            self.metrics,
+            self.state,
+            self.fatal,
+            transactions=self.transactions,
+        )
+
+    def batch(self, count: int, partitions: int = 2, first: int = 0) -> RecordBatch:
+        def ack(record: InputRecord) -> bool:
+            self.acked.append(record)
+            return True
+
+        records = [
+            InputRecord(TP(INPUT, n % partitions), n // partitions, None, claim(n), None, ack)
+            for n in range(first, first + count)
+        ]
+
+        def current(generation: int) -> bool:
+            return self.revoke_after is None or len(self.producer.sent) < self.revoke_after
+
+        return RecordBatch(records, 1, current)
+
+    def run(self, batch: RecordBatch) -> None:
+        asyncio.run(self.agent.handle_batch(batch))
+
+    def committed_ids(self) -> list[str]:
+        return [produced_event_id(p) for p in self.producer.committed]
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        value = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if value is None else value
+
+
+def produced_event_id(produced: Produced) -> str:
+    return dict(produced.headers)["event_id"].decode()

@@ -460,6 +460,43 @@ PANELS: tuple[Panel, ...] = (
         w=6,
         h=8,
     ),
+    # --- exactly-once -------------------------------------------------------------------
+    Panel(
+        title="Transactions (exactly-once)",
+        kind="timeseries",
+        unit="ops",
+        description="With CLAIMS_PROCESSING_GUARANTEE=exactly_once: transactions committed "
+        "per second, and aborted per second by reason (an aborted batch is decided again; "
+        "ClaimsStageTransactionAborts). Empty in at_least_once mode.",
+        queries=(
+            Query(
+                f'sum(rate(claims_transactions_total{{{SELECTOR}, outcome="committed"}}[5m]))',
+                "committed",
+            ),
+            Query(
+                f"sum by (reason) (rate(claims_transaction_aborts_total{{{SELECTOR}}}[5m]))",
+                "aborted: {{reason}}",
+            ),
+        ),
+        x=0,
+        y=53,
+        w=12,
+        h=8,
+    ),
+    Panel(
+        title="Transaction duration (exactly-once)",
+        kind="timeseries",
+        unit="s",
+        description="From a transaction's begin to its commit: deciding a fetched batch, "
+        "producing its outputs, sending its offsets and committing, quantiles over 5m. It "
+        "is the latency exactly-once adds: read_committed readers see a batch's outputs "
+        "when it commits.",
+        queries=_quantiles("claims_transaction_seconds"),
+        x=12,
+        y=53,
+        w=12,
+        h=8,
+    ),
 )
 
 

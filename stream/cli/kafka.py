@@ -258,7 +258,8 @@ def acls(
             print(g.kafka_acls(settings.kafka_bootstrap))
         else:
             out.print(
-                f"{g.principal:16} ALLOW {g.operation:6} {g.resource:5} {g.name}",
+                f"{g.principal:16} ALLOW {g.operation:6} {g.resource:5} {g.name}"
+                + ("*" if g.pattern == "PREFIXED" else ""),
                 highlight=False,
                 soft_wrap=True,
             )

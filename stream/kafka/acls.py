@@ -5,7 +5,10 @@ new output topic are covered without editing a list:
 
 - the stage's user reads the input topic with its consumer group and writes each output
   topic (every topic of `stage_topics` but the input), and nothing else;
-- the producer's user writes the input topic, and nothing else.
+- the producer's user writes the input topic, and nothing else;
+- with exactly_once, the stage's user also writes transactional ids that begin with
+  `<app id>-` (a PREFIXED ACL): each worker's id is `<app id>-<instance id>`, and instances
+  come and go without an ACL change.
 
 READ and WRITE imply DESCRIBE; WRITE on a topic also allows the idempotent producer (Kafka
 3.0+, KIP-679). Creating topics and granting these ACLs is the admin's job (a super user).
@@ -31,24 +34,32 @@ from stream.kafka import clients
 from stream.kafka.topics import stage_topics
 from stream.settings import Settings
 
-Resource = Literal["topic", "group"]
+Resource = Literal["topic", "group", "transactional_id"]
 Operation = Literal["READ", "WRITE"]
+Pattern = Literal["LITERAL", "PREFIXED"]
+
+RESOURCE_TYPES: dict[Resource, ResourceType] = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "transactional_id": ResourceType.TRANSACTIONAL_ID,
+}
 
 
 @dataclass(frozen=True, order=True)
 class Grant:
-    """One ALLOW ACL on a literal resource name, from any host."""
+    """One ALLOW ACL on a resource name (or, PREFIXED, every name it begins), from any host."""
 
     principal: str  # "User:stage"
     resource: Resource
     name: str
     operation: Operation
+    pattern: Pattern = "LITERAL"
 
     def binding(self) -> AclBinding:
         return AclBinding(
-            ResourceType.TOPIC if self.resource == "topic" else ResourceType.GROUP,
+            RESOURCE_TYPES[self.resource],
             self.name,
-            ResourcePatternType.LITERAL,
+            ResourcePatternType[self.pattern],
             self.principal,
             "*",
             AclOperation[self.operation],
@@ -57,10 +68,11 @@ class Grant:
 
     def kafka_acls(self, bootstrap: str = "BROKER:9092") -> str:
         """The same ACL as a `kafka-acls.sh` command line, for clusters run by others."""
+        prefixed = " --resource-pattern-type prefixed" if self.pattern == "PREFIXED" else ""
         return (
             f"kafka-acls.sh --bootstrap-server {bootstrap} --command-config admin.properties "
             f"--add --allow-principal {self.principal} --operation {self.operation.title()} "
-            f"--{self.resource} {self.name}"
+            f"--{self.resource.replace('_', '-')} {self.name}{prefixed}"
         )
 
 
@@ -70,12 +82,15 @@ def stage_grants(
     """Every ACL the stage and its producer need, and no other."""
     stage, producer = f"User:{stage_user}", f"User:{producer_user}"
     outputs = [name for name in stage_topics(settings) if name != settings.input_topic]
-    return [
+    grants = [
         Grant(stage, "topic", settings.input_topic, "READ"),
         Grant(stage, "group", settings.app_id, "READ"),
         *(Grant(stage, "topic", name, "WRITE") for name in outputs),
         Grant(producer, "topic", settings.input_topic, "WRITE"),
     ]
+    if settings.exactly_once:  # WRITE implies DESCRIBE; idempotence needs no cluster ACL
+        grants.append(Grant(stage, "transactional_id", f"{settings.app_id}-", "WRITE", "PREFIXED"))
+    return grants
 
 
 def _visible(admin_settings: Settings, grants: list[Grant], timeout: float) -> set[Grant]:
@@ -84,7 +99,7 @@ def _visible(admin_settings: Settings, grants: list[Grant], timeout: float) -> s
     wanted = AclBindingFilter(
         ResourceType.ANY,
         None,  # type: ignore[arg-type]
-        ResourcePatternType.LITERAL,
+        ResourcePatternType.ANY,
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         AclOperation.ANY,
@@ -92,10 +107,11 @@ def _visible(admin_settings: Settings, grants: list[Grant], timeout: float) -> s
     )
     found: set[Grant] = set()
     for binding in admin.describe_acls(wanted, request_timeout=timeout).result(timeout):
-        resource: Resource = "topic" if binding.restype == ResourceType.TOPIC else "group"
+        resources = [name for name, kind in RESOURCE_TYPES.items() if kind == binding.restype]
         operation = binding.operation.name
-        if operation in ("READ", "WRITE"):
-            found.add(Grant(binding.principal, resource, binding.name, operation))
+        pattern = binding.resource_pattern_type.name
+        if resources and operation in ("READ", "WRITE") and pattern in ("LITERAL", "PREFIXED"):
+            found.add(Grant(binding.principal, resources[0], binding.name, operation, pattern))
     return found & set(grants)
 
 
@@ -119,9 +135,9 @@ def revoke(admin_settings: Settings, grants: list[Grant], timeout: float = 30.0)
     admin = clients.admin(admin_settings)
     filters = [
         AclBindingFilter(
-            ResourceType.TOPIC if g.resource == "topic" else ResourceType.GROUP,
+            RESOURCE_TYPES[g.resource],
             g.name,
-            ResourcePatternType.LITERAL,
+            ResourcePatternType[g.pattern],
             g.principal,
             "*",
             AclOperation[g.operation],

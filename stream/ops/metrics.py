@@ -30,6 +30,15 @@ END_TO_END_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
 )  # fmt: skip
 
+# A transaction: a few milliseconds at low load, up to seconds for a full batch on a slow
+# broker; the broker aborts one at transaction_timeout (30 s by default).
+TRANSACTION_BUCKETS = (
+    0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+TRANSACTION_OUTCOMES = ("committed", "aborted")
+TRANSACTION_ABORT_REASONS = ("output_refused", "commit_failed", "revoked", "stopping")
+"""Why `claims_transaction_aborts_total` counts an abort (stream.worker.transactions)."""
+
 WORKER_PARTS = ("metrics", "delivery", "acknowledgement", "poller")
 """The parts of the worker whose faults `claims_worker_faults_total` counts."""
 
@@ -141,6 +150,32 @@ class StageMetrics:
             "claims_output_send_errors_total",
             "Output deliveries the broker refused or that timed out; each is sent again, and "
             "its input stays uncommitted until one is accepted.",
+            registry=registry,
+        )
+        self.transactions = Counter(
+            "claims_transactions_total",
+            "Exactly-once mode: transactions ended, by outcome (committed: a batch's outputs "
+            "and input offsets made visible together; aborted: none of them, the batch is "
+            "decided again).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.transaction_aborts = Counter(
+            "claims_transaction_aborts_total",
+            "Exactly-once mode: transactions aborted, by reason (output_refused, "
+            "commit_failed, revoked, stopping).",
+            ["reason"],
+            registry=registry,
+        )
+        for outcome in TRANSACTION_OUTCOMES:
+            self.transactions.labels(outcome)
+        for reason in TRANSACTION_ABORT_REASONS:
+            self.transaction_aborts.labels(reason)
+        self.transaction_seconds = Histogram(
+            "claims_transaction_seconds",
+            "Exactly-once mode: from a transaction's begin to its commit (deciding its "
+            "records, producing their outputs, sending the offsets, committing).",
+            buckets=TRANSACTION_BUCKETS,
             registry=registry,
         )
         self.worker_faults = Counter(

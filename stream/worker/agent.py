@@ -44,6 +44,7 @@ from stream.ops.metrics import StageMetrics
 from stream.worker.acks import OffsetOrderAcks, Pending
 from stream.worker.fatal import FatalStop, fault_name
 from stream.worker.outputs import POLL_INTERVAL, OutputProducer
+from stream.worker.transactions import Transactions
 from stream.worker.transport.records import RecordBatch
 
 log = logging.getLogger("claims_stage.worker")
@@ -134,8 +135,11 @@ class ClaimsAgent:
         state: WorkerState,
         fatal: FatalStop,
         in_flight_bytes: int = 32 * 1024 * 1024,
+        transactions: Transactions | None = None,
     ) -> None:
         self.app = app
+        self.transactions = transactions
+        """Exactly-once mode: each fetched batch in a transaction (None: at-least-once)."""
         self.fatal = fatal
         self.input = input_topic
         self.decider = decider
@@ -159,7 +163,10 @@ class ClaimsAgent:
             value = event.value
             try:
                 if isinstance(value, RecordBatch):
-                    await self.handle_batch(value)
+                    try:
+                        await self.handle_batch(value)
+                    finally:
+                        value.done()
                     self.app.sensors.on_stream_event_out(
                         event.message.tp, event.message.offset, stream, event, None
                     )
@@ -171,6 +178,9 @@ class ClaimsAgent:
     async def handle_batch(self, batch: RecordBatch) -> None:
         """The records of one fetch, in order; the rest is left once a rebalance begins
         (their partitions' next owner reads them from the committed offsets)."""
+        if self.transactions is not None:
+            await self.transactions.decide_batch(batch, self.decide, self.counted, self.letter_for)
+            return
         for n, record in enumerate(batch.records):
             if not batch.current:
                 return
@@ -181,6 +191,19 @@ class ClaimsAgent:
                 await self.room()
             elif n % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # the poller, the web pages and the timers run
+
+    def letter_for(self, message: Any, decision: Output, topic: str) -> Output:
+        """The dead letter replacing a decision the output topic refused for its size."""
+        log.warning(
+            "decision refused as too large; its record goes to the dead-letter topic",
+            extra={
+                "partition": message.partition,
+                "offset": message.offset,
+                "event_id": decision.event_id,
+                "claim_id": decision.claim_id,
+            },
+        )
+        return too_large_letter(message, decision, topic)
 
     def decide(self, event: Any) -> tuple[Output, float]:
         """The output for one input record, and the seconds `decide` took."""
@@ -276,26 +299,13 @@ class ClaimsAgent:
 
     def too_large(self, flight: Flight, topic: str) -> None:
         """The broker refused the decision for its size: send the record's dead letter."""
-        message = flight.event.message
-        decision = flight.output
-        letter = decision_too_large(
-            message.value,
-            KafkaSource.model_construct(
-                topic=message.topic, partition=message.partition, offset=message.offset
-            ),
-            message.key,
-            dt.datetime.now(dt.UTC),
-            f"the decision is {len(decision.value):,} bytes and topic {topic!r} refused it "
-            "as too large (its max.message.bytes is lower)",
-            event_id=decision.event_id,
-            claim_id=decision.claim_id,
-        )
+        letter = too_large_letter(flight.event.message, flight.output, topic)
         log.warning(
             "decision refused as too large; its record goes to the dead-letter topic",
             extra=where(flight),
         )
-        self.in_flight_bytes += len(letter.value) - len(decision.value)
-        flight.size += len(letter.value) - len(decision.value)
+        self.in_flight_bytes += len(letter.value) - len(flight.output.value)
+        flight.size += len(letter.value) - len(flight.output.value)
         flight.output = letter
         flight.alone = False
         self.retry(flight, backoff=0.0)
@@ -343,13 +353,20 @@ class ClaimsAgent:
 
     def count(self, flight: Flight, acked: bool) -> None:
         """The sensors, the health state and the metrics of an acknowledged record."""
-        event, output = flight.event, flight.output
+        event = flight.event
         message = event.message
         if flight.stream is not None:  # a Faust event of one record: keep its sensors even
             sensors = self.app.sensors
             if acked:
                 sensors.on_message_out(message.tp, message.offset, message)
             sensors.on_stream_event_out(message.tp, message.offset, flight.stream, event, None)
+        self.counted(message, flight.output, flight.seconds)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s", flight.output.route, extra=where(flight))
+
+    def counted(self, message: Any, output: Output, seconds: float) -> None:
+        """The health state and the metrics of a record whose output is stored (and, with
+        exactly_once, committed)."""
         now = time.time()
         state = self.state
         if state.failing_since:
@@ -361,9 +378,7 @@ class ClaimsAgent:
             state.last_input_timestamp[message.partition] = message.timestamp
             metrics.end_to_end_seconds.observe(max(now - message.timestamp, 0.0))
         metrics.last_decision.set(now)
-        metrics.decision_seconds.observe(flight.seconds)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s", output.route, extra=where(flight))
+        metrics.decision_seconds.observe(seconds)
 
     # --- rebalance, health, faults -----------------------------------------------------------
 
@@ -389,9 +404,19 @@ class ClaimsAgent:
             )
 
     def oldest_pending(self) -> float | None:
-        """When the oldest record waiting for its acknowledgement was decided."""
+        """When the oldest record waiting for its acknowledgement was decided (exactly_once:
+        when the open transaction began)."""
+        if self.transactions is not None:
+            return self.transactions.opened_at
         heads = self.acks.heads()
         return min((flight.decided_at for flight in heads.values()), default=None)
+
+    def in_flight(self, tps: Iterable[Any] | None = None) -> int:
+        """Records of these partitions taken and not yet acknowledged (exactly_once: not
+        yet committed): what a revocation waits for."""
+        if self.transactions is not None:
+            return self.transactions.in_flight(tps)
+        return self.acks.in_flight(tps)
 
     def passed_over(self, part: str, error: BaseException, flight: Flight) -> None:
         """A fault that costs a count, not a record: logged, counted, passed over."""
@@ -426,3 +451,19 @@ def where(subject: Flight | Any) -> dict[str, object]:
     context["claim_id"] = output.claim_id
     context["route"] = output.route
     return context
+
+
+def too_large_letter(message: Any, decision: Output, topic: str) -> Output:
+    """The dead letter of a record whose decision the output topic refused for its size."""
+    return decision_too_large(
+        message.value,
+        KafkaSource.model_construct(
+            topic=message.topic, partition=message.partition, offset=message.offset
+        ),
+        message.key,
+        dt.datetime.now(dt.UTC),
+        f"the decision is {len(decision.value):,} bytes and topic {topic!r} refused it "
+        "as too large (its max.message.bytes is lower)",
+        event_id=decision.event_id,
+        claim_id=decision.claim_id,
+    )

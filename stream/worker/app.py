@@ -11,8 +11,10 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import faust
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from stream.core.codes.calendar import coverage_warning
@@ -28,6 +30,8 @@ from stream.worker.agent import ClaimsAgent
 from stream.worker.fatal import FatalStop
 from stream.worker.lag import LagMonitor
 from stream.worker.outputs import OutputProducer
+from stream.worker.transactions import Transactions
+from stream.worker.transport.consumer import BatchConsumer
 from stream.worker.transport.hooks import StageHooks, attach, hooks_of
 from stream.worker.views import PageContext, install_pages
 
@@ -118,21 +122,26 @@ def create_app(
     def poller_fault(error: BaseException) -> None:
         agent.fault("poller", error, {})
 
+    outputs = OutputProducer(settings, fatal.error_callback, poller_fault)
+    in_flight_bytes = settings.in_flight_mib * 1024 * 1024
     agent = ClaimsAgent(
         app,
         input_topic,
         decider,
-        OutputProducer(settings, fatal.error_callback, poller_fault),
+        outputs,
         metrics,
         state,
         fatal,
-        in_flight_bytes=settings.in_flight_mib * 1024 * 1024,
+        in_flight_bytes=in_flight_bytes,
+        transactions=transactions(settings, app, outputs, metrics, fatal, in_flight_bytes),
     )
     app.agent(input_topic, name="decide")(agent.process)
     app.on_partitions_revoked.connect(agent.partitions_revoked)
     hooks = hooks_of(app)
     hooks.on_error = fatal.error_callback
-    hooks.pending = agent.acks.in_flight
+    hooks.pending = agent.in_flight
+    if agent.transactions is not None:
+        hooks.before_start = agent.transactions.start
 
     def held_partitions() -> set[int]:
         try:
@@ -162,6 +171,37 @@ def create_app(
         ),
     )
     return WorkerApp(app, state, metrics, registry, agent)
+
+
+def transactions(
+    settings: Settings,
+    app: faust.App,
+    outputs: OutputProducer,
+    metrics: StageMetrics,
+    fatal: FatalStop,
+    in_flight_bytes: int,
+) -> Transactions | None:
+    """Exactly-once mode: the agent's transactions on the (transactional) output producer,
+    with the input consumer's group metadata. None in at-least-once mode."""
+    if not settings.exactly_once:
+        return None
+
+    def group_metadata() -> object:
+        return cast(BatchConsumer, app.consumer).group_metadata()
+
+    def rewind(offsets: dict[TP, int]) -> None:
+        cast(BatchConsumer, app.consumer).rewind(offsets)
+
+    return Transactions(
+        outputs.producer,
+        outputs.topics,
+        group_metadata,
+        metrics,
+        fatal,
+        max_bytes=in_flight_bytes // 2,
+        timeout=settings.transaction_timeout,
+        rewind=rewind,
+    )
 
 
 class SummaryLog:

@@ -34,6 +34,11 @@ FAULT_EXIT_STATUS = 1
 GRACE = 5.0
 """Seconds the graceful stop may take before the process exits regardless."""
 
+FENCED_CODES = frozenset(
+    {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+)
+"""A transactional producer fenced by a newer one with the same transactional id."""
+
 # aiokafka's names for the same refusals, seen when Faust's consumer crashes on one.
 _AIOKAFKA_CAUSES: dict[str, Cause] = {
     "SaslAuthenticationFailed": "authentication",
@@ -98,6 +103,9 @@ class FatalStop:
 
     def kafka_error(self, error: KafkaError, topic: str | None = None) -> bool:
         """Stop for a librdkafka error that retrying cannot cure; False for any other."""
+        if error.code() in FENCED_CODES:
+            self.fenced(error)
+            return True
         cause = fatal_cause(error)
         if cause is None and not error.fatal():
             return False
@@ -111,6 +119,17 @@ class FatalStop:
         """librdkafka's `error_cb` for the output producer."""
         if fatal_cause(error) is not None or error.fatal():
             self.kafka_error(error)
+
+    def fenced(self, error: KafkaError) -> None:
+        """Exactly-once: a newer producer with this worker's transactional id took over
+        (another worker started with the same instance id, or this one was presumed dead).
+        Nothing this worker decided after its last committed transaction is visible to
+        read_committed consumers; its successor decides it again."""
+        self.stop(
+            f"fenced: another worker took transactional id {self.settings.transactional_id!r} "
+            f"({error.name()}: {error.str()}); give each running worker its own "
+            "CLAIMS_INSTANCE_ID"
+        )
 
     def refused(self, error: KafkaError, topic: str) -> None:
         """The broker refused an output for good for a reason of the topic's configuration

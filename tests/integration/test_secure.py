@@ -43,12 +43,13 @@ FAIL_WITHIN = 30.0
 
 @pytest.fixture
 def secured(secure_kafka: SecureKafka, tmp_path: Path) -> Iterator[StageDeployment]:
-    """Topics created and ACLs granted by the admin; workers run as the stage's user."""
+    """Topics created and ACLs granted by the admin (the transactional ids' too, so a
+    worker may run exactly-once); workers run as the stage's user."""
     stage = StageDeployment(
         bootstrap=secure_kafka.bootstrap,
         workdir=tmp_path,
         worker_env=secure_kafka.env("stage"),
-        admin_env=secure_kafka.env("admin"),
+        admin_env={**secure_kafka.env("admin"), "CLAIMS_PROCESSING_GUARANTEE": "exactly_once"},
     )
     stage.create_topics()
     stage.grant_acls()
@@ -91,7 +92,8 @@ def test_the_stage_processes_the_example_stream_with_its_own_user(
             assert (home / f"{user}{suffix}").stat().st_mode & 0o077 == 0
     assert secure_kafka.env("stage")["CLAIMS_SECURITY_PROTOCOL"] == "SASL_SSL"
 
-    worker, port = secured.start_worker()
+    # Exactly-once on the secured cluster: the transactional id's ACL is the prefixed one.
+    worker, port = secured.start_worker(CLAIMS_PROCESSING_GUARANTEE="exactly_once")
     secured.wait_healthy(port)
     status, output, _ = _claims_stage(
         _as(secure_kafka, secured, "producer"),
@@ -111,6 +113,7 @@ def test_the_stage_processes_the_example_stream_with_its_own_user(
     wait_for(
         lambda: scrape(port).get("claims_end_to_end_seconds_count") == len(lines), 30, "metrics"
     )
+    assert scrape(port)['claims_transactions_total{outcome="committed"}'] >= 1
 
     # The stage's user lists its topics; the admin's .properties works for Kafka's own tools.
     status, output, _ = _claims_stage(_as(secure_kafka, secured, "stage"), "topics", "list")

@@ -23,6 +23,8 @@ TARGETS = [(panel, target) for panel in PANELS for target in panel["targets"]]
 
 EXPECTED_TITLES = {
     "Workers up",
+    "Transactions (exactly-once)",
+    "Transaction duration (exactly-once)",
     "Decisions per second by outcome",
     "Rejection ratio (1h), now and a day earlier",
     "Review ratio (1h), now and a day earlier",

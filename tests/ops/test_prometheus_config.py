@@ -39,6 +39,7 @@ EXPECTED_ALERTS = {
     "ClaimsStageVersionSkew",
     "ClaimsStageCodeSetsEndSoon",
     "ClaimsStageCodeSetMissing",
+    "ClaimsStageTransactionAborts",
 }
 
 

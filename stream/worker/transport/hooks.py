@@ -9,7 +9,7 @@ some partitions (what a revocation waits for). `attach` gives them to an app.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,11 @@ class StageHooks:
     """librdkafka's `error_cb` of the input consumer (the worker's fatal stop)."""
     pending: Callable[[Iterable[TP]], int] | None = None
     """Records of these partitions handed to the agent and not yet acknowledged."""
+    before_start: Callable[[], Awaitable[None]] | None = None
+    """Exactly-once: run before the consumer joins the group (`init_transactions`, which
+    aborts what an earlier worker under the same transactional id left open: until then,
+    its offsets pending in that transaction keep the partitions' committed offsets
+    unreadable)."""
 
 
 _HOOKS: weakref.WeakKeyDictionary[Any, StageHooks] = weakref.WeakKeyDictionary()

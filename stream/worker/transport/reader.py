@@ -143,6 +143,16 @@ class BatchReader:
             self.generation += 1
         return {TP(p.topic, p.partition) for p in partitions}
 
+    def rewind(self, offsets: dict[TP, int]) -> dict[TP, int]:
+        """Records from these offsets are to be handed over again (exactly-once: their
+        transaction was aborted); returns the offsets of the partitions still held, for the
+        client's seek. Only while the fetching thread waits for the agent (no fetch runs)."""
+        with self._lock:
+            held = {tp: offset for tp, offset in offsets.items() if tp in self._held}
+            for tp, offset in held.items():
+                self._position[tp] = offset
+        return held
+
     def revoked(self, tps: Iterable[TP]) -> dict[TP, int]:
         """Forget revoked partitions; returns the offsets still to commit for them."""
         with self._lock:

@@ -16,6 +16,7 @@ offset plus one.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -62,7 +63,7 @@ class InputRecord:
 class RecordBatch:
     """The records of one fetch, and the assignment generation they were fetched in."""
 
-    __slots__ = ("generation", "is_current", "records", "size")
+    __slots__ = ("finished", "generation", "is_current", "records", "size")
 
     def __init__(
         self, records: list[InputRecord], generation: int, is_current: Callable[[int], bool]
@@ -71,6 +72,14 @@ class RecordBatch:
         self.generation = generation
         self.size = sum(len(r.value or b"") + len(r.key or b"") for r in records)
         self.is_current = is_current
+        self.finished: asyncio.Event | None = None
+        """Set by the agent when it is done with the batch (the consumer waits for it
+        before the next fetch with exactly_once, so that the next batch, and so the next
+        transaction, holds every record that arrived meanwhile)."""
+
+    def done(self) -> None:
+        if self.finished is not None:
+            self.finished.set()
 
     @property
     def current(self) -> bool:
