@@ -43,7 +43,7 @@ from stream.ops.health import WorkerState
 from stream.ops.metrics import StageMetrics
 from stream.worker.acks import OffsetOrderAcks, Pending
 from stream.worker.fatal import FatalStop, fault_name
-from stream.worker.outputs import POLL_INTERVAL, OutputProducer
+from stream.worker.outputs import PERMANENT_REFUSALS, POLL_INTERVAL, TOO_LARGE, OutputProducer
 from stream.worker.transactions import Transactions
 from stream.worker.transport.records import RecordBatch
 
@@ -56,25 +56,6 @@ YIELD_EVERY = 64
 """Records of a batch decided between two turns of the event loop."""
 REDELIVERY_FIRST_BACKOFF = 0.5
 REDELIVERY_MAX_BACKOFF = 30.0
-
-TOO_LARGE = frozenset({"MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"})
-"""The broker (or librdkafka, before sending) refuses the record for its size."""
-PERMANENT_REFUSALS = frozenset(
-    {
-        "INVALID_RECORD",
-        "INVALID_MSG",
-        "INVALID_MSG_SIZE",
-        "INVALID_TIMESTAMP",
-        "INVALID_REQUIRED_ACKS",
-        "UNSUPPORTED_FOR_MESSAGE_FORMAT",
-        "POLICY_VIOLATION",
-        "TOPIC_EXCEPTION",
-        "_INVALID_ARG",
-        "_BAD_MSG",
-    }
-)
-"""Refusals of a record that the same record would meet again: the topic's configuration
-(a compacted dead-letter topic and a record without key, timestamps out of range)."""
 
 
 class Flight:

@@ -38,6 +38,25 @@ POLL_INTERVAL = 0.002
 
 DeliveryReport = Callable[[Any, Any], None]
 
+TOO_LARGE = frozenset({"MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"})
+"""The broker (or librdkafka, before sending) refuses the record for its size."""
+PERMANENT_REFUSALS = frozenset(
+    {
+        "INVALID_RECORD",
+        "INVALID_MSG",
+        "INVALID_MSG_SIZE",
+        "INVALID_TIMESTAMP",
+        "INVALID_REQUIRED_ACKS",
+        "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+        "POLICY_VIOLATION",
+        "TOPIC_EXCEPTION",
+        "_INVALID_ARG",
+        "_BAD_MSG",
+    }
+)
+"""Refusals of a record that the same record would meet again: the topic's configuration
+(a compacted dead-letter topic and a record without key, timestamps out of range)."""
+
 
 def output_topics(settings: Settings) -> dict[Route, str]:
     return {

@@ -61,6 +61,7 @@ from stream.core.contracts import Route
 from stream.core.decision import Output
 from stream.ops.metrics import StageMetrics
 from stream.worker.fatal import FAULT_EXIT_STATUS, FatalStop
+from stream.worker.outputs import PERMANENT_REFUSALS, TOO_LARGE
 from stream.worker.transport.records import InputRecord, RecordBatch
 
 log = logging.getLogger("claims_stage.worker")
@@ -74,21 +75,6 @@ WATCHDOG_MARGIN = 10.0
 SHUTDOWN_ABORT_TIMEOUT = 5.0
 """Seconds an abort may block the event loop when the agent is cancelled (the stop)."""
 
-TOO_LARGE = frozenset({"MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"})
-PERMANENT_REFUSALS = frozenset(
-    {
-        "INVALID_RECORD",
-        "INVALID_MSG",
-        "INVALID_MSG_SIZE",
-        "INVALID_TIMESTAMP",
-        "INVALID_REQUIRED_ACKS",
-        "UNSUPPORTED_FOR_MESSAGE_FORMAT",
-        "POLICY_VIOLATION",
-        "TOPIC_EXCEPTION",
-        "_INVALID_ARG",
-        "_BAD_MSG",
-    }
-)
 
 AbortReason = Literal["output_refused", "commit_failed", "revoked", "stopping"]
 """As `stream.ops.metrics.TRANSACTION_ABORT_REASONS`."""
