@@ -28,6 +28,7 @@ def event(
     date: str = "2026-05-14",
     discharge: str | None = None,
     patient: str = "PT-1",
+    sex: str = "F",
 ) -> dict[str, Any]:
     """A native encounter event with everything an 837 or a FHIR claim carries."""
     built: dict[str, Any] = {
@@ -36,7 +37,7 @@ def event(
         "claim_id": claim_id,
         "setting": setting,
         "date_of_service": date,
-        "patient": {"id": patient, "birth_date": "1956-03-02", "sex": "F"},
+        "patient": {"id": patient, "birth_date": "1956-03-02", "sex": sex},
         "payer_id": "AETNA",
         "diagnoses": [{"sequence": n, "code": c} for n, c in enumerate(diagnoses, 1)],
         "procedures": [

@@ -26,6 +26,7 @@ from stream.core.adapters.x12 import InterchangeReader
 from stream.core.contracts import DeadLetter, Decision, FileSource, normalize_icd10cm
 from stream.core.decision import Decider, Output
 from stream.core.rules import RULES_BY_ID
+from tests import readers
 from tests.claims import claims_in
 from tests.reference import StageRunner
 
@@ -270,11 +271,11 @@ def test_the_format_comes_from_the_content(head: bytes, expected: str) -> None:
 
 
 def test_a_pretty_printed_claim_and_bundle_lines_are_read(decider: Decider) -> None:
-    event = _event("CLM-PRETTY", ["C34.11", "C79.51"], ["71260"])
+    event = readers.event("CLM-PRETTY", ["C34.11", "C79.51"], ["71260"])
     claim = claimfiles.fhir_claim_with_patient(event, CREATED)
     pretty = outputs(decider, json.dumps(claim, indent=2).encode())
     assert [o.route for o in pretty] == ["validated"]
-    bundle = claimfiles.fhir_bundle([event, _event("CLM-2", ["C79.51"])], "b", CREATED)
+    bundle = claimfiles.fhir_bundle([event, readers.event("CLM-2", ["C79.51"])], "b", CREATED)
     lines = (json.dumps(bundle) + "\n") * 2
     decided = outputs(decider, lines.encode(), "bundles.jsonl")
     assert [(o.claim_id, o.route) for o in decided] == [
@@ -287,39 +288,8 @@ def test_a_pretty_printed_claim_and_bundle_lines_are_read(decider: Decider) -> N
 # --- X12 ------------------------------------------------------------------------------------
 
 
-def _event(
-    claim_id: str,
-    diagnoses: list[str],
-    procedures: list[str] | None = None,
-    *,
-    setting: str = "professional",
-    date: str = "2026-05-14",
-    discharge: str | None = None,
-    patient: str = "PT-1",
-    sex: str = "F",
-) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "schema_version": 1,
-        "event_id": f"e-{claim_id}",
-        "claim_id": claim_id,
-        "setting": setting,
-        "date_of_service": date,
-        "patient": {"id": patient, "birth_date": "1956-03-02", "sex": sex},
-        "payer_id": "AETNA",
-        "diagnoses": [{"sequence": n, "code": c} for n, c in enumerate(diagnoses, 1)],
-        "procedures": [
-            {"line": n, "code": c, "units": 1, "diagnosis_pointers": [1]}
-            for n, c in enumerate(procedures or [], 1)
-        ],
-    }
-    if discharge:
-        event["discharge_date"] = discharge
-    return event
-
-
 def _x12(events: list[dict[str, Any]], guide: claimfiles.Guide = "837p", control: int = 7) -> str:
-    envelope = claimfiles.Envelope("SENDER", "RECEIVER", CREATED, control, control)
-    return claimfiles.interchange(envelope, [(guide, events)])
+    return readers.x12(events, guide=guide, control=control)
 
 
 def _claims(text: str | bytes) -> tuple[list[AdaptedClaim], list[str]]:
@@ -336,7 +306,7 @@ def _event_of(claim: AdaptedClaim) -> dict[str, Any]:
 
 
 def test_an_837p_claim_reads_into_the_event_the_rules_need() -> None:
-    event = _event("CLM-P1", ["C34.11", "c79.51", "Z51.11"], ["96413", "J9271"])
+    event = readers.event("CLM-P1", ["C34.11", "c79.51", "Z51.11"], ["96413", "J9271"])
     event["procedures"][0].update(units=2, modifiers=["25", "59"], diagnosis_pointers=[3, 1])
     claims, notes = _claims(_x12([event]))
     assert notes == []
@@ -360,10 +330,12 @@ def test_an_837p_claim_reads_into_the_event_the_rules_need() -> None:
 
 
 def test_an_837i_claim_reads_its_type_of_bill_dates_and_revenue_lines() -> None:
-    stay = _event(
+    stay = readers.event(
         "CLM-I1", ["C18.7", "C78.7"], setting="inpatient", date="2026-05-02", discharge="2026-05-09"
     )
-    visit = _event("CLM-I2", ["Z51.11", "C50.912"], ["96413"], setting="outpatient", patient="PT-2")
+    visit = readers.event(
+        "CLM-I2", ["Z51.11", "C50.912"], ["96413"], setting="outpatient", patient="PT-2"
+    )
     claims, _ = _claims(_x12([stay, visit], "837i"))
     inpatient, outpatient = (_event_of(c) for c in claims)
     assert inpatient["setting"] == "inpatient"
@@ -393,7 +365,7 @@ def test_an_837i_claim_reads_its_type_of_bill_dates_and_revenue_lines() -> None:
 def test_the_type_of_bill_sets_the_setting(
     type_of_bill: str, setting: str, discharged: bool
 ) -> None:
-    stay = _event(
+    stay = readers.event(
         "CLM-T", ["C18.7"], setting="inpatient", date="2026-05-02", discharge="2026-05-09"
     )
     text = _x12([stay], "837i").replace("11:A:1", type_of_bill)
@@ -404,7 +376,7 @@ def test_the_type_of_bill_sets_the_setting(
 
 def test_a_dependent_patient_reads_the_patient_loop_not_the_subscriber() -> None:
     key = next(f"PT-DEP-{n}" for n in range(100) if claimfiles._dependent(f"PT-DEP-{n}"))
-    text = _x12([_event("CLM-D", ["C50.912"], ["99214"], patient=key)])
+    text = _x12([readers.event("CLM-D", ["C50.912"], ["99214"], patient=key)])
     assert "HL*3*2*23*0~" in text
     assert "\nDMG*" in text
     # the subscriber's own demographics, which must not be taken for the patient's
@@ -417,7 +389,9 @@ def test_a_dependent_patient_reads_the_patient_loop_not_the_subscriber() -> None
 
 
 def test_an_icd9_code_is_read_and_the_rules_reject_it(decider: Decider) -> None:
-    text = _x12([_event("CLM-9", ["C34.11"], ["71260"])]).replace("HI*ABK:C3411~", "HI*BK:1629~")
+    text = _x12([readers.event("CLM-9", ["C34.11"], ["71260"])]).replace(
+        "HI*ABK:C3411~", "HI*BK:1629~"
+    )
     claims, _ = _claims(text)
     assert not claims[0].problems
     output = decider.decide(claims[0], SOURCE)
@@ -428,8 +402,8 @@ def test_an_icd9_code_is_read_and_the_rules_reject_it(decider: Decider) -> None:
 def test_an_unknown_segment_is_a_note_of_its_own_claim() -> None:
     text = _x12(
         [
-            _event("CLM-A", ["C34.11"], ["71260"]),
-            _event("CLM-B", ["C79.51"], ["71260"], patient="PT-2"),
+            readers.event("CLM-A", ["C34.11"], ["71260"]),
+            readers.event("CLM-B", ["C79.51"], ["71260"], patient="PT-2"),
         ]
     )
     lines = text.splitlines()
@@ -449,8 +423,8 @@ def test_an_unknown_segment_is_a_note_of_its_own_claim() -> None:
 def test_a_truncated_interchange_fails_the_claims_of_its_open_transaction_set() -> None:
     text = _x12(
         [
-            _event("CLM-A", ["C34.11"], ["71260"]),
-            _event("CLM-B", ["C79.51"], ["71260"], patient="PT-2"),
+            readers.event("CLM-A", ["C34.11"], ["71260"]),
+            readers.event("CLM-B", ["C79.51"], ["71260"], patient="PT-2"),
         ]
     )
     cut = text[: text.index("\nSE*") + 1]
@@ -462,7 +436,7 @@ def test_a_truncated_interchange_fails_the_claims_of_its_open_transaction_set() 
 
 
 def test_a_wrong_interchange_trailer_is_a_note_and_fails_no_claim() -> None:
-    text = _x12([_event("CLM-A", ["C34.11"], ["71260"])]).replace("IEA*1*", "IEA*3*")
+    text = _x12([readers.event("CLM-A", ["C34.11"], ["71260"])]).replace("IEA*1*", "IEA*3*")
     claims, notes = _claims(text)
     assert not claims[0].problems
     assert len(notes) == 1
@@ -472,7 +446,7 @@ def test_a_wrong_interchange_trailer_is_a_note_and_fails_no_claim() -> None:
 def test_an_isa_that_cannot_be_read_is_one_dead_letter_keeping_the_whole_input(
     decider: Decider,
 ) -> None:
-    text = _x12([_event("CLM-A", ["C34.11"], ["71260"])])
+    text = _x12([readers.event("CLM-A", ["C34.11"], ["71260"])])
     data = text.replace("ISA*00*          *00*", "ISA*00*00*", 1).encode()  # ISA02 left out
     claims, _ = _claims(data)
     assert len(claims) == 1
@@ -484,7 +458,7 @@ def test_an_isa_that_cannot_be_read_is_one_dead_letter_keeping_the_whole_input(
 def test_a_claim_not_utf8_where_the_stage_reads_is_a_not_utf8_dead_letter(
     decider: Decider,
 ) -> None:
-    text = _x12([_event("CLM-A", ["C34.11"], ["71260"])])
+    text = _x12([readers.event("CLM-A", ["C34.11"], ["71260"])])
     data = text.replace("HI*ABK:C3411~", "HI*ABK:C34\xe911~").encode("latin-1")
     claims, _ = _claims(data)
     assert claims[0].problems[0].type == "x12_not_utf8"
@@ -494,7 +468,7 @@ def test_a_claim_not_utf8_where_the_stage_reads_is_a_not_utf8_dead_letter(
 
 
 def test_an_interchange_of_another_guide_is_refused_by_name() -> None:
-    text = _x12([_event("CLM-A", ["C34.11"], ["71260"])])
+    text = _x12([readers.event("CLM-A", ["C34.11"], ["71260"])])
     # 4010: the stage does not read that guide
     old = text.replace("005010X222A1", "004010X098A1").replace("*^*00501*", "*U*00401*")
     claims, _ = _claims(old)
@@ -507,7 +481,7 @@ def test_an_interchange_of_another_guide_is_refused_by_name() -> None:
 
 
 def test_a_claim_with_no_service_date_names_what_is_missing() -> None:
-    text = _x12([_event("CLM-A", ["C34.11"], ["71260"])])
+    text = _x12([readers.event("CLM-A", ["C34.11"], ["71260"])])
     text = text.replace("DTP*472*D8*20260514~\n", "")
     claims, _ = _claims(text)
     assert any(
@@ -516,7 +490,7 @@ def test_a_claim_with_no_service_date_names_what_is_missing() -> None:
 
 
 def test_an_x12_record_on_the_input_topic_is_told_to_use_ingest(decider: Decider) -> None:
-    output = decider.decide(_x12([_event("CLM-A", ["C34.11"], ["71260"])]).encode(), SOURCE)
+    output = decider.decide(_x12([readers.event("CLM-A", ["C34.11"], ["71260"])]).encode(), SOURCE)
     letter = DeadLetter.model_validate_json(output.value)
     assert "claims-stage ingest" in letter.error.message
 
@@ -526,7 +500,7 @@ def test_an_x12_record_on_the_input_topic_is_told_to_use_ingest(decider: Decider
 
 def _claim(event: dict[str, Any] | None = None) -> dict[str, Any]:
     return claimfiles.fhir_claim_with_patient(
-        event or _event("CLM-F", ["C34.11", "C79.51"], ["71260"]), CREATED
+        event or readers.event("CLM-F", ["C34.11", "C79.51"], ["71260"]), CREATED
     )
 
 
@@ -535,7 +509,7 @@ def _decide_claim(decider: Decider, claim: dict[str, Any]) -> Output:
 
 
 def test_a_fhir_claim_record_is_decided_like_its_native_event(decider: Decider) -> None:
-    event = _event("CLM-F", ["C34.11", "C79.51"], ["71260"])
+    event = readers.event("CLM-F", ["C34.11", "C79.51"], ["71260"])
     fhir_output = _decide_claim(decider, _claim(event))
     assert verdict(fhir_output) == verdict(decider.decide(json.dumps(event).encode(), SOURCE))
     decision = Decision.model_validate_json(fhir_output.value)
@@ -545,10 +519,10 @@ def test_a_fhir_claim_record_is_decided_like_its_native_event(decider: Decider) 
 
 
 def test_a_bundle_record_must_hold_one_claim(decider: Decider) -> None:
-    one = claimfiles.fhir_bundle([_event("CLM-1", ["C34.11"])], "b1", CREATED)
+    one = claimfiles.fhir_bundle([readers.event("CLM-1", ["C34.11"])], "b1", CREATED)
     assert decider.decide(json.dumps(one).encode(), SOURCE).route == "validated"
     two = claimfiles.fhir_bundle(
-        [_event("CLM-1", ["C34.11"]), _event("CLM-2", ["C61"])], "b2", CREATED
+        [readers.event("CLM-1", ["C34.11"]), readers.event("CLM-2", ["C61"])], "b2", CREATED
     )
     raw = json.dumps(two).encode()
     letter = DeadLetter.model_validate_json(decider.decide(raw, SOURCE).value)
@@ -564,7 +538,7 @@ def test_another_fhir_resource_is_not_a_claim(decider: Decider) -> None:
 
 
 def test_a_native_event_that_mentions_resource_type_stays_native(decider: Decider) -> None:
-    event = _event("CLM-N", ["C34.11"])
+    event = readers.event("CLM-N", ["C34.11"])
     event["context"] = {"reason_for_encounter": 'note: "resourceType" seen in the chart'}
     output = decider.decide(json.dumps(event).encode(), SOURCE)
     assert output.route == "validated"
@@ -583,7 +557,7 @@ def test_a_native_event_that_mentions_resource_type_stays_native(decider: Decide
 def test_an_institutional_claims_setting(
     decider: Decider, change: Any, setting: str | None
 ) -> None:
-    claim = _claim(_event("CLM-I", ["C50.912"], ["96413"], setting="outpatient"))
+    claim = _claim(readers.event("CLM-I", ["C50.912"], ["96413"], setting="outpatient"))
     change(claim)
     output = _decide_claim(decider, claim)
     if setting is None:
@@ -596,7 +570,7 @@ def test_an_institutional_claims_setting(
 
 
 def test_an_encounter_class_tells_an_institutional_setting(decider: Decider) -> None:
-    claim = _claim(_event("CLM-I", ["C50.912"], ["96413"], setting="outpatient"))
+    claim = _claim(readers.event("CLM-I", ["C50.912"], ["96413"], setting="outpatient"))
     claim.pop("subType")
     claim.pop("supportingInfo")
     claim["contained"].append(
@@ -607,7 +581,7 @@ def test_an_encounter_class_tells_an_institutional_setting(decider: Decider) -> 
 
 
 def test_fhir_reading_details(decider: Decider) -> None:
-    claim = _claim(_event("CLM-R", ["C34.11", "C79.51"], ["71260", "J9271"]))
+    claim = _claim(readers.event("CLM-R", ["C34.11", "C79.51"], ["71260", "J9271"]))
     claim["contained"][0]["birthDate"] = "1956"  # partial: no day, left out
     claim["contained"].append(
         {
@@ -717,7 +691,7 @@ def events(draw: st.DrawFn, claim: int) -> dict[str, Any]:
             pointers = st.integers(1, len(codes))
             procedure["diagnosis_pointers"] = draw(st.lists(pointers, min_size=1, max_size=4))
         procedures.append(procedure)
-    event = _event(
+    event = readers.event(
         f"CLM-{claim:06d}",
         codes,
         setting=setting,
@@ -804,7 +778,7 @@ def test_a_bug_on_an_adapted_claim_keeps_the_claim_for_replay(
     def boom(*_: Any) -> Output:
         raise RuntimeError("a bug")
 
-    claims, _ = _claims(_x12([_event("CLM-A", ["C34.11"], ["71260"])]))
+    claims, _ = _claims(_x12([readers.event("CLM-A", ["C34.11"], ["71260"])]))
     monkeypatch.setattr(decider, "_decision", boom)
     letter = DeadLetter.model_validate_json(decider.decide(claims[0], SOURCE).value)
     assert letter.error.kind == "internal_error"
