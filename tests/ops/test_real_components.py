@@ -78,6 +78,9 @@ FLAT_RATES: dict[tuple[str, str], str] = {
         "claims_output_send_errors_total counts output deliveries the broker refused; "
         "none is refused in this test"
     ),
+    ("Transactions (exactly-once)", "B"): (
+        "claims_transaction_aborts_total counts aborted transactions; none aborts in this test"
+    ),
 }
 
 LEGEND_LABEL = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -163,7 +166,11 @@ def test_worker_prometheus_alertmanager_and_dashboard_together(
     # --- the worker --------------------------------------------------------------------------
     policy = tmp_path / "policy.toml"
     policy.write_text(REVIEW_POLICY)
-    deployment.worker_env = {"CLAIMS_RULES_CONFIG": str(policy)}
+    # Exactly-once, so that the dashboard's transaction panels have data to show too.
+    deployment.worker_env = {
+        "CLAIMS_RULES_CONFIG": str(policy),
+        "CLAIMS_PROCESSING_GUARANTEE": "exactly_once",
+    }
     reviews = sum(
         1 for row in expected_rows() if row["route"] == "validated" and "MET-018" in row["findings"]
     )
