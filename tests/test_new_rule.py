@@ -1,7 +1,7 @@
 """Adding a rule takes three touches: its function, its case file and `make regen`.
 
 In a copy of the project, `tools/new_rule.py` (`make new-rule`) writes the stubs of a
-throwaway MET-043; the test writes its check and its cases over them and runs
+throwaway rule, the next ID after the catalogue's last (MET-043 today); the test writes its check and its cases over them and runs
 `tools/regen.py` (`make regen`), whose snapshot step is the run of every rule case's test on
 the copy (it stops the regeneration when one fails). Then the other tests that depend on the
 catalogue (the registry, the example stream, the documents and their links, the ruleset
@@ -23,7 +23,8 @@ from stream.core.rules import CATALOGUE, RULESET_VERSION
 from stream.core.rules.fingerprint import next_version
 
 ROOT = Path(__file__).resolve().parents[1]
-NEW = "MET-043"
+NEW = f"MET-{int(CATALOGUE[-1].rule_id.removeprefix('MET-')) + 1:03d}"
+"""The throwaway rule's ID: new whatever rules the catalogue has gained."""
 NOT_COPIED = shutil.ignore_patterns(
     ".git", ".venv", "var", "out", "*.egg-info", "__pycache__", "*_cache", ".hypothesis"
 )
@@ -42,7 +43,7 @@ NICOTINE_DEPENDENCE = CodeSet("F17.2")
 
 
 @rule(
-    "MET-043",
+    "{NEW}",
     title="Tobacco-use counselling needs the tobacco use coded",
     severity="warning",
     citation="ICD-10-CM Tabular Z71.6 'use additional code for nicotine dependence'",
@@ -70,7 +71,7 @@ CASES = """\
 name = "catalogue violating"
 setting = "outpatient"
 diagnoses = ["C34.11", "Z71.6"]
-expect = {"MET-043" = "warning"}
+expect = {"{NEW}" = "warning"}
 
 [case.finding]
 diagnoses = [2]
@@ -108,10 +109,10 @@ def write_the_rule(copy: Path) -> None:
     text = module.read_text("utf-8")
     stub = text.index(f'\n\n@rule(\n    "{NEW}"')
     assert "TODO" in text[stub:], "the scaffold writes a stub to fill in"
-    module.write_text(text[:stub] + CHECK, "utf-8")
+    module.write_text(text[:stub] + CHECK.replace("{NEW}", NEW), "utf-8")
     cases = copy / "stream" / "core" / "rules" / "cases" / f"{NEW}.toml"
     assert "TODO" in cases.read_text("utf-8")
-    cases.write_text(CASES, "utf-8")
+    cases.write_text(CASES.replace("{NEW}", NEW), "utf-8")
 
 
 def test_a_new_rule_is_its_function_its_case_file_and_make_regen(tmp_path: Path) -> None:
@@ -120,7 +121,7 @@ def test_a_new_rule_is_its_function_its_case_file_and_make_regen(tmp_path: Path)
     shutil.copytree(ROOT, copy, ignore=NOT_COPIED)
 
     run(copy, "tools/new_rule.py", NEW, "conflicts", "counselling_needs_tobacco_use")
-    registered = "from stream.core.rules import RULES_BY_ID; print(RULES_BY_ID['MET-043'].title)"
+    registered = f"from stream.core.rules import RULES_BY_ID; print(RULES_BY_ID['{NEW}'].title)"
     assert run(copy, "-c", registered).startswith("TODO"), "the stub is in the catalogue"
     write_the_rule(copy)
     run(copy, "tools/regen.py")
@@ -146,8 +147,8 @@ def test_a_new_rule_is_its_function_its_case_file_and_make_regen(tmp_path: Path)
     [
         (["MET-43", "conflicts"], "a rule ID reads MET-0xx"),
         (["MET-001", "conflicts"], "MET-001 exists already"),
-        (["MET-043", "gossip"], "no family 'gossip'; the families are: code_validity"),
-        (["MET-043", "conflicts", "Bad-Name"], "a function name is lower-case words"),
+        ([NEW, "gossip"], "no family 'gossip'; the families are: code_validity"),
+        ([NEW, "conflicts", "Bad-Name"], "a function name is lower-case words"),
     ],
 )
 def test_the_scaffold_refuses_what_it_cannot_write(arguments: list[str], says: str) -> None:
