@@ -33,9 +33,8 @@ from confluent_kafka import KafkaError, Message
 from bench.claims import claims
 from bench.decide import write_figures
 from bench.hostile import hostile_events
-from bench.stage import PARTITIONS, free_port, preload, worker_env
+from bench.stage import PARTITIONS, bench_bootstrap, free_port, preload, worker_env
 from stream.kafka import clients
-from stream.kafka.local.cluster import LocalBroker, default_home
 from stream.kafka.topics import create_topics
 from stream.settings import Settings
 
@@ -213,10 +212,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, default=Path("out/bench-hostile.json"))
     args = parser.parse_args(argv)
 
-    settings = Settings()
-    bootstrap = settings.kafka_bootstrap
-    if not settings.broker_configured:
-        bootstrap = LocalBroker(settings.local_broker_home or default_home()).start()
+    bootstrap = bench_bootstrap()
     log_dir = Path("out/bench-logs")
     log_dir.mkdir(parents=True, exist_ok=True)
     records = flood_records(args.ordinary, args.hostile, args.size)

@@ -52,6 +52,7 @@ from bench.stage import (
     STEADY,
     VISIBLE,
     Topics,
+    bench_bootstrap,
     create_bench_topics,
     free_port,
     latency,
@@ -64,7 +65,6 @@ from stream.cli.common import freeze_long_lived_objects
 from stream.core.contracts import FileSource
 from stream.core.decision import Decider
 from stream.kafka import clients
-from stream.kafka.local.cluster import LocalBroker, default_home
 from stream.settings import Settings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -315,10 +315,7 @@ def stream_paths(
 ) -> dict[str, PathFigure]:
     """The stream worker on each transport: drains of the preloaded claims, taking turns
     within each round, then the latency at a steady rate."""
-    settings = Settings()
-    bootstrap = settings.kafka_bootstrap
-    if not settings.broker_configured:
-        bootstrap = LocalBroker(settings.local_broker_home or default_home()).start()
+    bootstrap = bench_bootstrap()
     topics = Topics()
     input_settings = topics.settings(bootstrap, "input")
     create_bench_topics(input_settings)

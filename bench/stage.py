@@ -231,6 +231,15 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
+def bench_bootstrap() -> str:
+    """The broker the settings name, or the local cluster as it was formatted (one node, or
+    three with `claims-stage broker start --nodes 3`), started when it is not running."""
+    settings = Settings()
+    if settings.broker_configured:
+        return settings.kafka_bootstrap
+    return LocalCluster(settings.local_broker_home or default_home()).start()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -542,11 +551,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, default=Path("out/bench-stage.json"))
     args = parser.parse_args(argv)
 
-    settings = Settings()
-    bootstrap = settings.kafka_bootstrap
-    if not settings.broker_configured:
-        # The local cluster as it was formatted (one node, or three with `--nodes 3`).
-        bootstrap = LocalCluster(settings.local_broker_home or default_home()).start()
+    bootstrap = bench_bootstrap()
     log_dir = Path("out/bench-logs")
     log_dir.mkdir(parents=True, exist_ok=True)
     run = StageRun(bootstrap, Topics(), realistic_records(args.records), args.repeats, log_dir)
