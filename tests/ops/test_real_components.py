@@ -352,4 +352,3 @@ def test_worker_prometheus_alertmanager_and_dashboard_together(
         print(f"  flat    {title} [{ref}]: {reason}")
     print(f"alerts shortened from {original_for} to for: {SHORT_FOR}")
     print(f"webhook notifications (receiver, status, alert): {notified}")
-    assert duration < 240, f"the real-component test took {duration:.0f} s"
