@@ -88,6 +88,13 @@ def transactional(settings: Settings) -> dict[str, Any]:
         "retry.backoff.max.ms": 100,
         # The commit sends what is queued at once: a linger would only delay it.
         "linger.ms": 0,
+        # librdkafka waits for a broker state change before it asks again which node
+        # coordinates the group; a coordinator node that died and left the cluster's
+        # metadata changes state no more, and `send_offsets_to_transaction` then waits past
+        # its timeout (confluentinc/librdkafka#5456, #5511). Idle connections closed after
+        # 10 s are such state changes: the offsets find the new coordinator. The cost is a
+        # reconnection for the first transaction after 10 s without traffic.
+        "connections.max.idle.ms": 10_000,
     }
 
 

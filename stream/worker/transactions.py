@@ -321,9 +321,11 @@ class Transactions:
     async def _blocking(self, call: Callable[[], Any], reason: AbortReason) -> None:
         """Run a call that blocks, within its timeout and a margin. librdkafka's
         `send_offsets_to_transaction` can block past its own timeout when the group's
-        coordinator went away (confluentinc/librdkafka#5456, #5511): the producer is then
-        unusable, so the worker stops (status 1, the cause named); its restart under the
-        same instance id aborts the open transaction, and nothing is lost or repeated."""
+        coordinator went away (confluentinc/librdkafka#5456, #5511; the producer's
+        `connections.max.idle.ms` in `stream.worker.outputs.transactional` makes it ask
+        again). A call blocked past the margin all the same leaves the producer unusable,
+        so the worker stops (status 1, the cause named); its restart under the same
+        instance id aborts the open transaction, and nothing is lost or repeated."""
         pending = self._in_thread(call)
         try:
             await asyncio.wait_for(asyncio.shield(pending), self.timeout + WATCHDOG_MARGIN)
