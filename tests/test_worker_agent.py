@@ -156,6 +156,18 @@ def test_an_authorization_refusal_stops_the_worker_naming_the_topic(decider: Dec
     assert stage.acked == []
 
 
+def test_a_fatal_client_error_of_no_known_kind_stops_the_worker_naming_it(
+    decider: Decider,
+) -> None:
+    stage = WorkerStage(decider)
+    fatal = KafkaError(KafkaError._FATAL, "idempotent sequence lost", fatal=True)
+    stage.fatal.error_callback(fatal)
+    assert stage.stops == ["stop"]
+    reason = stage.fatal.reason or ""
+    assert "_FATAL: idempotent sequence lost" in reason
+    assert "authorization" not in reason  # not a cause it does not know
+
+
 def test_a_refusal_librdkafka_makes_at_once_gets_the_same_verdict(decider: Decider) -> None:
     stage = WorkerStage(decider)
     stage.producer.refuse_at_once = TOO_LARGE

@@ -112,7 +112,10 @@ class FatalStop:
         detail = f"{error.name()}: {error.str()}"
         if topic is not None and error.name() in AUTHORIZATION_CODES:
             detail = f"may not write topic {topic!r} ({detail})"
-        self.stop(describe_failure(cause or "authorization", detail, self.settings))
+        if cause is None:  # fatal for librdkafka, of no kind it names (idempotence, say)
+            self.stop(f"the Kafka client failed for good ({detail}); retrying cannot cure it")
+        else:
+            self.stop(describe_failure(cause, detail, self.settings))
         return True
 
     def error_callback(self, error: KafkaError) -> None:
