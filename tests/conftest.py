@@ -25,6 +25,7 @@ from tests.stage_kafka import (
     SHARED_SHAPES,
     cluster3,
     deployment,
+    held_lone_broker,
     kafka,
     lone_broker,
     plan_shared_brokers,
@@ -35,7 +36,7 @@ from tests.stage_kafka import (
     write_plan,
 )
 
-__all__ = ["cluster3", "deployment", "kafka", "lone_broker", "secure_kafka"]
+__all__ = ["cluster3", "deployment", "held_lone_broker", "kafka", "lone_broker", "secure_kafka"]
 
 BROKER_ROOT = pytest.StashKey[Path]()
 

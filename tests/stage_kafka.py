@@ -248,6 +248,17 @@ def lone_broker() -> LocalBroker:
     return LocalBroker(broker.home, host=HOST, port=port, controller_port=controller)
 
 
+@pytest.fixture
+def held_lone_broker(lone_broker: LocalBroker) -> Iterator[LocalBroker]:
+    """The lone broker for one test, held against the session's other test process: the
+    tests that use it stop and restart it, and two of them at once would stop it under
+    each other. Started first, whatever the test before left."""
+    with (lone_broker.home / "held-by-a-test.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lone_broker.start(timeout=120)
+        yield lone_broker
+
+
 @dataclass
 class Record:
     topic: str

@@ -102,14 +102,14 @@ def test_a_worker_joining_and_leaving_neither_loses_nor_repeats(
 
 
 @pytest.fixture
-def lone_deployment(lone_broker: LocalBroker, tmp_path: Path) -> Iterator[StageDeployment]:
-    stage = StageDeployment(bootstrap=lone_broker.bootstrap, workdir=tmp_path)
+def lone_deployment(held_lone_broker: LocalBroker, tmp_path: Path) -> Iterator[StageDeployment]:
+    stage = StageDeployment(bootstrap=held_lone_broker.bootstrap, workdir=tmp_path)
     yield stage
     stage.stop_all()
 
 
 def test_a_broker_restart_neither_loses_nor_repeats(
-    lone_broker: LocalBroker, lone_deployment: StageDeployment
+    held_lone_broker: LocalBroker, lone_deployment: StageDeployment
 ) -> None:
     """The only broker stops mid-stream and comes back: transactions open at the stop are
     aborted (by the broker, or by the worker when its commit fails) and decided again."""
@@ -120,9 +120,9 @@ def test_a_broker_restart_neither_loses_nor_repeats(
     feeder = Feeder(deployment.settings, rate=2 * RATE, records=bulk_records(SUPPLY)[0])
     feeder.start()
     wait_for(lambda: decided(port) >= 2 * RATE, 60, "the stream to flow")
-    assert lone_broker.stop() is True
+    assert held_lone_broker.stop() is True
     time.sleep(2.0)
-    lone_broker.start(timeout=120)
+    held_lone_broker.start(timeout=120)
     time.sleep(2.0)  # the stream goes on after the restart
     identities = feeder.stop()
 

@@ -25,9 +25,9 @@ HOST = "127.0.0.1"
 
 
 @pytest.fixture
-def broker(lone_broker: LocalBroker) -> LocalBroker:
-    """The session's lone broker: these tests stop and restart it, so no other module uses it."""
-    return lone_broker
+def broker(held_lone_broker: LocalBroker) -> LocalBroker:
+    """The session's lone broker, held for the test: these tests stop and restart it."""
+    return held_lone_broker
 
 
 def _create_topic(bootstrap: str, name: str, partitions: int = 3) -> None:
