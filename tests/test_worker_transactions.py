@@ -119,6 +119,8 @@ def test_a_fenced_producer_stops_the_worker_and_commits_nothing(decider: Decider
     assert stage.fatal.reason.startswith("fenced")
     assert stage.rewound == []  # nothing more for this worker to fetch
     assert "claims-stage-test" in stage.fatal.reason  # the transactional id, named
+    assert "CLAIMS_INSTANCE_ID" in stage.fatal.reason  # both causes and what to check
+    assert "CLAIMS_TRANSACTION_TIMEOUT" in stage.fatal.reason
     assert stage.state.tally.records == 0
 
 

@@ -124,14 +124,20 @@ class FatalStop:
             self.kafka_error(error)
 
     def fenced(self, error: KafkaError) -> None:
-        """Exactly-once: a newer producer with this worker's transactional id took over
-        (another worker started with the same instance id, or this one was presumed dead).
+        """Exactly-once: the producer's epoch is not the transactional id's current one: a
+        newer producer with this id took over (another worker started with the same instance
+        id, or this one was presumed dead), or the transaction coordinator aborted a
+        transaction open past its timeout and moved the epoch on (Kafka 4's transactions
+        do), a fatal error for librdkafka either way.
         Nothing this worker decided after its last committed transaction is visible to
         read_committed consumers; its successor decides it again."""
         self.stop(
-            f"fenced: another worker took transactional id {self.settings.transactional_id!r} "
-            f"({error.name()}: {error.str()}); give each running worker its own "
-            "CLAIMS_INSTANCE_ID"
+            f"fenced: the broker refused transactional id {self.settings.transactional_id!r} "
+            f"an old producer epoch ({error.name()}: {error.str()}): either another worker "
+            "took this id (give each running worker its own CLAIMS_INSTANCE_ID), or the "
+            "broker aborted a transaction left open longer than CLAIMS_TRANSACTION_TIMEOUT "
+            f"({self.settings.transaction_timeout:g} s) while it was unreachable (a restart "
+            "begins a new epoch and decides those records again)"
         )
 
     def refused(self, error: KafkaError, topic: str) -> None:
