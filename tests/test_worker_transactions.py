@@ -12,7 +12,7 @@ from faust.types import TP
 from stream.core.decision import Decider
 from stream.settings import Settings
 from stream.worker import transactions as transactions_module
-from stream.worker.fatal import EXIT_STATUS
+from stream.worker.fatal import EXIT_STATUS, FAULT_EXIT_STATUS
 from tests.worker_fakes import INPUT, TransactionalStage, produced_event_id
 
 
@@ -122,6 +122,23 @@ def test_a_fenced_producer_stops_the_worker_and_commits_nothing(decider: Decider
     assert "CLAIMS_INSTANCE_ID" in stage.fatal.reason  # both causes and what to check
     assert "CLAIMS_TRANSACTION_TIMEOUT" in stage.fatal.reason
     assert stage.state.tally.records == 0
+
+
+def test_a_transaction_that_cannot_be_aborted_stops_the_worker(decider: Decider) -> None:
+    """An abort that keeps timing out leaves librdkafka's producer unable to begin another
+    transaction: the worker stops (a restart aborts it) rather than stall."""
+    stage = TransactionalStage(decider)
+    stage.producer.commit_errors.append(
+        KafkaError(KafkaError._TIMED_OUT, "commit timed out", txn_requires_abort=True)
+    )
+    timed_out = KafkaError(KafkaError._TIMED_OUT, "abort timed out", retriable=True)
+    stage.producer.abort_errors.extend([timed_out] * transactions_module.CALL_TRIES)
+    stage.run(stage.batch(4))
+    assert stage.producer.committed == []
+    assert stage.stops == ["stop"]
+    assert stage.fatal.status == FAULT_EXIT_STATUS
+    assert "could not be aborted" in (stage.fatal.reason or "")
+    assert stage.rewound == []  # nothing more for this worker to fetch
 
 
 def test_a_rebalance_during_an_open_transaction_commits_what_was_taken(

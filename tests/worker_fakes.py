@@ -218,7 +218,8 @@ class FakeTransactionalProducer(FakeProducer):
     """librdkafka's transactional producer: outputs are produced into the open transaction;
     `commit_transaction` delivers them (refusals set in `refuse`, by the output's position
     in `sent`) and makes them, with the offsets sent, `committed`; an abort drops them.
-    `commit_errors` are raised by the next commits, one each."""
+    `commit_errors` are raised by the next commits, one each; `abort_errors` by the next
+    aborts."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -230,6 +231,7 @@ class FakeTransactionalProducer(FakeProducer):
         self._open_offsets: dict[tuple[str, int], int] = {}
         self.refuse: dict[int, KafkaError] = {}
         self.commit_errors: list[KafkaError] = []
+        self.abort_errors: list[KafkaError] = []
         self.flushes = 0
         self.metadata: list[Any] = []
 
@@ -275,6 +277,8 @@ class FakeTransactionalProducer(FakeProducer):
         self.open = None
 
     def abort_transaction(self, timeout: float) -> None:
+        if self.abort_errors:
+            raise KafkaException(self.abort_errors.pop(0))
         self.aborted.extend(self.open or [])
         self.open = None
 

@@ -402,10 +402,15 @@ class Transactions:
         try:
             await self._retrying(lambda: self.producer.abort_transaction(self.timeout), reason)
         except TransactionError as failure:
-            if self.fatal.kafka_error(failure.error):
-                return
-            if failure.error.code() != KafkaError._STATE:
-                log.warning("transaction abort failed (%s)", failure.error.name())
+            if self.fatal.kafka_error(failure.error) or failure.error.code() == KafkaError._STATE:
+                return  # stopping already, or nothing was open
+            # librdkafka begins no transaction while one is still aborting: every next
+            # attempt would fail (_CONFLICT) and the worker stall. A restart aborts it.
+            self.fatal.stop(
+                f"the open transaction could not be aborted ({failure.error.name()}, "
+                f"{CALL_TRIES} tries); the worker stops so that its restart aborts it",
+                FAULT_EXIT_STATUS,
+            )
 
     def abort_now(self) -> None:
         """The agent is cancelled (the worker stops): abort what is open, briefly."""
