@@ -9,7 +9,7 @@ import asyncio
 import logging
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from stream.core.contracts import DeadLetter
 from stream.core.decision import Decider
@@ -274,6 +274,19 @@ def test_the_poller_survives_a_callback_that_raises(decider: Decider) -> None:
     assert stage.stops == ["stop"]
     assert stage.fatal.status == FAULT_EXIT_STATUS
     assert stage.metric("claims_worker_faults_total", {"part": "poller"}) == 1
+
+
+def test_a_fatal_error_raised_by_poll_stops_the_worker_naming_it(decider: Decider) -> None:
+    """After a fatal error (fenced, say) librdkafka's poll raises it, at times before
+    `error_cb` reports it: the stop names the error, not a fault of the poller."""
+    stage = WorkerStage(decider)
+    fenced = KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)
+    stage.producer.poll_raises = KafkaException(fenced)
+    stage.outputs.poll()
+    assert stage.stops == ["stop"]
+    assert stage.fatal.status == EXIT_STATUS
+    assert (stage.fatal.reason or "").startswith("fenced")
+    assert stage.metric("claims_worker_faults_total", {"part": "poller"}) == 0
 
 
 # --- revocation --------------------------------------------------------------------------------

@@ -154,6 +154,12 @@ class OutputProducer:
                 served += int(self._solo.poll(0))
             return served
         except Exception as error:
+            reported = error.args[0] if isinstance(error, KafkaException) and error.args else None
+            if isinstance(reported, KafkaError) and reported.fatal() and self.on_error is not None:
+                # After a fatal error (fenced, say) poll raises it, at times before
+                # `error_cb` has reported it: the fatal stop names it either way.
+                self.on_error(reported)
+                return 0
             log.error("a delivery report's callback failed (%s)", type(error).__name__)
             if self.on_fault is not None:
                 self.on_fault(error)
