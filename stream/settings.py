@@ -75,10 +75,14 @@ class Settings(BaseSettings):
         description="Seconds between offset commits: what a crash can make the stage redo.",
     )
     batch_size: int = Field(
-        default=500,
+        # At full drain a batch is one transaction with exactly_once: 2,000 records spread
+        # its ~15 ms commit (500 made exactly-once 0.71 x at-least-once, 2,000 0.87 x; the
+        # at-least-once rate is the same with either). At low load batches stay small.
+        default=2000,
         ge=1,
         description="Input records one fetch asks librdkafka for (librdkafka transport): "
-        "they reach the agent together, each acknowledged once its output is stored.",
+        "they reach the agent together, each acknowledged once its output is stored; with "
+        "exactly_once, the most records in one transaction.",
     )
     batch_wait_ms: float = Field(
         default=20.0,
